@@ -1,0 +1,105 @@
+//! Scenario files: `NAME.trace`, `NAME.expected`, `NAME.initial-maps` (DESIGN.md, "Scenario files").
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use vmaspace_trace::{Call, Line, Scope, Trace, parse_trace};
+
+/// A trace loaded from disk, with the paths of its companion files.
+#[derive(Debug)]
+pub struct Scenario {
+    pub path: PathBuf,
+    pub text: String,
+    pub trace: Trace,
+}
+
+/// Why a scenario could not be used (exit status 2).
+#[derive(Debug)]
+pub struct InputError(pub String);
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Scenario, InputError> {
+        let text = fs::read_to_string(path).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+        let trace = parse_trace(&text).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+        Ok(Scenario { path: path.to_path_buf(), text, trace })
+    }
+
+    fn sibling(&self, ext: &str) -> PathBuf {
+        self.path.with_extension(ext)
+    }
+    pub fn expected_path(&self) -> PathBuf {
+        self.sibling("expected")
+    }
+    pub fn initial_maps_path(&self) -> PathBuf {
+        self.sibling("initial-maps")
+    }
+
+    /// The trace as it runs: with a final `maps()` of the first process when it has no
+    /// checkpoint, since `run` then prints the maps once at the end.
+    pub fn runnable(&self) -> Trace {
+        let mut t = self.trace.clone();
+        if !t.lines.iter().any(|l| l.call.is_checkpoint()) {
+            let lineno = t.lines.last().map_or(1, |l| l.lineno + 1);
+            t.lines.push(Line { lineno, pid: None, call: Call::Maps, result: None });
+        }
+        t
+    }
+
+    pub fn is_whole_space(&self) -> bool {
+        self.trace.scope == Some(Scope::WholeSpace)
+    }
+}
+
+/// Applies a scope to checkpoint text.
+pub fn apply_scope(text: &str, scope: Scope) -> String {
+    match scope {
+        Scope::Window { start, end } => vmaspace_trace::maps::filter_window(text, start, end),
+        Scope::WholeSpace => text.to_string(),
+    }
+}
+
+/// Rewrites trace text with new results: call lines are printed again (keeping any trailing
+/// comment), every other line is kept as it was.
+pub fn rewrite_results(text: &str, trace: &Trace, results: &[Option<vmaspace_trace::Outcome>]) -> String {
+    let mut by_line = std::collections::HashMap::new();
+    for (line, result) in trace.lines.iter().zip(results) {
+        by_line.insert(line.lineno, (line, *result));
+    }
+    let mut out = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        match by_line.get(&(i + 1)) {
+            Some((line, result)) => {
+                let updated = Line { result: *result, ..(*line).clone() };
+                out.push_str(&vmaspace_trace::format_line(&updated));
+                if let Some(c) = trailing_comment(raw) {
+                    out.push_str("  ");
+                    out.push_str(c);
+                }
+            }
+            None => out.push_str(raw),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The `# ...` comment at the end of a call line, outside string literals.
+fn trailing_comment(raw: &str) -> Option<&str> {
+    let mut in_str = false;
+    let mut escaped = false;
+    for (i, c) in raw.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_str => escaped = true,
+            '"' => in_str = !in_str,
+            '#' if !in_str => return Some(&raw[i..]),
+            _ => {}
+        }
+    }
+    None
+}

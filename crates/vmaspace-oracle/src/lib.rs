@@ -1,0 +1,476 @@
+//! Runs vmaspace traces on the live kernel.
+//!
+//! Each trace runs in a freshly executed no-libc executor (`executor/executor.c`), started with
+//! ASLR off (`personality(ADDR_NO_RANDOMIZE)` before exec), RLIMIT_STACK at 8 MiB and an empty
+//! scratch working directory. The executor maps nothing of its own once it runs, survives the
+//! SIGSEGV and SIGBUS of `touch`/`peek`, and forks for the trace's `fork` lines. What this crate
+//! reports comes from the kernel only: it never calls the model.
+//!
+//! This is the only crate of the workspace with `unsafe` code: the `pre_exec` hook that sets the
+//! personality, the stack limit and the command pipes of the executor.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use vmaspace_trace::{Call, Outcome, Signal, Trace};
+
+/// The executor binary, built by build.rs.
+const EXECUTOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vmaspace-executor"));
+
+/// Where the executor is installed. The path is fixed because it appears in the maps text of
+/// whole-space scenarios.
+pub const EXECUTOR_PATH: &str = "/tmp/vmaspace/executor";
+
+/// First command fd of the executor; process k uses `FD_BASE + 2k` and `FD_BASE + 2k + 1`.
+const FD_BASE: RawFd = 100;
+/// Forks a trace may make (so the fds stay below 1024).
+pub const MAX_FORKS: usize = 200;
+
+const RLIMIT_STACK_BYTES: u64 = 8 << 20;
+const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
+
+/// Why a trace could not be run on the kernel.
+#[derive(Debug)]
+pub enum OracleError {
+    /// The machine's kernel is not one the oracle can check against.
+    UnsupportedKernel(String),
+    /// Setting up or talking to the executor failed.
+    Io(String),
+    /// The trace asks for something the kernel side cannot do (a line for an unknown process).
+    BadTrace { line: usize, message: String },
+}
+
+impl fmt::Display for OracleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OracleError::UnsupportedKernel(m) => write!(f, "the kernel cannot be used: {m}"),
+            OracleError::Io(m) => write!(f, "oracle: {m}"),
+            OracleError::BadTrace { line, message } => write!(f, "line {line}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for OracleError {}
+
+fn io(what: &str) -> impl Fn(std::io::Error) -> OracleError + '_ {
+    move |e| OracleError::Io(format!("{what}: {e}"))
+}
+
+/// The release of the running kernel (`uname -r`).
+pub fn kernel_release() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// Checks that the running kernel is Linux 6.18.x on x86_64 (unless `any_kernel`).
+pub fn check_kernel(any_kernel: bool) -> Result<(), OracleError> {
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        return Err(OracleError::UnsupportedKernel("not Linux on x86_64".into()));
+    }
+    let release = kernel_release();
+    if !any_kernel && !release.starts_with("6.18.") && release != "6.18" {
+        return Err(OracleError::UnsupportedKernel(format!(
+            "this is Linux {release}, not 6.18.x (use --any-kernel to compare anyway)"
+        )));
+    }
+    Ok(())
+}
+
+/// What to capture besides each call's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Snapshots {
+    /// Maps text only at the trace's checkpoints.
+    #[default]
+    Checkpoints,
+    /// Also the maps text of the calling process after every call.
+    EveryCall,
+}
+
+/// Options of one kernel run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub snapshots: Snapshots,
+}
+
+/// What the kernel did with a trace.
+#[derive(Debug, Clone)]
+pub struct KernelRun {
+    /// The executor's maps before the first call.
+    pub initial_maps: String,
+    /// Per trace line: its result (None for checkpoints).
+    pub results: Vec<Option<Outcome>>,
+    /// Per trace line: checkpoint text (maps or smaps), or with [`Snapshots::EveryCall`] the
+    /// maps text of the calling process after the call.
+    pub texts: Vec<Option<String>>,
+    /// The scratch working directory the trace ran in (removed when the run ends).
+    pub cwd: PathBuf,
+    /// The labels forks were given (`fork() = 1001`), in trace order.
+    pub fork_labels: Vec<u32>,
+}
+
+/// Installs the executor at [`EXECUTOR_PATH`] if it is missing or different.
+fn install_executor() -> Result<PathBuf, OracleError> {
+    let path = PathBuf::from(EXECUTOR_PATH);
+    if fs::read(&path).is_ok_and(|b| b == EXECUTOR) {
+        return Ok(path);
+    }
+    let dir = path.parent().expect("executor path has a parent");
+    fs::create_dir_all(dir).map_err(io("creating /tmp/vmaspace"))?;
+    let tmp = dir.join(format!(".executor.{}", std::process::id()));
+    fs::write(&tmp, EXECUTOR).map_err(io("writing the executor"))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).map_err(io("chmod executor"))?;
+    fs::rename(&tmp, &path).map_err(io("installing the executor"))?;
+    Ok(path)
+}
+
+/// A scratch directory removed on drop.
+#[derive(Debug)]
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Scratch, OracleError> {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let p = std::env::temp_dir().join(format!("vmaspace-run-{}-{n}-{nanos}", std::process::id()));
+        fs::create_dir_all(&p).map_err(io("creating the scratch directory"))?;
+        Ok(Scratch(p))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), OracleError> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    if r != 0 {
+        return Err(OracleError::Io(format!("pipe2: {}", std::io::Error::last_os_error())));
+    }
+    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The driver's ends of one executor process's pipes.
+struct Proc {
+    commands: File,
+    results: File,
+    alive: bool,
+}
+
+/// Executor command kinds (see executor.c).
+#[derive(Clone, Copy)]
+enum Kind {
+    Syscall = 1,
+    Touch = 2,
+    Peek = 3,
+    Cat = 4,
+    Fork = 5,
+    Exit = 6,
+}
+
+struct Command10 {
+    kind: Kind,
+    nr: u64,
+    args: [u64; 6],
+    string: Option<(usize, Vec<u8>)>,
+}
+
+impl Command10 {
+    fn syscall(nr: u64, args: &[u64]) -> Command10 {
+        let mut a = [0u64; 6];
+        a[..args.len()].copy_from_slice(args);
+        Command10 { kind: Kind::Syscall, nr, args: a, string: None }
+    }
+    fn with_string(mut self, index: usize, s: &[u8]) -> Command10 {
+        self.string = Some((index, s.to_vec()));
+        self
+    }
+    fn encode(&self) -> Vec<u8> {
+        let (sidx, sbytes) = match &self.string {
+            Some((i, s)) => (*i as u64, s.as_slice()),
+            None => (u64::MAX, &[][..]),
+        };
+        let mut words = vec![self.kind as u64, self.nr];
+        words.extend_from_slice(&self.args);
+        words.extend_from_slice(&[sidx, sbytes.len() as u64]);
+        let mut out: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        out.extend_from_slice(sbytes);
+        out.resize(out.len().next_multiple_of(8), 0);
+        out
+    }
+}
+
+/// Strings longer than this are refused by the executor.
+const MAX_STRING: usize = 4096;
+
+/// The executor command for a trace call (checkpoints and forks are handled by the caller).
+fn command_for(call: &Call) -> Command10 {
+    use Command10 as C;
+    let s = |x: i64| x as u64;
+    match call {
+        Call::Mmap { addr, len, prot, flags, fd, offset } => C::syscall(9, &[*addr, *len, *prot, *flags, s(*fd), *offset]),
+        Call::Munmap { addr, len } => C::syscall(11, &[*addr, *len]),
+        Call::Mprotect { addr, len, prot } => C::syscall(10, &[*addr, *len, *prot]),
+        Call::PkeyAlloc { flags, access_rights } => C::syscall(330, &[*flags, *access_rights]),
+        Call::PkeyFree { pkey } => C::syscall(331, &[s(*pkey)]),
+        Call::PkeyMprotect { addr, len, prot, pkey } => C::syscall(329, &[*addr, *len, *prot, s(*pkey)]),
+        // Always five arguments: the fifth is explicit (0 when the trace wrote four).
+        Call::Mremap { old_addr, old_len, new_len, flags, new_addr, .. } => {
+            C::syscall(25, &[*old_addr, *old_len, *new_len, *flags, *new_addr])
+        }
+        Call::Madvise { addr, len, advice } => C::syscall(28, &[*addr, *len, *advice]),
+        Call::Mlock { addr, len } => C::syscall(149, &[*addr, *len]),
+        Call::Mlock2 { addr, len, flags } => C::syscall(325, &[*addr, *len, *flags]),
+        Call::Munlock { addr, len } => C::syscall(150, &[*addr, *len]),
+        Call::Mlockall { flags } => C::syscall(151, &[*flags]),
+        Call::Munlockall => C::syscall(152, &[]),
+        Call::Mseal { addr, len, flags } => C::syscall(462, &[*addr, *len, *flags]),
+        Call::Brk { addr } => C::syscall(12, &[*addr]),
+        Call::PrctlSetVmaAnonName { addr, len, name } => {
+            let c = C::syscall(157, &[vmaspace_trace::consts::PR_SET_VMA, 0, *addr, *len, 0]);
+            match name {
+                Some(n) => c.with_string(4, n),
+                None => c,
+            }
+        }
+        Call::Openat { dirfd, path, flags, mode } => C::syscall(257, &[s(*dirfd), 0, *flags, *mode]).with_string(1, path),
+        Call::Open { path, flags, mode } => C::syscall(2, &[0, *flags, *mode]).with_string(0, path),
+        Call::Close { fd } => C::syscall(3, &[s(*fd)]),
+        Call::Dup { fd } => C::syscall(32, &[s(*fd)]),
+        Call::Dup2 { old, new } => C::syscall(33, &[s(*old), s(*new)]),
+        Call::Dup3 { old, new, flags } => C::syscall(292, &[s(*old), s(*new), *flags]),
+        Call::Ftruncate { fd, len } => C::syscall(77, &[s(*fd), *len]),
+        Call::Unlink { path } => C::syscall(87, &[0]).with_string(0, path),
+        Call::MemfdCreate { name, flags } => C::syscall(319, &[0, *flags]).with_string(0, name),
+        Call::MemfdSecret { flags } => C::syscall(447, &[*flags]),
+        Call::FcntlAddSeals { fd, seals } => C::syscall(72, &[s(*fd), 1033, *seals]),
+        Call::FcntlGetSeals { fd } => C::syscall(72, &[s(*fd), 1034]),
+        Call::Touch { addr, len } => C { kind: Kind::Touch, nr: 0, args: [*addr, *len, 0, 0, 0, 0], string: None },
+        Call::Peek { addr, len } => C { kind: Kind::Peek, nr: 0, args: [*addr, *len, 0, 0, 0, 0], string: None },
+        Call::ExitGroup { status } => C { kind: Kind::Exit, nr: 0, args: [s(*status), 0, 0, 0, 0, 0], string: None },
+        Call::Maps => C { kind: Kind::Cat, nr: 0, args: [0; 6], string: Some((usize::MAX, b"/proc/self/maps".to_vec())) },
+        Call::Smaps => C { kind: Kind::Cat, nr: 0, args: [0; 6], string: Some((usize::MAX, b"/proc/self/smaps".to_vec())) },
+        Call::Fork { .. } => C { kind: Kind::Fork, nr: 0, args: [0; 6], string: None },
+    }
+}
+
+impl Proc {
+    fn send(&mut self, c: &Command10) -> Result<(), OracleError> {
+        self.commands.write_all(&c.encode()).map_err(io("sending a command to the executor"))
+    }
+    fn word(&mut self) -> Result<u64, OracleError> {
+        let mut b = [0u8; 8];
+        self.results.read_exact(&mut b).map_err(|e| {
+            OracleError::Io(format!("the executor stopped answering ({e}); it may have been killed"))
+        })?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn text(&mut self) -> Result<String, OracleError> {
+        let mut out = Vec::new();
+        loop {
+            let len = self.word()? as usize;
+            if len == 0 {
+                break;
+            }
+            let mut chunk = vec![0u8; len.next_multiple_of(8)];
+            self.results.read_exact(&mut chunk).map_err(io("reading maps text"))?;
+            out.extend_from_slice(&chunk[..len]);
+        }
+        String::from_utf8(out).map_err(|_| OracleError::Io("maps text is not UTF-8".into()))
+    }
+    fn cat(&mut self, smaps: bool) -> Result<String, OracleError> {
+        self.send(&command_for(if smaps { &Call::Smaps } else { &Call::Maps }))?;
+        self.text()
+    }
+}
+
+/// Assigns each `fork` line its label: the result written in the trace, or 1001, 1002, ...
+pub fn fork_labels(trace: &Trace) -> Vec<u32> {
+    let mut next = 1001u32;
+    let mut labels = Vec::new();
+    for line in &trace.lines {
+        if let Call::Fork { .. } = line.call {
+            let label = match line.result {
+                Some(Outcome::Value(v)) if v <= u32::MAX as u64 => v as u32,
+                _ => next,
+            };
+            next = next.max(label) + 1;
+            labels.push(label);
+        }
+    }
+    labels
+}
+
+/// Runs a trace on the live kernel.
+pub fn run(trace: &Trace, opts: &RunOptions) -> Result<KernelRun, OracleError> {
+    let exe = install_executor()?;
+    let scratch = Scratch::new()?;
+    let labels = fork_labels(trace);
+    if labels.len() > MAX_FORKS {
+        return Err(OracleError::Io(format!("a trace may fork at most {MAX_FORKS} times")));
+    }
+    let nprocs = labels.len() + 1;
+    let mut driver_ends = Vec::new();
+    let mut exec_ends = Vec::new();
+    for _ in 0..nprocs {
+        let (cmd_r, cmd_w) = pipe()?;
+        let (res_r, res_w) = pipe()?;
+        driver_ends.push((cmd_w, res_r));
+        exec_ends.push((cmd_r, res_w));
+    }
+    let child = spawn_executor(&exe, &scratch.0, &exec_ends)?;
+    drop(exec_ends);
+    let mut procs: Vec<Proc> = driver_ends
+        .into_iter()
+        .map(|(w, r)| Proc { commands: File::from(w), results: File::from(r), alive: false })
+        .collect();
+    procs[0].alive = true;
+    let mut session = Session { child, procs, pids: HashMap::new(), labels, next_fork: 0 };
+    let result = session.drive(trace, opts, &scratch.0);
+    session.finish();
+    result
+}
+
+fn spawn_executor(exe: &Path, cwd: &Path, ends: &[(OwnedFd, OwnedFd)]) -> Result<Child, OracleError> {
+    let raw: Vec<(RawFd, RawFd)> = ends.iter().map(|(r, w)| (r.as_raw_fd(), w.as_raw_fd())).collect();
+    let mut cmd = Command::new(exe);
+    cmd.current_dir(cwd).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit()).env_clear();
+    // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
+    // system calls (personality, setrlimit, dup2) on values computed before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::personality(ADDR_NO_RANDOMIZE) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            if libc::getrlimit(libc::RLIMIT_STACK, &mut lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            lim.rlim_cur = RLIMIT_STACK_BYTES;
+            lim.rlim_max = lim.rlim_max.max(RLIMIT_STACK_BYTES);
+            if libc::setrlimit(libc::RLIMIT_STACK, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            for (k, (r, w)) in raw.iter().enumerate() {
+                let base = FD_BASE + 2 * k as RawFd;
+                if libc::dup2(*r, base) < 0 || libc::dup2(*w, base + 1) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().map_err(io("starting the executor"))
+}
+
+struct Session {
+    child: Child,
+    procs: Vec<Proc>,
+    /// Trace label → process index.
+    pids: HashMap<u32, usize>,
+    labels: Vec<u32>,
+    next_fork: usize,
+}
+
+impl Session {
+    fn drive(&mut self, trace: &Trace, opts: &RunOptions, cwd: &Path) -> Result<KernelRun, OracleError> {
+        let initial_maps = self.procs[0].cat(false)?;
+        let mut results = Vec::with_capacity(trace.lines.len());
+        let mut texts = Vec::with_capacity(trace.lines.len());
+        for line in &trace.lines {
+            let p = self.process_of(line.pid, line.lineno)?;
+            let (result, text) = self.one(p, &line.call, line.lineno)?;
+            let text = match (text, opts.snapshots, self.procs[p].alive) {
+                (Some(t), _, _) => Some(t),
+                (None, Snapshots::EveryCall, true) => Some(self.procs[p].cat(false)?),
+                _ => None,
+            };
+            results.push(result);
+            texts.push(text);
+        }
+        Ok(KernelRun { initial_maps, results, texts, cwd: cwd.to_path_buf(), fork_labels: self.labels.clone() })
+    }
+
+    fn process_of(&self, pid: Option<u32>, line: usize) -> Result<usize, OracleError> {
+        let p = match pid {
+            None => 0,
+            Some(label) => *self.pids.get(&label).ok_or_else(|| OracleError::BadTrace {
+                line,
+                message: format!("[pid {label}] names no process a fork created"),
+            })?,
+        };
+        if !self.procs[p].alive {
+            return Err(OracleError::BadTrace { line, message: "the process of this line has exited".into() });
+        }
+        Ok(p)
+    }
+
+    fn one(&mut self, p: usize, call: &Call, line: usize) -> Result<(Option<Outcome>, Option<String>), OracleError> {
+        match call {
+            Call::Maps | Call::Smaps => {
+                let text = self.procs[p].cat(matches!(call, Call::Smaps))?;
+                Ok((None, Some(text)))
+            }
+            Call::Fork { .. } => self.fork(p).map(|o| (Some(o), None)),
+            Call::ExitGroup { .. } => {
+                self.procs[p].send(&command_for(call))?;
+                self.procs[p].alive = false;
+                Ok((Some(Outcome::NoReturn), None))
+            }
+            _ => {
+                let c = command_for(call);
+                if c.string.as_ref().is_some_and(|(_, s)| s.len() > MAX_STRING) {
+                    return Err(OracleError::BadTrace { line, message: format!("strings are limited to {MAX_STRING} bytes") });
+                }
+                self.procs[p].send(&c)?;
+                let raw = self.procs[p].word()? as i64;
+                let outcome = match call {
+                    Call::Touch { .. } | Call::Peek { .. } => match raw {
+                        0 => Outcome::Value(0),
+                        sig => Outcome::Signal(Signal::from_number(sig as i32).ok_or_else(|| {
+                            OracleError::Io(format!("the executor reported signal {sig}"))
+                        })?),
+                    },
+                    _ => Outcome::from_raw(raw),
+                };
+                Ok((Some(outcome), None))
+            }
+        }
+    }
+
+    fn fork(&mut self, p: usize) -> Result<Outcome, OracleError> {
+        self.next_fork += 1;
+        let child = self.next_fork;
+        let base = (FD_BASE + 2 * child as RawFd) as u64;
+        let c = Command10 { kind: Kind::Fork, nr: 0, args: [base, base + 1, 0, 0, 0, 0], string: None };
+        self.procs[p].send(&c)?;
+        let raw = self.procs[p].word()? as i64;
+        if raw < 0 {
+            return Ok(Outcome::from_raw(raw));
+        }
+        let label = self.labels[child - 1];
+        self.pids.insert(label, child);
+        self.procs[child].alive = true;
+        Ok(Outcome::Value(label as u64))
+    }
+
+    fn finish(&mut self) {
+        for p in self.procs.iter_mut().filter(|p| p.alive) {
+            let _ = p.send(&command_for(&Call::ExitGroup { status: 0 }));
+            p.alive = false;
+        }
+        // Closing our ends makes any process still reading see EOF and exit.
+        self.procs.clear();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,604 @@
+//! Parsing trace text into [`Trace`]s.
+
+use crate::call::{Call, Line, Outcome, Scope, Signal, Trace};
+use crate::consts::{self, Table};
+use std::fmt;
+
+/// A line the parser cannot read: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// 1-based line number.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, column {}: {}", self.line, self.column, self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Parses a whole trace.
+pub fn parse_trace(text: &str) -> Result<Trace, ParseError> {
+    let mut trace = Trace { scope: None, header: Vec::new(), lines: Vec::new() };
+    for (i, raw) in text.lines().enumerate() {
+        let lineno = i + 1;
+        let trimmed = raw.trim();
+        if let Some(comment) = trimmed.strip_prefix('#') {
+            if trace.lines.is_empty() {
+                trace.header.push(raw.to_string());
+                if let Some(scope) = parse_scope(comment, lineno)? {
+                    trace.scope = Some(scope);
+                }
+            }
+            continue;
+        }
+        if trimmed.is_empty() {
+            continue;
+        }
+        trace.lines.push(parse_line(raw, lineno)?);
+    }
+    Ok(trace)
+}
+
+/// Reads a `# window: START-END` or `# whole-space` header comment.
+fn parse_scope(comment: &str, lineno: usize) -> Result<Option<Scope>, ParseError> {
+    let c = comment.trim();
+    if c == "whole-space" {
+        return Ok(Some(Scope::WholeSpace));
+    }
+    let Some(range) = c.strip_prefix("window:") else { return Ok(None) };
+    let err = |m: &str| ParseError { line: lineno, column: 1, message: m.to_string() };
+    let (s, e) = parse_window(range.trim()).map_err(|m| err(&m))?;
+    Ok(Some(Scope::Window { start: s, end: e }))
+}
+
+/// Parses `START-END` in hex, with or without `0x`.
+pub fn parse_window(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s.split_once('-').ok_or_else(|| format!("window `{s}` is not START-END"))?;
+    let hex = |x: &str| {
+        let x = x.trim();
+        let x = x.strip_prefix("0x").or_else(|| x.strip_prefix("0X")).unwrap_or(x);
+        u64::from_str_radix(x, 16).map_err(|_| format!("`{x}` is not a hex address"))
+    };
+    let (start, end) = (hex(a)?, hex(b)?);
+    if start >= end {
+        return Err(format!("window {start:#x}-{end:#x} is empty"));
+    }
+    Ok((start, end))
+}
+
+/// Parses one non-blank, non-comment line.
+pub fn parse_line(text: &str, lineno: usize) -> Result<Line, ParseError> {
+    let mut p = Cursor { chars: text.char_indices().collect(), pos: 0, line: lineno };
+    p.skip_ws();
+    let pid = p.pid_prefix()?;
+    p.skip_ws();
+    let (name, name_col) = p.ident().ok_or_else(|| p.error("expected a call name"))?;
+    p.skip_ws();
+    p.expect('(')?;
+    let args = p.args()?;
+    p.skip_ws();
+    let result = if p.eat('=') { Some(p.result()?) } else { None };
+    // Anything strace prints after the result (times, decodings) is ignored; before a result,
+    // only a comment may follow.
+    p.skip_ws();
+    if result.is_none() && !p.at_end() && p.peek() != Some('#') {
+        return Err(p.error("unexpected text after the call"));
+    }
+    let call = build_call(&name, name_col, args, lineno)?;
+    check_result_kind(&call, result, lineno)?;
+    Ok(Line { lineno, pid, call, result })
+}
+
+fn check_result_kind(call: &Call, result: Option<Outcome>, line: usize) -> Result<(), ParseError> {
+    let bad = |m: String| Err(ParseError { line, column: 1, message: m });
+    match (call, result) {
+        (c, Some(_)) if c.is_checkpoint() => bad(format!("{}() has no result", c.name())),
+        (Call::Touch { .. } | Call::Peek { .. }, _) => Ok(()),
+        (Call::ExitGroup { .. }, Some(Outcome::Value(_) | Outcome::Error(_) | Outcome::Signal(_))) => {
+            bad("exit_group returns `?`".into())
+        }
+        (Call::ExitGroup { .. }, _) => Ok(()),
+        (c, Some(Outcome::Signal(s))) => bad(format!("{} cannot return {}", c.name(), s.name())),
+        (c, Some(Outcome::NoReturn)) => bad(format!("{} cannot return `?`", c.name())),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Term {
+    Num(u64),
+    Sym(String),
+}
+
+#[derive(Debug, Clone)]
+enum ArgKind {
+    Expr(Vec<(Term, usize)>),
+    Str(Vec<u8>),
+    Keyword(String, Box<Arg>),
+}
+
+#[derive(Debug, Clone)]
+struct Arg {
+    kind: ArgKind,
+    col: usize,
+}
+
+struct Cursor {
+    chars: Vec<(usize, char)>,
+    pos: usize,
+    line: usize,
+}
+
+impl Cursor {
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).map(|c| c.1)
+    }
+    fn at_end(&self) -> bool {
+        self.pos >= self.chars.len()
+    }
+    fn col(&self) -> usize {
+        self.pos + 1
+    }
+    fn error(&self, msg: &str) -> ParseError {
+        ParseError { line: self.line, column: self.col(), message: msg.to_string() }
+    }
+    fn error_at(&self, col: usize, msg: String) -> ParseError {
+        ParseError { line: self.line, column: col, message: msg }
+    }
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(c) if c == ' ' || c == '\t') {
+            self.pos += 1;
+        }
+    }
+    fn eat(&mut self, c: char) -> bool {
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn expect(&mut self, c: char) -> Result<(), ParseError> {
+        if self.eat(c) { Ok(()) } else { Err(self.error(&format!("expected `{c}`"))) }
+    }
+    fn eat_word(&mut self, w: &str) -> bool {
+        let n = w.chars().count();
+        let got: String = self.chars.iter().skip(self.pos).take(n).map(|c| c.1).collect();
+        if got == w {
+            self.pos += n;
+            true
+        } else {
+            false
+        }
+    }
+    fn ident(&mut self) -> Option<(String, usize)> {
+        let start = self.pos;
+        match self.peek() {
+            Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
+            _ => return None,
+        }
+        while matches!(self.peek(), Some(c) if c.is_ascii_alphanumeric() || c == '_') {
+            self.pos += 1;
+        }
+        Some((self.chars[start..self.pos].iter().map(|c| c.1).collect(), start + 1))
+    }
+    fn pid_prefix(&mut self) -> Result<Option<u32>, ParseError> {
+        if !self.eat('[') {
+            return Ok(None);
+        }
+        self.skip_ws();
+        if !self.eat_word("pid") {
+            return Err(self.error("expected `pid` after `[`"));
+        }
+        self.skip_ws();
+        let col = self.col();
+        let n = self.number()?;
+        let pid = u32::try_from(n).map_err(|_| self.error_at(col, format!("pid {n} is out of range")))?;
+        self.skip_ws();
+        self.expect(']')?;
+        Ok(Some(pid))
+    }
+    /// An integer literal: decimal, `0x` hex or leading-`0` octal, optionally negative.
+    fn number(&mut self) -> Result<u64, ParseError> {
+        let col = self.col();
+        let neg = self.eat('-');
+        let start = self.pos;
+        while matches!(self.peek(), Some(c) if c.is_ascii_alphanumeric()) {
+            self.pos += 1;
+        }
+        let digits: String = self.chars[start..self.pos].iter().map(|c| c.1).collect();
+        let parsed = if let Some(h) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+            u64::from_str_radix(h, 16)
+        } else if digits.len() > 1 && digits.starts_with('0') {
+            u64::from_str_radix(&digits[1..], 8)
+        } else {
+            digits.parse::<u64>()
+        };
+        let v = parsed.map_err(|_| self.error_at(col, format!("`{digits}` is not a number")))?;
+        if neg {
+            if v > 1u64 << 63 {
+                return Err(self.error_at(col, format!("-{digits} is out of range")));
+            }
+            return Ok(v.wrapping_neg());
+        }
+        Ok(v)
+    }
+    fn args(&mut self) -> Result<Vec<Arg>, ParseError> {
+        let mut args = Vec::new();
+        self.skip_ws();
+        if self.eat(')') {
+            return Ok(args);
+        }
+        loop {
+            self.skip_ws();
+            args.push(self.arg()?);
+            self.skip_ws();
+            if self.eat(')') {
+                return Ok(args);
+            }
+            if !self.eat(',') {
+                return Err(self.error("expected `,` or `)`"));
+            }
+        }
+    }
+    fn arg(&mut self) -> Result<Arg, ParseError> {
+        let col = self.col();
+        if self.peek() == Some('"') {
+            return Ok(Arg { kind: ArgKind::Str(self.string()?), col });
+        }
+        // `name=value` (clone's keyword arguments)
+        let save = self.pos;
+        if let Some((name, _)) = self.ident()
+            && self.eat('=')
+        {
+            let value = self.arg()?;
+            return Ok(Arg { kind: ArgKind::Keyword(name, Box::new(value)), col });
+        }
+        self.pos = save;
+        let mut terms = Vec::new();
+        loop {
+            self.skip_ws();
+            let tcol = self.col();
+            let term = match self.peek() {
+                Some(c) if c.is_ascii_digit() || c == '-' => Term::Num(self.number()?),
+                Some(c) if c.is_ascii_alphabetic() || c == '_' => Term::Sym(self.ident().map(|i| i.0).unwrap_or_default()),
+                Some('.') => return Err(self.error("`...`: a cut argument cannot be replayed")),
+                _ => return Err(self.error("expected an argument")),
+            };
+            // strace -y: `3</path>`; the path is ignored.
+            if matches!(term, Term::Num(_)) && self.peek() == Some('<') {
+                self.skip_fd_path()?;
+            }
+            terms.push((term, tcol));
+            self.skip_ws();
+            if !self.eat('|') {
+                break;
+            }
+        }
+        Ok(Arg { kind: ArgKind::Expr(terms), col })
+    }
+    fn skip_fd_path(&mut self) -> Result<(), ParseError> {
+        let col = self.col();
+        self.pos += 1;
+        while let Some(c) = self.peek() {
+            self.pos += 1;
+            if c == '>' {
+                return Ok(());
+            }
+        }
+        Err(self.error_at(col, "unterminated `<path>` annotation".into()))
+    }
+    fn string(&mut self) -> Result<Vec<u8>, ParseError> {
+        let col = self.col();
+        self.pos += 1;
+        let mut out = Vec::new();
+        loop {
+            let Some(c) = self.peek() else {
+                return Err(self.error_at(col, "unterminated string".into()));
+            };
+            self.pos += 1;
+            match c {
+                '"' => break,
+                '\\' => out.push(self.escape()?),
+                c => {
+                    let mut b = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+                }
+            }
+        }
+        if self.eat_word("...") {
+            return Err(self.error_at(col, "string cut by strace (`...`): its full value is unknown".into()));
+        }
+        Ok(out)
+    }
+    fn escape(&mut self) -> Result<u8, ParseError> {
+        let col = self.col() - 1;
+        let Some(c) = self.peek() else { return Err(self.error_at(col, "dangling `\\`".into())) };
+        self.pos += 1;
+        let simple = match c {
+            'n' => Some(b'\n'),
+            't' => Some(b'\t'),
+            'r' => Some(b'\r'),
+            'v' => Some(0x0b),
+            'f' => Some(0x0c),
+            'a' => Some(0x07),
+            'b' => Some(0x08),
+            '\\' => Some(b'\\'),
+            '"' => Some(b'"'),
+            '\'' => Some(b'\''),
+            '?' => Some(b'?'),
+            _ => None,
+        };
+        if let Some(b) = simple {
+            return Ok(b);
+        }
+        let (radix, max) = match c {
+            'x' => (16, 2),
+            '0'..='7' => {
+                self.pos -= 1;
+                (8, 3)
+            }
+            _ => return Err(self.error_at(col, format!("unknown escape `\\{c}`"))),
+        };
+        let mut v: u32 = 0;
+        let mut n = 0;
+        while n < max {
+            match self.peek().and_then(|d| d.to_digit(radix)) {
+                Some(d) => {
+                    v = v * radix + d;
+                    self.pos += 1;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        if n == 0 || v > 255 {
+            return Err(self.error_at(col, "bad numeric escape".into()));
+        }
+        Ok(v as u8)
+    }
+    fn result(&mut self) -> Result<Outcome, ParseError> {
+        self.skip_ws();
+        let col = self.col();
+        if self.eat('?') {
+            return Ok(Outcome::NoReturn);
+        }
+        if let Some((name, _)) = self.ident() {
+            return match name.as_str() {
+                "SIGSEGV" => Ok(Outcome::Signal(Signal::Sigsegv)),
+                "SIGBUS" => Ok(Outcome::Signal(Signal::Sigbus)),
+                _ => Err(self.error_at(col, format!("`{name}` is not a result"))),
+            };
+        }
+        let v = self.number()?;
+        if v as i64 >= 0 {
+            return Ok(Outcome::Value(v));
+        }
+        if v as i64 != -1 {
+            return Err(self.error_at(col, format!("result {} is negative but not -1", v as i64)));
+        }
+        self.skip_ws();
+        let ecol = self.col();
+        let (name, _) = self.ident().ok_or_else(|| self.error("expected an errno name after -1"))?;
+        let n = consts::errno_number(&name).ok_or_else(|| self.error_at(ecol, format!("unknown errno `{name}`")))?;
+        Ok(Outcome::Error(n))
+    }
+}
+
+/// Reads typed arguments of one call in order.
+struct Args {
+    args: std::vec::IntoIter<Arg>,
+    call: String,
+    call_col: usize,
+    count: usize,
+    line: usize,
+}
+
+impl Args {
+    fn err(&self, col: usize, m: String) -> ParseError {
+        ParseError { line: self.line, column: col, message: m }
+    }
+    fn next(&mut self) -> Result<Arg, ParseError> {
+        self.args.next().ok_or_else(|| {
+            self.err(self.call_col, format!("{} takes more than {} argument(s)", self.call, self.count))
+        })
+    }
+    fn int(&mut self, table: Table) -> Result<u64, ParseError> {
+        let arg = self.next()?;
+        self.count += 1;
+        eval(&arg, table, self.line)
+    }
+    fn signed(&mut self, table: Table) -> Result<i64, ParseError> {
+        self.int(table).map(|v| v as i64)
+    }
+    fn string(&mut self) -> Result<Vec<u8>, ParseError> {
+        let arg = self.next()?;
+        self.count += 1;
+        match arg.kind {
+            ArgKind::Str(s) => Ok(s),
+            _ => Err(self.err(arg.col, "expected a string".into())),
+        }
+    }
+    fn string_or_null(&mut self) -> Result<Option<Vec<u8>>, ParseError> {
+        let arg = self.next()?;
+        self.count += 1;
+        match arg.kind {
+            ArgKind::Str(s) => Ok(Some(s)),
+            _ => match eval(&arg, Table::Hex, self.line)? {
+                0 => Ok(None),
+                _ => Err(self.err(arg.col, "expected a string or NULL".into())),
+            },
+        }
+    }
+    fn has_more(&self) -> bool {
+        self.args.len() > 0
+    }
+    fn finish(mut self) -> Result<(), ParseError> {
+        match self.args.next() {
+            None => Ok(()),
+            Some(a) => Err(self.err(a.col, format!("too many arguments for {}", self.call))),
+        }
+    }
+}
+
+fn eval(arg: &Arg, table: Table, line: usize) -> Result<u64, ParseError> {
+    let ArgKind::Expr(terms) = &arg.kind else {
+        return Err(ParseError { line, column: arg.col, message: "expected a number or constant".into() });
+    };
+    let mut v = 0u64;
+    for (term, col) in terms {
+        v |= match term {
+            Term::Num(n) => *n,
+            Term::Sym(s) if s == "NULL" => 0,
+            Term::Sym(s) if s == "PROT_NONE" && table == Table::Prot => 0,
+            Term::Sym(s) => consts::lookup(table, s).ok_or_else(|| ParseError {
+                line,
+                column: *col,
+                message: format!("`{s}` is not a constant this argument takes"),
+            })?,
+        };
+    }
+    Ok(v)
+}
+
+fn build_call(name: &str, col: usize, args: Vec<Arg>, line: usize) -> Result<Call, ParseError> {
+    if name == "clone" {
+        return build_clone(args, col, line);
+    }
+    let mut a = Args { args: args.into_iter(), call: name.to_string(), call_col: col, count: 0, line };
+    use Table::*;
+    let call = match name {
+        "mmap" => Call::Mmap {
+            addr: a.int(Hex)?,
+            len: a.int(Dec)?,
+            prot: a.int(Prot)?,
+            flags: a.int(Map)?,
+            fd: a.signed(Fd)?,
+            offset: a.int(Hex)?,
+        },
+        "munmap" => Call::Munmap { addr: a.int(Hex)?, len: a.int(Dec)? },
+        "mprotect" => Call::Mprotect { addr: a.int(Hex)?, len: a.int(Dec)?, prot: a.int(Prot)? },
+        "pkey_alloc" => Call::PkeyAlloc { flags: a.int(Hex)?, access_rights: a.int(Pkey)? },
+        "pkey_free" => Call::PkeyFree { pkey: a.signed(Dec)? },
+        "pkey_mprotect" => Call::PkeyMprotect {
+            addr: a.int(Hex)?,
+            len: a.int(Dec)?,
+            prot: a.int(Prot)?,
+            pkey: a.signed(Dec)?,
+        },
+        "mremap" => {
+            let (old_addr, old_len, new_len, flags) = (a.int(Hex)?, a.int(Dec)?, a.int(Dec)?, a.int(Mremap)?);
+            let explicit_new_addr = a.has_more();
+            let new_addr = if explicit_new_addr { a.int(Hex)? } else { 0 };
+            Call::Mremap { old_addr, old_len, new_len, flags, new_addr, explicit_new_addr }
+        }
+        "madvise" => Call::Madvise { addr: a.int(Hex)?, len: a.int(Dec)?, advice: a.int(Madv)? },
+        "mlock" => Call::Mlock { addr: a.int(Hex)?, len: a.int(Dec)? },
+        "mlock2" => Call::Mlock2 { addr: a.int(Hex)?, len: a.int(Dec)?, flags: a.int(Mlock2)? },
+        "munlock" => Call::Munlock { addr: a.int(Hex)?, len: a.int(Dec)? },
+        "mlockall" => Call::Mlockall { flags: a.int(Mcl)? },
+        "munlockall" => Call::Munlockall,
+        "mseal" => Call::Mseal { addr: a.int(Hex)?, len: a.int(Dec)?, flags: a.int(Hex)? },
+        "brk" => Call::Brk { addr: a.int(Hex)? },
+        "prctl" => {
+            let option = a.int(Prctl)?;
+            let sub = a.int(PrSetVma)?;
+            if option != consts::PR_SET_VMA || sub != consts::PR_SET_VMA_ANON_NAME {
+                return Err(ParseError {
+                    line,
+                    column: col,
+                    message: "only prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, ...) is a trace call".into(),
+                });
+            }
+            Call::PrctlSetVmaAnonName { addr: a.int(Hex)?, len: a.int(Dec)?, name: a.string_or_null()? }
+        }
+        "openat" => {
+            let (dirfd, path, flags) = (a.signed(Dirfd)?, a.string()?, a.int(Open)?);
+            let mode = if a.has_more() { a.int(Oct)? } else { 0 };
+            Call::Openat { dirfd, path, flags, mode }
+        }
+        "open" => {
+            let (path, flags) = (a.string()?, a.int(Open)?);
+            let mode = if a.has_more() { a.int(Oct)? } else { 0 };
+            Call::Open { path, flags, mode }
+        }
+        "close" => Call::Close { fd: a.signed(Fd)? },
+        "dup" => Call::Dup { fd: a.signed(Fd)? },
+        "dup2" => Call::Dup2 { old: a.signed(Fd)?, new: a.signed(Fd)? },
+        "dup3" => Call::Dup3 { old: a.signed(Fd)?, new: a.signed(Fd)?, flags: a.int(Open)? },
+        "ftruncate" => Call::Ftruncate { fd: a.signed(Fd)?, len: a.int(Dec)? },
+        "unlink" => Call::Unlink { path: a.string()? },
+        "memfd_create" => Call::MemfdCreate { name: a.string()?, flags: a.int(Mfd)? },
+        "memfd_secret" => Call::MemfdSecret { flags: a.int(Hex)? },
+        "fcntl" => {
+            let fd = a.signed(Fd)?;
+            let cmd_col = a.args.as_slice().first().map_or(col, |x| x.col);
+            match a.int(Fcntl)? {
+                1033 => Call::FcntlAddSeals { fd, seals: a.int(Seals)? },
+                1034 => Call::FcntlGetSeals { fd },
+                other => {
+                    return Err(ParseError {
+                        line,
+                        column: cmd_col,
+                        message: format!("fcntl command {other} is not a trace call (only F_ADD_SEALS, F_GET_SEALS)"),
+                    });
+                }
+            }
+        }
+        "fork" => Call::Fork { clone_flags: None },
+        "vfork" => {
+            return Err(ParseError { line, column: col, message: "vfork shares the address space; it is not supported".into() });
+        }
+        "exit_group" => Call::ExitGroup { status: a.signed(Dec)? },
+        "touch" => Call::Touch { addr: a.int(Hex)?, len: a.int(Dec)? },
+        "peek" => Call::Peek { addr: a.int(Hex)?, len: a.int(Dec)? },
+        "maps" => Call::Maps,
+        "smaps" => Call::Smaps,
+        other => {
+            return Err(ParseError { line, column: col, message: format!("`{other}` is not a call a trace can make") });
+        }
+    };
+    a.finish()?;
+    Ok(call)
+}
+
+/// `clone(child_stack=NULL, flags=..., child_tidptr=...)`: a fork when CLONE_VM is absent.
+fn build_clone(args: Vec<Arg>, col: usize, line: usize) -> Result<Call, ParseError> {
+    let mut flags = None;
+    for arg in args {
+        if let ArgKind::Keyword(name, value) = &arg.kind
+            && name == "flags"
+        {
+            flags = Some(eval(value, Table::Dec, line).or_else(|_| eval_clone_flags(value, line))?);
+        }
+    }
+    let flags = flags.ok_or_else(|| ParseError { line, column: col, message: "clone without `flags=`".into() })?;
+    if flags & 0x100 != 0 {
+        return Err(ParseError { line, column: col, message: "clone with CLONE_VM shares the address space; not supported".into() });
+    }
+    Ok(Call::Fork { clone_flags: Some(flags) })
+}
+
+fn eval_clone_flags(arg: &Arg, line: usize) -> Result<u64, ParseError> {
+    let ArgKind::Expr(terms) = &arg.kind else {
+        return Err(ParseError { line, column: arg.col, message: "bad clone flags".into() });
+    };
+    let mut v = 0;
+    for (t, col) in terms {
+        v |= match t {
+            Term::Num(n) => *n,
+            Term::Sym(s) => consts::CLONE.iter().find(|(n, _)| n == s).map(|x| x.1).ok_or_else(|| ParseError {
+                line,
+                column: *col,
+                message: format!("`{s}` is not a clone flag"),
+            })?,
+        }
+    }
+    Ok(v)
+}
