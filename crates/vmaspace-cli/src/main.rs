@@ -2,7 +2,10 @@
 //! live kernel.
 #![forbid(unsafe_code)]
 
+mod check;
+mod exec;
 mod record;
+mod run;
 mod scenario;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +20,34 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Run a trace on the model: checkpoint text on standard output, the first result that
+    /// differs from the trace on standard error (exit 1).
+    Run {
+        trace: PathBuf,
+        /// Print only the VMAs that intersect START-END (hex).
+        #[arg(long, value_parser = parse_window)]
+        window: Option<(u64, u64)>,
+        /// Start from this /proc/PID/maps snapshot instead of an empty address space.
+        #[arg(long)]
+        initial_maps: Option<PathBuf>,
+        /// The working directory relative paths resolve against (default: a fresh name).
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        /// The program break of an address space without a program image (hex).
+        #[arg(long, value_parser = parse_hex)]
+        brk: Option<u64>,
+    },
+    /// Run traces on the model and on the live kernel and report the first divergence.
+    Check {
+        /// Compare the maps after every call, not only at checkpoints.
+        #[arg(long)]
+        every_step: bool,
+        /// Accept a kernel other than 6.18.x.
+        #[arg(long)]
+        any_kernel: bool,
+        #[arg(required = true)]
+        traces: Vec<PathBuf>,
+    },
     /// Run traces on the live kernel and write its results, checkpoint text and initial maps
     /// into the scenario files.
     Record {
@@ -34,7 +65,20 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let status = match cli.command {
+        Cmd::Run { trace, window, initial_maps, cwd, brk } => {
+            run::main(&trace, &run::RunArgs { window, initial_maps, cwd, brk, initial_maps_text: None })
+        }
+        Cmd::Check { every_step, any_kernel, traces } => check::main(&traces, every_step, any_kernel),
         Cmd::Record { check, any_kernel, traces } => record::main(&traces, check, any_kernel),
     };
     std::process::exit(status);
+}
+
+fn parse_window(s: &str) -> Result<(u64, u64), String> {
+    vmaspace_trace::parse_window(s)
+}
+
+fn parse_hex(s: &str) -> Result<u64, String> {
+    let h = s.strip_prefix("0x").unwrap_or(s);
+    u64::from_str_radix(h, 16).map_err(|_| format!("`{s}` is not a hex address"))
 }

@@ -73,9 +73,19 @@ pub fn filter_window(text: &str, start: u64, end: u64) -> String {
     out
 }
 
+/// The smaps fields the model keeps and comparisons check; other smaps lines are left out of
+/// both sides.
+pub const COMPARED_SMAPS_FIELDS: &[&str] = &["Size", "KernelPageSize", "MMUPageSize", "ProtectionKey", "VmFlags"];
+
 /// Canonical form of checkpoint text: every maps line reduced to its fields with device and
-/// inode replaced by "object k" (first appearance order); other lines kept verbatim.
+/// inode replaced by "object k" (first appearance order); smaps fields outside
+/// [`COMPARED_SMAPS_FIELDS`] dropped; other lines kept verbatim.
 pub fn normalize(text: &str) -> Vec<String> {
+    normalize_pairs(text).into_iter().map(|(_, c)| c).collect()
+}
+
+/// Each compared line of `text` with its canonical form.
+fn normalize_pairs(text: &str) -> Vec<(&str, String)> {
     let mut objects: HashMap<(u32, u32, u64), usize> = HashMap::new();
     let mut out = Vec::new();
     for line in text.lines() {
@@ -88,9 +98,12 @@ pub fn normalize(text: &str) -> Vec<String> {
                 } else {
                     "anon".to_string()
                 };
-                out.push(format!("{:x}-{:x} {} {:x} {} {}", m.start, m.end, m.perms, m.offset, obj, m.name));
+                out.push((line, format!("{:x}-{:x} {} {:x} {} {}", m.start, m.end, m.perms, m.offset, obj, m.name)));
             }
-            None => out.push(line.trim_end().to_string()),
+            None => match line.split_once(':') {
+                Some((key, _)) if !key.contains(' ') && !COMPARED_SMAPS_FIELDS.contains(&key) => {}
+                _ => out.push((line, line.trim_end().to_string())),
+            },
         }
     }
     out
@@ -111,8 +124,9 @@ pub fn compare(expected: &str, got: &str) -> Option<String> {
 
 /// A small line diff (`-` expected, `+` got), with the normalised comparison deciding equality.
 pub fn unified_diff(expected: &str, got: &str) -> String {
-    let (e, g): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), got.lines().collect());
-    let (ne, ng) = (normalize(expected), normalize(got));
+    let (pe, pg) = (normalize_pairs(expected), normalize_pairs(got));
+    let (e, g): (Vec<&str>, Vec<&str>) = (pe.iter().map(|p| p.0).collect(), pg.iter().map(|p| p.0).collect());
+    let (ne, ng): (Vec<&String>, Vec<&String>) = (pe.iter().map(|p| &p.1).collect(), pg.iter().map(|p| &p.1).collect());
     // Longest common subsequence on the normalised lines; traces are small.
     let (n, m) = (ne.len(), ng.len());
     let mut lcs = vec![vec![0u32; m + 1]; n + 1];

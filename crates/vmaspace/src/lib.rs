@@ -1,1 +1,328 @@
+//! vmaspace: Linux 6.18's memory-mapping subsystem as a library.
+//!
+//! An [`AddressSpace`] holds VMAs and behaves as a Linux 6.18 process's `mm` does: its calls take
+//! Linux's arguments and return Linux's results (`Result<u64, Errno>`), split and merge VMAs by
+//! Linux's rules, and print `/proc/PID/maps` and `smaps` text byte for byte. Drivers and file
+//! systems plug in through the mapping hooks of [`file`]: `mmap_prepare` (Linux 6.16's
+//! interface) or the legacy `.mmap`.
+//!
+//! ```
+//! use vmaspace::{AddressSpace, flags::{map, prot}};
+//! let mut mm = AddressSpace::new();
+//! let rw = prot::READ | prot::WRITE;
+//! let anon = map::PRIVATE | map::ANONYMOUS | map::FIXED;
+//! mm.mmap(0x1000_0000_0000, 0x4000, rw, anon, -1, 0).unwrap();
+//! mm.mmap(0x1000_0000_4000, 0x4000, rw, anon, -1, 0).unwrap();
+//! assert_eq!(mm.map_count(), 1); // the two merged
+//! assert_eq!(mm.maps(), "100000000000-100000008000 rw-p 00000000 00:00 0 \n");
+//! ```
 #![forbid(unsafe_code)]
+
+pub mod addr;
+pub mod drivers;
+pub mod errno;
+pub mod file;
+pub mod flags;
+pub mod fault;
+mod fd;
+mod merge;
+mod mmap;
+mod munmap;
+mod placement;
+mod procfs;
+mod seed;
+pub mod tree;
+pub mod vfs;
+pub mod vma;
+
+pub use errno::{Errno, SysResult};
+pub use fault::Access;
+pub use file::{DriverBug, MmapHook, VmAreaDesc, VmOperations};
+pub use flags::VmFlags;
+pub use seed::SeedError;
+pub use vfs::Vfs;
+pub use vma::Vma;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tree::VmaTree;
+
+/// Limits and credentials of the process an address space models. The defaults are this
+/// project's machines: Linux 6.18 on x86_64, 4-level paging, ASLR off, RLIMIT_STACK 8 MiB, root.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `vm.max_map_count`.
+    pub max_map_count: usize,
+    /// `vm.mmap_min_addr`.
+    pub mmap_min_addr: u64,
+    /// `TASK_SIZE` (= `DEFAULT_MAP_WINDOW` without 5-level paging).
+    pub task_size: u64,
+    /// `mm->mmap_base`: where top-down placement starts.
+    pub mmap_base: u64,
+    /// `mm->mmap_legacy_base`: where the bottom-up fallback starts.
+    pub mmap_legacy_base: u64,
+    /// `stack_guard_gap` in bytes.
+    pub stack_guard_gap: u64,
+    /// RLIMIT_AS, RLIMIT_DATA, RLIMIT_MEMLOCK, RLIMIT_STACK in bytes (`u64::MAX`: unlimited).
+    pub rlimit_as: u64,
+    pub rlimit_data: u64,
+    pub rlimit_memlock: u64,
+    pub rlimit_stack: u64,
+    /// RLIMIT_NOFILE.
+    pub rlimit_nofile: u64,
+    /// CAP_IPC_LOCK: mlock is not limited by RLIMIT_MEMLOCK.
+    pub cap_ipc_lock: bool,
+    /// CAP_SYS_RAWIO: `MAP_FIXED` below `mmap_min_addr` is allowed.
+    pub cap_sys_rawio: bool,
+    /// `vm.overcommit_memory`.
+    pub overcommit: Overcommit,
+}
+
+/// `vm.overcommit_memory` and what it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overcommit {
+    /// Mode 0: one request may not exceed RAM + swap (`totalram_pages + total_swap_pages`).
+    Guess { ram_and_swap_pages: u64 },
+    /// Mode 1: never refuse.
+    Always,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            max_map_count: 65530,
+            mmap_min_addr: 0x1000,
+            task_size: 0x7fff_ffff_f000,
+            mmap_base: 0x7fff_f7ff_f000,
+            mmap_legacy_base: 0x2aaa_aaaa_b000,
+            stack_guard_gap: 256 << addr::PAGE_SHIFT,
+            rlimit_as: u64::MAX,
+            rlimit_data: u64::MAX,
+            rlimit_memlock: 8 << 20,
+            rlimit_stack: 8 << 20,
+            rlimit_nofile: 1024,
+            cap_ipc_lock: true,
+            cap_sys_rawio: true,
+            overcommit: Overcommit::Guess { ram_and_swap_pages: (24u64 << 30) >> addr::PAGE_SHIFT },
+        }
+    }
+}
+
+/// The per-mm page counters Linux keeps (`total_vm`, `locked_vm`, ...), in pages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub total_vm: u64,
+    pub locked_vm: u64,
+    pub data_vm: u64,
+    pub exec_vm: u64,
+    pub stack_vm: u64,
+}
+
+impl Counters {
+    /// Linux: `vm_stat_account()`.
+    pub(crate) fn account(&mut self, flags: VmFlags, pages: i64) {
+        let add = |c: &mut u64| *c = c.wrapping_add_signed(pages);
+        add(&mut self.total_vm);
+        if flags.is_exec() {
+            add(&mut self.exec_vm);
+        } else if flags.is_stack() {
+            add(&mut self.stack_vm);
+        } else if flags.is_data() {
+            add(&mut self.data_vm);
+        }
+    }
+}
+
+/// What is in a page the process touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Page {
+    /// A private anonymous page (written: zero-fill on demand or copy-on-write).
+    Anon,
+    /// A page of the mapped file or shmem object (read, or written through a shared mapping).
+    File { dirty: bool },
+}
+
+/// `[vsyscall]`: the gate area, printed after the VMAs but not one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GateArea {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// A process's address space (`struct mm_struct`).
+///
+/// # Invariants
+/// * The VMA tree's invariants (ordered, non-overlapping, page aligned).
+/// * `map_count()` equals the number of VMAs.
+/// * `counters` equal what the VMAs add up to (`vm_stat_account` of each).
+/// * Every present page lies inside a VMA.
+#[derive(Debug, Clone)]
+pub struct AddressSpace {
+    pub(crate) tree: VmaTree,
+    pub(crate) settings: Settings,
+    pub(crate) counters: Counters,
+    /// `mm->def_flags` (mlockall(MCL_FUTURE) sets VM_LOCKED here).
+    pub(crate) def_flags: VmFlags,
+    pub(crate) start_brk: u64,
+    pub(crate) brk: u64,
+    pub(crate) start_stack: u64,
+    pub(crate) gate: Option<GateArea>,
+    pub(crate) vfs: Arc<Vfs>,
+    pub(crate) fds: BTreeMap<i32, Arc<file::OpenFile>>,
+    pub(crate) pages: BTreeMap<u64, Page>,
+    pub(crate) bugs: Vec<DriverBug>,
+    pub(crate) pkeys: Pkeys,
+    /// Labels of anon_vmas handed out (`anon_vma_alloc`).
+    pub(crate) next_anon_vma: u64,
+}
+
+/// x86 protection keys: which are allocated and what PKRU denies (`mm->context.pkey_allocation_map`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pkeys {
+    pub allocated: u16,
+    pub execute_only: Option<u32>,
+    pub access_denied: u16,
+    pub write_denied: u16,
+}
+
+impl Default for Pkeys {
+    fn default() -> Pkeys {
+        Pkeys { allocated: 1, execute_only: None, access_denied: 0, write_denied: 0 }
+    }
+}
+
+impl Pkeys {
+    /// Linux: `mm_pkey_alloc()`: the lowest free key.
+    pub fn alloc(&mut self) -> Option<u32> {
+        let k = (!self.allocated).trailing_zeros();
+        if k >= 16 {
+            return None;
+        }
+        self.allocated |= 1 << k;
+        Some(k)
+    }
+    pub fn deny_access(&mut self, k: u32) {
+        self.access_denied |= 1 << k;
+    }
+    /// Whether PKRU lets the access through for key `k`.
+    pub fn allows(&self, k: u32, write: bool) -> bool {
+        let bit = 1u16 << (k & 0xf);
+        self.access_denied & bit == 0 && !(write && self.write_denied & bit != 0)
+    }
+}
+
+impl Default for AddressSpace {
+    fn default() -> Self {
+        AddressSpace::new()
+    }
+}
+
+impl AddressSpace {
+    /// An empty address space with the default [`Settings`] and its own [`Vfs`].
+    pub fn new() -> AddressSpace {
+        AddressSpace::with_settings(Settings::default(), Arc::new(Vfs::default()))
+    }
+
+    /// An empty address space with the given settings, whose files live in `vfs`.
+    pub fn with_settings(settings: Settings, vfs: Arc<Vfs>) -> AddressSpace {
+        let mut mm = AddressSpace::bare(settings, vfs);
+        mm.open_stdio();
+        mm
+    }
+
+    fn bare(settings: Settings, vfs: Arc<Vfs>) -> AddressSpace {
+        AddressSpace {
+            tree: VmaTree::default(),
+            settings,
+            counters: Counters::default(),
+            def_flags: VmFlags::NONE,
+            start_brk: 0,
+            brk: 0,
+            start_stack: 0,
+            gate: None,
+            vfs,
+            fds: BTreeMap::new(),
+            pages: BTreeMap::new(),
+            bugs: Vec::new(),
+            pkeys: Pkeys::default(),
+            next_anon_vma: 0,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+    pub fn settings_mut(&mut self) -> &mut Settings {
+        &mut self.settings
+    }
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+    pub fn vfs(&self) -> &Arc<Vfs> {
+        &self.vfs
+    }
+    /// `mm->map_count`: the number of VMAs.
+    pub fn map_count(&self) -> usize {
+        self.tree.len()
+    }
+    /// The VMAs in address order.
+    pub fn vmas(&self) -> impl DoubleEndedIterator<Item = &Vma> {
+        self.tree.iter()
+    }
+    /// Linux: `find_vma()`.
+    pub fn find_vma(&self, addr: u64) -> Option<&Vma> {
+        self.tree.find_vma(addr)
+    }
+    /// Driver misbehaviour Linux reports with WARN and tolerates.
+    pub fn driver_bugs(&self) -> &[DriverBug] {
+        &self.bugs
+    }
+    /// Sets the program break (an empty address space has no program image).
+    pub fn set_brk(&mut self, brk: u64) {
+        self.start_brk = brk;
+        self.brk = brk;
+    }
+    /// The file open as `fd`, if any.
+    pub fn file(&self, fd: i32) -> Option<&Arc<file::OpenFile>> {
+        self.fds.get(&fd)
+    }
+
+    pub(crate) fn mm_info(&self) -> file::MmInfo {
+        file::MmInfo {
+            map_count: self.map_count(),
+            locked_vm: self.counters.locked_vm,
+            memlock_limit_pages: self.settings.rlimit_memlock >> addr::PAGE_SHIFT,
+            cap_ipc_lock: self.settings.cap_ipc_lock,
+        }
+    }
+
+    /// Checks every invariant; the error says which one fails.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut prev_end = 0u64;
+        let mut sum = Counters { locked_vm: self.counters.locked_vm, ..Counters::default() };
+        for v in self.tree.iter() {
+            if v.start >= v.end || !addr::is_page_aligned(v.start) || !addr::is_page_aligned(v.end) {
+                return Err(format!("bad range {v:?}"));
+            }
+            if v.start < prev_end {
+                return Err(format!("{v:?} overlaps the VMA before it"));
+            }
+            if self.tree.get(v.start).map(|x| x.end) != Some(v.end) {
+                return Err(format!("{v:?} is not stored under its start"));
+            }
+            prev_end = v.end;
+            sum.account(v.flags, v.pages() as i64);
+        }
+        if sum != self.counters {
+            return Err(format!("counters {:?} but the VMAs add up to {sum:?}", self.counters));
+        }
+        let locked: u64 = self.tree.iter().filter(|v| v.flags.contains(VmFlags::LOCKED)).map(|v| v.pages()).sum();
+        if locked != self.counters.locked_vm {
+            return Err(format!("locked_vm {} but VM_LOCKED VMAs hold {locked} pages", self.counters.locked_vm));
+        }
+        if let Some((&page, _)) = self.pages.iter().find(|(p, _)| self.tree.vma_lookup(**p).is_none()) {
+            return Err(format!("page {page:#x} is present outside every VMA"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,183 @@
+//! Executing trace calls on the model: one trace line, one method call.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use vmaspace::fault::FaultSignal;
+use vmaspace::{AddressSpace, Errno, Settings, Vfs};
+use vmaspace_trace::{Call, Line, Outcome, Scope, Signal, Trace};
+
+/// Why a trace cannot run on the model (exit status 2).
+#[derive(Debug)]
+pub struct Unusable {
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+/// Calls the model does not do yet.
+pub fn not_implemented(call: &Call) -> Option<&'static str> {
+    use vmaspace::flags::{map, mfd};
+    match call {
+        Call::Mprotect { .. } | Call::PkeyMprotect { .. } | Call::PkeyAlloc { .. } | Call::PkeyFree { .. } => {
+            Some("mprotect and protection keys")
+        }
+        Call::Mremap { .. } => Some("mremap"),
+        Call::Madvise { .. } => Some("madvise"),
+        Call::Mlock { .. } | Call::Mlock2 { .. } | Call::Munlock { .. } | Call::Mlockall { .. } | Call::Munlockall => {
+            Some("mlock")
+        }
+        Call::Mseal { .. } => Some("mseal"),
+        Call::Brk { .. } => Some("brk"),
+        Call::PrctlSetVmaAnonName { .. } => Some("prctl(PR_SET_VMA)"),
+        Call::Fork { .. } => Some("fork"),
+        Call::Mmap { flags, .. } if flags & map::HUGETLB != 0 => Some("MAP_HUGETLB"),
+        Call::MemfdCreate { flags, .. } if flags & mfd::HUGETLB != 0 => Some("MFD_HUGETLB"),
+        Call::Openat { path, .. } | Call::Open { path, .. } | Call::Unlink { path } if outside_model_fs(path) => {
+            Some("paths outside the working directory other than /dev/zero and /dev/null")
+        }
+        _ => None,
+    }
+}
+
+fn outside_model_fs(path: &[u8]) -> bool {
+    path.first() == Some(&b'/') && path != b"/dev/zero" && path != b"/dev/null"
+}
+
+/// Checks a trace before anything runs: calls the model does not do, `[pid N]` lines for
+/// processes no fork created, lines for processes that have exited.
+pub fn check_runnable(trace: &Trace) -> Result<(), Unusable> {
+    let mut exited: Vec<Option<u32>> = Vec::new();
+    for line in &trace.lines {
+        if let Some(what) = not_implemented(&line.call) {
+            return Err(Unusable { line: line.lineno, message: format!("not implemented in the model yet: {what}") });
+        }
+        if line.pid.is_some() {
+            return Err(Unusable { line: line.lineno, message: format!("[pid {}] names no process a fork created", line.pid.unwrap_or(0)) });
+        }
+        if exited.contains(&line.pid) {
+            return Err(Unusable { line: line.lineno, message: "the process of this line has exited".into() });
+        }
+        if let Call::ExitGroup { .. } = line.call {
+            exited.push(line.pid);
+        }
+    }
+    Ok(())
+}
+
+/// The processes of one run of a trace.
+#[derive(Debug)]
+pub struct Model {
+    pub procs: HashMap<Option<u32>, AddressSpace>,
+    pub cwd: String,
+}
+
+/// How to start the model.
+#[derive(Debug, Clone, Default)]
+pub struct ModelOptions {
+    pub cwd: String,
+    pub initial_maps: Option<String>,
+    pub brk: Option<u64>,
+}
+
+impl Model {
+    pub fn new(opts: &ModelOptions) -> Result<Model, String> {
+        let vfs = Arc::new(Vfs::new(opts.cwd.as_bytes()));
+        let mut mm = AddressSpace::with_settings(settings_of_this_machine(), vfs);
+        if let Some(text) = &opts.initial_maps {
+            let text = text.replace("@CWD@", &opts.cwd);
+            mm.seed_from_maps(&text).map_err(|e| format!("initial maps: {e}"))?;
+        }
+        if let Some(b) = opts.brk {
+            mm.set_brk(b);
+        }
+        let mut procs = HashMap::new();
+        procs.insert(None, mm);
+        Ok(Model { procs, cwd: opts.cwd.clone() })
+    }
+
+    /// Runs one line; None for checkpoints.
+    pub fn apply(&mut self, line: &Line) -> Option<Outcome> {
+        let mm = self.procs.get_mut(&line.pid)?;
+        if line.call.is_checkpoint() {
+            return None;
+        }
+        Some(apply(mm, &line.call))
+    }
+
+    /// The checkpoint text of a line's process.
+    pub fn checkpoint(&self, line: &Line, scope: Option<Scope>) -> String {
+        let Some(mm) = self.procs.get(&line.pid) else { return String::new() };
+        let smaps = matches!(line.call, Call::Smaps);
+        match (scope, smaps) {
+            (Some(Scope::Window { start, end }), false) => mm.maps_window(start, end),
+            (Some(Scope::Window { start, end }), true) => mm.smaps_window(start, end),
+            (_, false) => mm.maps(),
+            (_, true) => mm.smaps(),
+        }
+    }
+}
+
+/// The settings of the machines this project runs on, with overcommit sized from this
+/// machine's memory when it can be read.
+pub fn settings_of_this_machine() -> Settings {
+    let mut s = Settings::default();
+    if let Some(pages) = ram_and_swap_pages() {
+        s.overcommit = vmaspace::Overcommit::Guess { ram_and_swap_pages: pages };
+    }
+    s
+}
+
+fn ram_and_swap_pages() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let l = text.lines().find(|l| l.starts_with(name))?;
+        l.split_whitespace().nth(1)?.parse::<u64>().ok()
+    };
+    Some((field("MemTotal:")? + field("SwapTotal:").unwrap_or(0)) / 4)
+}
+
+fn outcome(r: Result<u64, Errno>) -> Outcome {
+    match r {
+        Ok(v) => Outcome::Value(v),
+        Err(e) => Outcome::Error(e.number() as u16),
+    }
+}
+
+fn fault(r: Result<(), FaultSignal>) -> Outcome {
+    match r {
+        Ok(()) => Outcome::Value(0),
+        Err(FaultSignal::Sigsegv) => Outcome::Signal(Signal::Sigsegv),
+        Err(FaultSignal::Sigbus) => Outcome::Signal(Signal::Sigbus),
+    }
+}
+
+/// One call on one address space.
+pub fn apply(mm: &mut AddressSpace, call: &Call) -> Outcome {
+    match call {
+        Call::Mmap { addr, len, prot, flags, fd, offset } => outcome(mm.mmap(*addr, *len, *prot, *flags, *fd, *offset)),
+        Call::Munmap { addr, len } => outcome(mm.munmap(*addr, *len)),
+        Call::Touch { addr, len } => fault(mm.touch(*addr, *len)),
+        Call::Peek { addr, len } => fault(mm.peek(*addr, *len)),
+        Call::Openat { dirfd, path, flags, mode } => outcome(mm.openat(*dirfd, path, *flags, *mode)),
+        Call::Open { path, flags, mode } => outcome(mm.open(path, *flags, *mode)),
+        Call::Close { fd } => outcome(mm.close(*fd)),
+        Call::Dup { fd } => outcome(mm.dup(*fd)),
+        Call::Dup2 { old, new } => outcome(mm.dup2(*old, *new)),
+        Call::Dup3 { old, new, flags } => outcome(mm.dup3(*old, *new, *flags)),
+        Call::Ftruncate { fd, len } => outcome(mm.ftruncate(*fd, *len)),
+        Call::Unlink { path } => outcome(mm.unlink(path)),
+        Call::MemfdCreate { name, flags } => outcome(mm.memfd_create(name, *flags)),
+        Call::MemfdSecret { flags } => outcome(mm.memfd_secret(*flags)),
+        Call::FcntlAddSeals { fd, seals } => outcome(mm.fcntl_add_seals(*fd, *seals)),
+        Call::FcntlGetSeals { fd } => outcome(mm.fcntl_get_seals(*fd)),
+        Call::ExitGroup { .. } => Outcome::NoReturn,
+        Call::Maps | Call::Smaps => Outcome::Value(0),
+        // Refused by check_runnable().
+        _ => Outcome::Error(Errno::ENOSYS.number() as u16),
+    }
+}

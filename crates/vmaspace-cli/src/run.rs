@@ -1,0 +1,132 @@
+//! `vmaspace run`: runs a trace on the model.
+
+use crate::exec::{Model, ModelOptions, check_runnable};
+use crate::scenario::{InputError, Scenario};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use vmaspace_trace::{Call, Outcome, Scope, format_call, format_outcome, print::returns_address};
+
+/// Options of `vmaspace run`.
+#[derive(Debug, Clone, Default)]
+pub struct RunArgs {
+    pub window: Option<(u64, u64)>,
+    pub initial_maps: Option<PathBuf>,
+    pub cwd: Option<PathBuf>,
+    pub brk: Option<u64>,
+    /// An initial maps snapshot given as text (used by `check`, which takes it from the kernel).
+    pub initial_maps_text: Option<String>,
+}
+
+/// What the model did with a trace, line by line (the model's counterpart of
+/// `vmaspace_oracle::KernelRun`).
+#[derive(Debug)]
+pub struct ModelRun {
+    pub results: Vec<Option<Outcome>>,
+    /// Checkpoint text per line, or with `every_step` the maps text after every call.
+    pub texts: Vec<Option<String>>,
+    pub cwd: String,
+    /// The first result that differed from the trace's expectation: a message.
+    pub mismatch: Option<String>,
+}
+
+/// Whether to capture the maps text after every call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Steps {
+    Checkpoints,
+    EveryCall,
+}
+
+/// Runs a scenario on the model, stopping at the first result that differs from the trace.
+/// Checkpoint text is scoped as `args.window` or the trace header says (whole text otherwise).
+pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelRun, String> {
+    check_runnable(&s.trace).map_err(|e| e.to_string())?;
+    let scope = args.window.map(|(start, end)| Scope::Window { start, end }).or(s.trace.scope);
+    let initial_maps = match (&args.initial_maps_text, &args.initial_maps, s.is_whole_space()) {
+        (Some(t), _, _) => Some(t.clone()),
+        (None, Some(p), _) => Some(read(p)?),
+        (None, None, true) => Some(read(&s.initial_maps_path())?),
+        (None, None, false) => None,
+    };
+    let cwd = match &args.cwd {
+        Some(c) => std::path::absolute(c).map_err(|e| e.to_string())?.to_string_lossy().into_owned(),
+        None => fresh_cwd(),
+    };
+    let opts = ModelOptions { cwd: cwd.clone(), initial_maps, brk: args.brk };
+    let mut model = Model::new(&opts)?;
+    let runnable = s.runnable();
+    let mut run = ModelRun { results: Vec::new(), texts: Vec::new(), cwd, mismatch: None };
+    for line in &runnable.lines {
+        if line.call.is_checkpoint() {
+            run.results.push(None);
+            run.texts.push(Some(model.checkpoint(line, scope)));
+            continue;
+        }
+        let got = model.apply(line).unwrap_or(Outcome::NoReturn);
+        run.results.push(Some(got));
+        run.texts.push((steps == Steps::EveryCall).then(|| model.checkpoint(&maps_of(line), scope)));
+        if let Some(expected) = line.result
+            && expected != got
+        {
+            let hex = returns_address(&line.call);
+            run.mismatch = Some(format!(
+                "line {}: {}: expected {}, got {}",
+                line.lineno,
+                format_call(&line.call),
+                format_outcome(expected, hex),
+                format_outcome(got, hex)
+            ));
+            break;
+        }
+        if let Call::ExitGroup { .. } = line.call {
+            model.procs.remove(&line.pid);
+        }
+    }
+    Ok(run)
+}
+
+/// A `maps()` checkpoint of the process a line runs in.
+fn maps_of(line: &vmaspace_trace::Line) -> vmaspace_trace::Line {
+    vmaspace_trace::Line { call: Call::Maps, result: None, ..line.clone() }
+}
+
+fn read(p: &Path) -> Result<String, String> {
+    std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// A working directory name for the model that no other run uses. The model never touches the
+/// disk, so it is not created.
+fn fresh_cwd() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{}/vmaspace-{}-{nanos}", std::env::temp_dir().display(), std::process::id())
+}
+
+/// `vmaspace run TRACE`. Returns the exit status.
+pub fn main(trace: &Path, args: &RunArgs) -> i32 {
+    let s = match Scenario::load(trace) {
+        Ok(s) => s,
+        Err(InputError(e)) => {
+            eprintln!("vmaspace run: {e}");
+            return 2;
+        }
+    };
+    match run_scenario(&s, args, Steps::Checkpoints) {
+        Err(e) => {
+            eprintln!("vmaspace run: {}: {e}", trace.display());
+            2
+        }
+        Ok(out) => {
+            let mut stdout = std::io::stdout().lock();
+            for t in out.texts.iter().flatten() {
+                let _ = stdout.write_all(t.as_bytes());
+            }
+            let _ = stdout.flush();
+            match out.mismatch {
+                Some(msg) => {
+                    eprintln!("{}: {msg}", trace.display());
+                    1
+                }
+                None => 0,
+            }
+        }
+    }
+}

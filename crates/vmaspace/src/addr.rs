@@ -1,0 +1,23 @@
+//! Page arithmetic.
+
+/// Bytes per page (x86_64, 4 KiB pages).
+pub const PAGE_SIZE: u64 = 0x1000;
+pub const PAGE_SHIFT: u32 = 12;
+pub const PAGE_MASK: u64 = !(PAGE_SIZE - 1);
+/// `PMD_SIZE`: 2 MiB.
+pub const PMD_SIZE: u64 = 0x20_0000;
+
+/// `PAGE_ALIGN`: rounds up; None when it wraps past the top of the address space.
+pub fn page_align(x: u64) -> Option<u64> {
+    x.checked_add(PAGE_SIZE - 1).map(|v| v & PAGE_MASK)
+}
+
+/// `offset_in_page(x) == 0`.
+pub fn is_page_aligned(x: u64) -> bool {
+    x & (PAGE_SIZE - 1) == 0
+}
+
+/// Pages in `[start, end)`.
+pub fn pages(start: u64, end: u64) -> u64 {
+    (end - start) >> PAGE_SHIFT
+}

@@ -1,0 +1,205 @@
+//! Page faults: the trace's `touch` (a write per page) and `peek` (a read per page), and the
+//! population `MAP_POPULATE` and `mlock` do (Linux: `handle_mm_fault` and friends).
+
+use crate::addr::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE};
+use crate::errno::Errno;
+use crate::flags::VmFlags;
+use crate::vma::AnonVmaRef;
+use crate::{AddressSpace, Page};
+
+/// The kind of access that faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// The signal a faulting access raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultSignal {
+    Sigsegv,
+    Sigbus,
+}
+
+impl AddressSpace {
+    /// Writes one byte on every page of `[addr, addr+len)`, lowest first; stops at the first
+    /// page that raises a signal.
+    pub fn touch(&mut self, addr: u64, len: u64) -> Result<(), FaultSignal> {
+        self.access_pages(addr, len, Access::Write)
+    }
+
+    /// Reads one byte on every page of `[addr, addr+len)`, lowest first.
+    pub fn peek(&mut self, addr: u64, len: u64) -> Result<(), FaultSignal> {
+        self.access_pages(addr, len, Access::Read)
+    }
+
+    fn access_pages(&mut self, addr: u64, len: u64, access: Access) -> Result<(), FaultSignal> {
+        let end = addr.saturating_add(len);
+        let mut p = addr;
+        while p < end {
+            self.handle_fault(p, access)?;
+            match (p & PAGE_MASK).checked_add(PAGE_SIZE) {
+                Some(n) => p = n,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// A user access to `addr` (Linux: x86's `do_user_addr_fault` → `handle_mm_fault`).
+    pub fn handle_fault(&mut self, addr: u64, access: Access) -> Result<(), FaultSignal> {
+        let page = addr & PAGE_MASK;
+        let Some(vma) = self.tree.find_vma(addr) else { return Err(FaultSignal::Sigsegv) };
+        let vma_start = if vma.start > addr {
+            if !vma.flags.contains(VmFlags::GROWSDOWN) {
+                return Err(FaultSignal::Sigsegv);
+            }
+            let s = vma.start;
+            self.expand_downwards(s, page).map_err(|_| FaultSignal::Sigsegv)?
+        } else {
+            vma.start
+        };
+        let vma = self.tree.get(vma_start).expect("faulting VMA");
+        // access_error()
+        let write = access == Access::Write;
+        if (write && !vma.flags.contains(VmFlags::WRITE)) || (!write && !vma.flags.is_accessible()) {
+            return Err(FaultSignal::Sigsegv);
+        }
+        if !self.pkeys.allows(vma.flags.pkey(), write) {
+            return Err(FaultSignal::Sigsegv);
+        }
+        if !self.needs_fault(vma_start, page, access) {
+            return Ok(());
+        }
+        self.fault_in(vma_start, page, access)
+    }
+
+    /// Whether an access to `page` has anything to fault in: a missing page, a copy-on-write
+    /// of a file page in a private VMA, or the first write to a clean shared page.
+    fn needs_fault(&self, vma_start: u64, page: u64, access: Access) -> bool {
+        let private = !self.tree.get(vma_start).expect("VMA").flags.contains(VmFlags::SHARED);
+        match self.pages.get(&page) {
+            None => true,
+            Some(Page::Anon) => false,
+            Some(Page::File { dirty }) => access == Access::Write && (private || !dirty),
+        }
+    }
+
+    /// `populate_vma_page_range` for one page: a fault without the user-access checks
+    /// (`FOLL_FORCE`).
+    pub(crate) fn populate_page(&mut self, page: u64, access: Access) -> Result<(), Errno> {
+        let Some(vma) = self.tree.vma_lookup(page) else { return Err(Errno::EFAULT) };
+        let start = vma.start;
+        if !self.needs_fault(start, page, access) {
+            return Ok(());
+        }
+        self.fault_in(start, page, access).map_err(|_| Errno::EFAULT)
+    }
+
+    /// Makes `page` present in the VMA at `vma_start` (Linux: `do_anonymous_page`,
+    /// `do_read_fault`, `do_cow_fault`, `do_shared_fault`).
+    fn fault_in(&mut self, vma_start: u64, page: u64, access: Access) -> Result<(), FaultSignal> {
+        let vma = self.tree.get(vma_start).expect("faulting VMA").clone();
+        let write = access == Access::Write;
+        let shared = vma.flags.contains(VmFlags::SHARED) || vma.flags.contains(VmFlags::MAYSHARE);
+        if let Some(fault) = vma.ops.as_ref().and_then(|o| o.fault.clone()) {
+            match fault(&vma.view(), page) {
+                crate::file::VmFault::Sigbus => return Err(FaultSignal::Sigbus),
+                crate::file::VmFault::Sigsegv => return Err(FaultSignal::Sigsegv),
+                crate::file::VmFault::Mapped => {}
+            }
+        }
+        if vma.is_anonymous() {
+            // Private anonymous memory (and private /dev/zero): a read maps the zero page,
+            // which is neither counted nor needs an anon_vma.
+            if write {
+                self.anon_vma_prepare(vma_start);
+                self.pages.insert(page, Page::Anon);
+            }
+            return Ok(());
+        }
+        if let Some(f) = &vma.file {
+            let size = f.inode.state().size;
+            let index = vma.pgoff_at(page);
+            if index >= size.div_ceil(PAGE_SIZE) {
+                return Err(FaultSignal::Sigbus);
+            }
+        }
+        if write && !shared {
+            self.anon_vma_prepare(vma_start);
+            self.pages.insert(page, Page::Anon);
+        } else {
+            self.pages.insert(page, Page::File { dirty: write });
+        }
+        Ok(())
+    }
+
+    /// Linux: `anon_vma_prepare()`: gives the VMA an anon_vma, reusing a neighbour's when
+    /// `find_mergeable_anon_vma()` allows.
+    pub(crate) fn anon_vma_prepare(&mut self, vma_start: u64) {
+        let vma = self.tree.get(vma_start).expect("VMA");
+        if vma.anon_vma.is_some() {
+            return;
+        }
+        let reuse = self.find_mergeable_anon_vma(vma_start);
+        let id = reuse.unwrap_or_else(|| {
+            self.next_anon_vma += 1;
+            self.next_anon_vma
+        });
+        self.tree.get_mut(vma_start).expect("VMA").anon_vma = Some(AnonVmaRef { id, forked: false });
+    }
+
+    /// Linux: `find_mergeable_anon_vma()`: next first, then prev.
+    fn find_mergeable_anon_vma(&self, vma_start: u64) -> Option<u64> {
+        let vma = self.tree.get(vma_start)?;
+        let next = self.tree.next_from(vma.end);
+        let prev = self.tree.prev_of(vma.start);
+        let compatible = |a: &crate::Vma, b: &crate::Vma| {
+            a.end == b.start
+                && a.same_file(b.file.as_ref())
+                && (a.flags.0 ^ b.flags.0) & !(VmFlags::ACCESS_FLAGS | VmFlags::SOFTDIRTY).0 == 0
+                && b.pgoff == a.pgoff.wrapping_add((b.start - a.start) >> PAGE_SHIFT)
+        };
+        let reusable = |old: &crate::Vma| old.anon_vma.filter(|a| !a.forked).map(|a| a.id);
+        if let Some(n) = next.filter(|n| compatible(vma, n)).and_then(reusable) {
+            return Some(n);
+        }
+        prev.filter(|p| compatible(p, vma)).and_then(reusable)
+    }
+
+    /// Linux: `expand_downwards()`: grows a `VM_GROWSDOWN` VMA down to `addr`. Returns the
+    /// VMA's new start.
+    pub(crate) fn expand_downwards(&mut self, vma_start: u64, addr: u64) -> Result<u64, Errno> {
+        if addr < self.settings.mmap_min_addr {
+            return Err(Errno::EPERM);
+        }
+        let guard = self.settings.stack_guard_gap;
+        if let Some(prev) = self.tree.prev_of(vma_start)
+            && !prev.flags.contains(VmFlags::GROWSDOWN)
+            && prev.flags.is_accessible()
+            && addr - prev.end < guard
+        {
+            return Err(Errno::ENOMEM);
+        }
+        self.anon_vma_prepare(vma_start);
+        let vma = self.tree.get(vma_start).expect("stack VMA").clone();
+        let grow = (vma.start - addr) >> PAGE_SHIFT;
+        let size = vma.end - addr;
+        if grow > vma.pgoff
+            || size > self.settings.rlimit_stack
+            || !self.may_expand_vm(vma.flags, grow)
+            || !self.mm_info().mlock_future_ok(vma.flags, grow)
+        {
+            return Err(Errno::ENOMEM);
+        }
+        let mut v = self.tree.remove(vma_start).expect("stack VMA");
+        v.start = addr;
+        v.pgoff -= grow;
+        if v.flags.contains(VmFlags::LOCKED) {
+            self.counters.locked_vm += grow;
+        }
+        self.counters.account(v.flags, grow as i64);
+        self.tree.insert(v);
+        Ok(addr)
+    }
+}

@@ -1,0 +1,260 @@
+//! The file calls a trace makes: open, close, dup, ftruncate, unlink, memfd_create,
+//! memfd_secret and memfd seals.
+
+use crate::errno::{Errno, SysResult};
+use crate::file::{FMode, InodeKind, OpenFile};
+use crate::flags::{VmFlags, mfd, open, seal};
+use crate::vfs::dev;
+use crate::{AddressSpace, Page};
+use std::sync::Arc;
+
+/// `AT_FDCWD`.
+pub const AT_FDCWD: i64 = -100;
+/// `PATH_MAX`.
+const PATH_MAX: usize = 4096;
+/// `MFD_NAME_MAX_LEN`.
+const MFD_NAME_MAX: usize = 249;
+const F_ALL_SEALS: u64 = 0x3f;
+
+impl AddressSpace {
+    /// Opens `/dev/null` as fds 0, 1 and 2, as the process a trace runs in has them.
+    pub fn open_stdio(&mut self) {
+        let (null, _) = self.vfs.lookup(b"/dev/null", false).expect("/dev/null exists");
+        let modes = [(true, false), (false, true), (false, true)];
+        for (fd, (read, write)) in modes.into_iter().enumerate() {
+            let f = self.vfs.open_inode(null.clone(), FMode { read, write });
+            self.fds.insert(fd as i32, f);
+        }
+    }
+
+    fn install_fd(&mut self, file: Arc<OpenFile>) -> SysResult {
+        let fd = (0..).find(|fd| !self.fds.contains_key(fd)).expect("a free fd");
+        if fd as u64 >= self.settings.rlimit_nofile {
+            return Err(Errno::EMFILE);
+        }
+        self.fds.insert(fd, file);
+        Ok(fd as u64)
+    }
+
+    fn fd_file(&self, fd: i64) -> Result<Arc<OpenFile>, Errno> {
+        i32::try_from(fd).ok().and_then(|fd| self.fds.get(&fd)).cloned().ok_or(Errno::EBADF)
+    }
+
+    /// `openat(dirfd, path, flags, mode)`.
+    pub fn openat(&mut self, dirfd: i64, path: &[u8], flags: u64, _mode: u64) -> SysResult {
+        if path.len() >= PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        if path.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        if path[0] != b'/' && dirfd as i32 as i64 != AT_FDCWD {
+            // A descriptor of the model is never a directory.
+            self.fd_file(dirfd)?;
+            return Err(Errno::ENOTDIR);
+        }
+        let create = flags & open::CREAT != 0;
+        let (inode, created) = self.vfs.lookup(path, create)?;
+        if create && flags & open::EXCL != 0 && !created {
+            return Err(Errno::EEXIST);
+        }
+        if flags & open::DIRECTORY != 0 {
+            return Err(Errno::ENOTDIR);
+        }
+        // OPEN_FMODE(): O_ACCMODE 3 opens for neither reading nor writing.
+        let mode = match flags & open::ACCMODE {
+            open::RDONLY => FMode { read: true, write: false },
+            open::WRONLY => FMode { read: false, write: true },
+            open::RDWR => FMode { read: true, write: true },
+            _ => FMode { read: false, write: false },
+        };
+        if flags & open::TRUNC != 0 && mode.write && inode.kind == InodeKind::Regular {
+            inode.state().size = 0;
+        }
+        let file = self.vfs.open_inode(inode, mode);
+        self.install_fd(file)
+    }
+
+    /// `open(path, flags, mode)`.
+    pub fn open(&mut self, path: &[u8], flags: u64, mode: u64) -> SysResult {
+        self.openat(AT_FDCWD, path, flags, mode)
+    }
+
+    /// `close(fd)`.
+    pub fn close(&mut self, fd: i64) -> SysResult {
+        let fd = i32::try_from(fd).map_err(|_| Errno::EBADF)?;
+        self.fds.remove(&fd).map(|_| 0).ok_or(Errno::EBADF)
+    }
+
+    /// `dup(fd)`: a new descriptor sharing the open file description.
+    pub fn dup(&mut self, fd: i64) -> SysResult {
+        let f = self.fd_file(fd)?;
+        self.install_fd(f)
+    }
+
+    /// `dup2(old, new)`.
+    pub fn dup2(&mut self, old: i64, new: i64) -> SysResult {
+        let f = self.fd_file(old)?;
+        let new32 = i32::try_from(new).ok().filter(|n| *n >= 0 && (*n as u64) < self.settings.rlimit_nofile);
+        let new32 = new32.ok_or(Errno::EBADF)?;
+        self.fds.insert(new32, f);
+        Ok(new as u64)
+    }
+
+    /// `dup3(old, new, flags)`.
+    pub fn dup3(&mut self, old: i64, new: i64, flags: u64) -> SysResult {
+        if flags & !open::CLOEXEC != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if old == new {
+            self.fd_file(old)?;
+            return Err(Errno::EINVAL);
+        }
+        self.dup2(old, new)
+    }
+
+    /// `ftruncate(fd, length)`.
+    pub fn ftruncate(&mut self, fd: i64, len: u64) -> SysResult {
+        let f = self.fd_file(fd)?;
+        if (len as i64) < 0 {
+            return Err(Errno::EINVAL);
+        }
+        if !f.mode.write || f.inode.kind == InodeKind::CharDevice {
+            return Err(Errno::EINVAL);
+        }
+        {
+            let mut st = f.inode.state();
+            if f.inode.kind == InodeKind::Secretmem && st.size != 0 {
+                return Err(Errno::EINVAL);
+            }
+            if (len < st.size && st.seals & seal::SHRINK != 0) || (len > st.size && st.seals & seal::GROW != 0) {
+                return Err(Errno::EPERM);
+            }
+            st.size = len;
+        }
+        self.truncate_pages(&f, len);
+        Ok(0)
+    }
+
+    /// Drops the file pages past a new end of file from this address space's mappings.
+    fn truncate_pages(&mut self, f: &Arc<OpenFile>, size: u64) {
+        let end_index = size.div_ceil(crate::addr::PAGE_SIZE);
+        let vmas: Vec<(u64, u64, u64)> = self
+            .tree
+            .iter()
+            .filter(|v| v.file.as_ref().is_some_and(|vf| Arc::ptr_eq(&vf.inode, &f.inode)))
+            .map(|v| (v.start, v.end, v.pgoff))
+            .collect();
+        for (start, end, pgoff) in vmas {
+            let first_gone = start + end_index.saturating_sub(pgoff).saturating_mul(crate::addr::PAGE_SIZE);
+            let gone: Vec<u64> = self
+                .pages
+                .range(first_gone.max(start)..end)
+                .filter(|(_, p)| matches!(p, Page::File { .. }))
+                .map(|(a, _)| *a)
+                .collect();
+            for a in gone {
+                self.pages.remove(&a);
+            }
+        }
+    }
+
+    /// `unlink(path)`.
+    pub fn unlink(&mut self, path: &[u8]) -> SysResult {
+        if path.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        self.vfs.unlink(path).map(|_| 0)
+    }
+
+    /// `memfd_create(name, flags)`.
+    ///
+    /// `MFD_HUGETLB` is not modelled yet: valid uses return `ENOSYS`.
+    pub fn memfd_create(&mut self, name: &[u8], flags: u64) -> SysResult {
+        let huge_bits = flags & (0x3f << 26);
+        let known = mfd::CLOEXEC | mfd::ALLOW_SEALING | mfd::HUGETLB | mfd::NOEXEC_SEAL | mfd::EXEC;
+        if flags & !(known | huge_bits) != 0 || (huge_bits != 0 && flags & mfd::HUGETLB == 0) {
+            return Err(Errno::EINVAL);
+        }
+        if flags & mfd::EXEC != 0 && flags & mfd::NOEXEC_SEAL != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if name.len() > MFD_NAME_MAX {
+            return Err(Errno::EINVAL);
+        }
+        if flags & mfd::HUGETLB != 0 {
+            return Err(Errno::ENOSYS);
+        }
+        let mut path = b"/memfd:".to_vec();
+        path.extend_from_slice(name);
+        let inode = self.vfs.new_internal(InodeKind::Shmem, dev::SHMEM, &path, 0);
+        {
+            let mut st = inode.state();
+            st.seals = seal::SEAL;
+            st.executable = flags & mfd::NOEXEC_SEAL == 0;
+            if flags & mfd::NOEXEC_SEAL != 0 {
+                st.seals = seal::EXEC;
+            } else if flags & mfd::ALLOW_SEALING != 0 {
+                st.seals = 0;
+            }
+        }
+        let file = self.vfs.open_inode(inode, FMode { read: true, write: true });
+        self.install_fd(file)
+    }
+
+    /// `memfd_secret(flags)`.
+    pub fn memfd_secret(&mut self, flags: u64) -> SysResult {
+        if flags & !open::CLOEXEC != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let inode = self.vfs.new_internal(InodeKind::Secretmem, dev::SECRETMEM, b"/secretmem", 0);
+        let file = self.vfs.open_inode(inode, FMode { read: true, write: true });
+        self.install_fd(file)
+    }
+
+    /// `fcntl(fd, F_GET_SEALS)`.
+    pub fn fcntl_get_seals(&mut self, fd: i64) -> SysResult {
+        let f = self.fd_file(fd)?;
+        if f.inode.kind != InodeKind::Shmem {
+            return Err(Errno::EINVAL);
+        }
+        Ok(f.inode.state().seals)
+    }
+
+    /// `fcntl(fd, F_ADD_SEALS, seals)` (Linux: `memfd_add_seals()`, with the 6.18 stable fix
+    /// that makes `F_SEAL_EXEC`'s implied `F_SEAL_WRITE` check for writable mappings).
+    ///
+    /// The writable-mapping check sees this address space's mappings only.
+    pub fn fcntl_add_seals(&mut self, fd: i64, seals: u64) -> SysResult {
+        let f = self.fd_file(fd)?;
+        if f.inode.kind != InodeKind::Shmem {
+            return Err(Errno::EINVAL);
+        }
+        if seals & !F_ALL_SEALS != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if !f.mode.write {
+            return Err(Errno::EPERM);
+        }
+        let current = f.inode.state().seals;
+        if current & seal::SEAL != 0 {
+            return Err(Errno::EPERM);
+        }
+        let mut seals = seals;
+        if seals & seal::EXEC != 0 && f.inode.state().executable {
+            seals |= seal::SHRINK | seal::GROW | seal::WRITE | seal::FUTURE_WRITE;
+        }
+        if seals & seal::WRITE != 0 && current & seal::WRITE == 0 && self.has_writable_shared_mapping(&f) {
+            return Err(Errno::EBUSY);
+        }
+        f.inode.state().seals |= seals;
+        Ok(0)
+    }
+
+    fn has_writable_shared_mapping(&self, f: &Arc<OpenFile>) -> bool {
+        self.tree.iter().any(|v| {
+            v.flags.contains(VmFlags::SHARED | VmFlags::MAYWRITE)
+                && v.file.as_ref().is_some_and(|vf| Arc::ptr_eq(&vf.inode, &f.inode))
+        })
+    }
+}

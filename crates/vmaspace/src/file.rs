@@ -1,0 +1,451 @@
+//! Files and the mapping hooks: what a driver or file system sees when it is mapped.
+//!
+//! A file offers exactly one way to be mapped ([`MmapHook`]):
+//! * [`MmapHook::Prepare`] (Linux 6.16's `mmap_prepare`): the driver fills in a
+//!   [`VmAreaDesc`] before anything in the address space changes. The descriptor's fields come
+//!   in three kinds, enforced by its methods: read-only (the address space, the file whose hook
+//!   runs, `start`, `end`), read-write (`pgoff`, `vm_file`, `vm_flags`, `page_prot`) and
+//!   write-only (`vm_ops`, `private_data`). The merge attempt sees the flags the hook chose.
+//! * [`MmapHook::Legacy`] (`.mmap`): the driver gets the new VMA ([`LegacyVma`]) after it was
+//!   allocated and may change anything; the kernel's post-checks report what it must not change
+//!   as [`DriverBug`]s and the mapping goes on. No merge is attempted after the hook.
+//!
+//! A table built the C way ([`CFileOperations`], two optional hooks) converts into an
+//! [`MmapHook`] with Linux's check: both or neither set cannot be mapped (`ENODEV`).
+
+use crate::errno::Errno;
+use crate::flags::VmFlags;
+use std::any::Any;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// `struct vm_area_desc`'s view of the address space: read-only facts a hook may consult.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MmInfo {
+    pub map_count: usize,
+    pub locked_vm: u64,
+    /// RLIMIT_MEMLOCK in pages (`u64::MAX` for unlimited).
+    pub memlock_limit_pages: u64,
+    /// CAP_IPC_LOCK: locked memory is not limited.
+    pub cap_ipc_lock: bool,
+}
+
+impl MmInfo {
+    /// Linux: `mlock_future_ok()`: may `pages` more be locked?
+    pub fn mlock_future_ok(&self, flags: VmFlags, pages: u64) -> bool {
+        !flags.contains(VmFlags::LOCKED)
+            || self.cap_ipc_lock
+            || self.locked_vm.saturating_add(pages) <= self.memlock_limit_pages
+    }
+}
+
+/// The hardware page protection of a VMA (`vm_page_prot`): on x86_64 a function of the access
+/// and shared bits (`vm_get_page_prot`), which the model keeps as those bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct PageProt(pub u64);
+
+impl PageProt {
+    /// Linux: `vm_get_page_prot()`.
+    pub fn from_flags(flags: VmFlags) -> PageProt {
+        PageProt(flags.bits() & (VmFlags::ACCESS_FLAGS | VmFlags::SHARED).bits())
+    }
+}
+
+/// Opaque per-VMA driver data (`vm_private_data`).
+pub type PrivateData = Arc<dyn Any + Send + Sync>;
+
+/// What a VMA looks like to a [`VmOperations`] callback.
+#[derive(Clone)]
+pub struct VmaView {
+    pub start: u64,
+    pub end: u64,
+    pub pgoff: u64,
+    pub flags: VmFlags,
+    pub private_data: Option<PrivateData>,
+}
+
+impl fmt::Debug for VmaView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VmaView({:#x}-{:#x} pgoff {:#x} {:?})", self.start, self.end, self.pgoff, self.flags)
+    }
+}
+
+/// How a fault on a page of a VMA with a `fault` operation ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmFault {
+    /// The page is mapped.
+    Mapped,
+    /// `VM_FAULT_SIGBUS`.
+    Sigbus,
+    /// `VM_FAULT_SIGSEGV`.
+    Sigsegv,
+}
+
+type Callback = Arc<dyn Fn(&VmaView) + Send + Sync>;
+type MaySplit = Arc<dyn Fn(&VmaView, u64) -> Result<(), Errno> + Send + Sync>;
+type Fault = Arc<dyn Fn(&VmaView, u64) -> VmFault + Send + Sync>;
+type Name = Arc<dyn Fn(&VmaView) -> Option<String> + Send + Sync>;
+
+/// `struct vm_operations_struct`: the operations a VMA carries. Every operation is optional,
+/// as in C, so whether one exists is known without calling it: a VMA with a `close` operation is
+/// never removed by a merge.
+#[derive(Clone, Default)]
+pub struct VmOperations {
+    /// A name for debugging output only.
+    pub label: &'static str,
+    /// Called for every new VMA copied from one with these operations (split, fork).
+    pub open: Option<Callback>,
+    /// Called when a VMA is unmapped.
+    pub close: Option<Callback>,
+    /// May the VMA be split at this address?
+    pub may_split: Option<MaySplit>,
+    /// Resolves a fault on the page at the address.
+    pub fault: Option<Fault>,
+    /// The name maps shows for the VMA (`[vdso]`).
+    pub name: Option<Name>,
+    /// Refuses `mremap` of the VMA when set (special mappings).
+    pub refuses_mremap: bool,
+}
+
+impl VmOperations {
+    /// Operations with nothing set but a label (like `generic_file_vm_ops` for the model).
+    pub fn labelled(label: &'static str) -> VmOperations {
+        VmOperations { label, ..VmOperations::default() }
+    }
+    pub fn has_close(&self) -> bool {
+        self.close.is_some()
+    }
+}
+
+impl fmt::Debug for VmOperations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VmOperations")
+            .field("label", &self.label)
+            .field("open", &self.open.is_some())
+            .field("close", &self.close.is_some())
+            .field("may_split", &self.may_split.is_some())
+            .field("fault", &self.fault.is_some())
+            .field("name", &self.name.is_some())
+            .finish()
+    }
+}
+
+/// Which file system or driver an inode belongs to; decides placement and fault behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InodeKind {
+    /// A regular file on a disk file system (ext4).
+    Regular,
+    /// A shmem object: tmpfs file, memfd, shared anonymous memory.
+    Shmem,
+    /// A character device (`/dev/zero`, `/dev/null`).
+    CharDevice,
+    /// `memfd_secret` memory.
+    Secretmem,
+}
+
+/// The mutable part of an inode.
+#[derive(Debug, Clone)]
+pub struct InodeState {
+    /// The path maps shows (without ` (deleted)`).
+    pub path: Vec<u8>,
+    /// False once unlinked (or for internal objects that never had a name).
+    pub linked: bool,
+    pub size: u64,
+    /// `F_SEAL_*` bits.
+    pub seals: u64,
+    /// Any execute permission bit in the mode (memfds without `MFD_NOEXEC_SEAL` are 0777).
+    pub executable: bool,
+}
+
+/// An inode: the object a mapping shows as `dev inode name`.
+#[derive(Debug)]
+pub struct Inode {
+    pub ino: u64,
+    /// `(major, minor)` of the file system.
+    pub dev: (u32, u32),
+    pub kind: InodeKind,
+    state: Mutex<InodeState>,
+}
+
+impl Inode {
+    pub fn new(ino: u64, dev: (u32, u32), kind: InodeKind, state: InodeState) -> Inode {
+        Inode { ino, dev, kind, state: Mutex::new(state) }
+    }
+    /// The inode's mutable state. (A poisoned lock only means a driver callback panicked; the
+    /// state itself is still consistent, so it is used as it is.)
+    pub fn state(&self) -> MutexGuard<'_, InodeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Where a file's mappings go when no address is fixed (`f_op->get_unmapped_area`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// `mm_get_unmapped_area`: the plain top-down search.
+    Default,
+    /// `thp_get_unmapped_area`: aligned so that 2 MiB chunks of the file map to 2 MiB pages.
+    Thp,
+    /// `shmem_get_unmapped_area` with huge pages off: the plain search.
+    Shmem,
+    /// `/dev/zero`: shmem's for shared mappings, THP's for private ones.
+    Zero,
+}
+
+/// A driver's `mmap_prepare`.
+pub trait MmapPrepare: Send + Sync {
+    /// Inspects and adjusts the mapping before it exists. An error fails the `mmap` with it.
+    fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<(), Errno>;
+}
+
+/// A driver's legacy `.mmap`.
+pub trait LegacyMmap: Send + Sync {
+    /// Sets up the freshly allocated VMA. An error fails the `mmap` with it.
+    fn mmap(&self, vma: &mut LegacyVma<'_>) -> Result<(), Errno>;
+}
+
+/// The one way a file can be mapped.
+#[derive(Clone)]
+pub enum MmapHook {
+    Prepare(Arc<dyn MmapPrepare>),
+    Legacy(Arc<dyn LegacyMmap>),
+}
+
+impl fmt::Debug for MmapHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MmapHook::Prepare(_) => "MmapHook::Prepare",
+            MmapHook::Legacy(_) => "MmapHook::Legacy",
+        })
+    }
+}
+
+/// Why a C-style operations table cannot be mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookTableError {
+    /// Both `.mmap` and `.mmap_prepare` are set: a driver bug (Linux WARNs once), `ENODEV`.
+    Both,
+    /// Neither is set: the file cannot be mapped, `ENODEV`.
+    Neither,
+}
+
+impl From<HookTableError> for Errno {
+    fn from(_: HookTableError) -> Errno {
+        Errno::ENODEV
+    }
+}
+
+/// `struct file_operations` as C builds it: two optional hooks.
+#[derive(Clone, Default)]
+pub struct CFileOperations {
+    pub mmap: Option<Arc<dyn LegacyMmap>>,
+    pub mmap_prepare: Option<Arc<dyn MmapPrepare>>,
+}
+
+impl fmt::Debug for CFileOperations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CFileOperations {{ mmap: {}, mmap_prepare: {} }}", self.mmap.is_some(), self.mmap_prepare.is_some())
+    }
+}
+
+impl TryFrom<CFileOperations> for MmapHook {
+    type Error = HookTableError;
+    /// Linux: `can_mmap_file()`: exactly one hook.
+    fn try_from(t: CFileOperations) -> Result<MmapHook, HookTableError> {
+        match (t.mmap, t.mmap_prepare) {
+            (Some(_), Some(_)) => Err(HookTableError::Both),
+            (None, None) => Err(HookTableError::Neither),
+            (Some(m), None) => Ok(MmapHook::Legacy(m)),
+            (None, Some(p)) => Ok(MmapHook::Prepare(p)),
+        }
+    }
+}
+
+/// `struct file_operations`: what the memory-mapping code needs of a file.
+#[derive(Clone, Debug)]
+pub struct FileOperations {
+    pub label: &'static str,
+    /// The mapping hook, or why there is none.
+    pub hook: Result<MmapHook, HookTableError>,
+    pub placement: Placement,
+    /// `FOP_MMAP_SYNC`: `MAP_SYNC` is accepted.
+    pub mmap_sync: bool,
+}
+
+impl FileOperations {
+    /// Operations from a C-style table.
+    pub fn from_c_table(label: &'static str, table: CFileOperations, placement: Placement) -> FileOperations {
+        FileOperations { label, hook: MmapHook::try_from(table), placement, mmap_sync: false }
+    }
+}
+
+/// `FMODE_READ` / `FMODE_WRITE` of an open file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FMode {
+    pub read: bool,
+    pub write: bool,
+}
+
+/// An open file description (`struct file`): the identity merging compares. Two `open()`s of one
+/// file are two descriptions and never merge; `dup()` shares one.
+#[derive(Debug)]
+pub struct OpenFile {
+    pub(crate) id: u64,
+    pub inode: Arc<Inode>,
+    pub mode: FMode,
+    pub ops: Arc<FileOperations>,
+}
+
+impl OpenFile {
+    pub fn new(id: u64, inode: Arc<Inode>, mode: FMode, ops: Arc<FileOperations>) -> OpenFile {
+        OpenFile { id, inode, mode, ops }
+    }
+    /// A number identifying this open file description within its [`crate::Vfs`].
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// `struct vm_area_desc`: what an `mmap_prepare` hook sees and may change.
+///
+/// Read-only: [`mm`](Self::mm), [`file`](Self::file), [`start`](Self::start),
+/// [`end`](Self::end). Read-write: `pgoff`, `vm_file`, `vm_flags`, `page_prot`. Write-only:
+/// `vm_ops`, `private_data` (they start empty; a hook sets them, it cannot read them).
+pub struct VmAreaDesc<'a> {
+    mm: MmInfo,
+    file: &'a Arc<OpenFile>,
+    start: u64,
+    end: u64,
+    pgoff: u64,
+    vm_file: Arc<OpenFile>,
+    vm_flags: VmFlags,
+    page_prot: PageProt,
+    vm_ops: Option<Arc<VmOperations>>,
+    private_data: Option<PrivateData>,
+}
+
+impl fmt::Debug for VmAreaDesc<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VmAreaDesc({:#x}-{:#x} pgoff {:#x} {:?})", self.start, self.end, self.pgoff, self.vm_flags)
+    }
+}
+
+/// The fields a hook hands back to the mmap code.
+pub(crate) struct DescOutput {
+    pub pgoff: u64,
+    pub vm_file: Arc<OpenFile>,
+    pub vm_flags: VmFlags,
+    pub page_prot: PageProt,
+    pub vm_ops: Option<Arc<VmOperations>>,
+    pub private_data: Option<PrivateData>,
+}
+
+impl<'a> VmAreaDesc<'a> {
+    pub(crate) fn new(mm: MmInfo, file: &'a Arc<OpenFile>, start: u64, end: u64, pgoff: u64, vm_flags: VmFlags) -> Self {
+        VmAreaDesc {
+            mm,
+            file,
+            start,
+            end,
+            pgoff,
+            vm_file: file.clone(),
+            vm_flags,
+            page_prot: PageProt::from_flags(vm_flags),
+            vm_ops: None,
+            private_data: None,
+        }
+    }
+    pub(crate) fn into_output(self) -> DescOutput {
+        DescOutput {
+            pgoff: self.pgoff,
+            vm_file: self.vm_file,
+            vm_flags: self.vm_flags,
+            page_prot: self.page_prot,
+            vm_ops: self.vm_ops,
+            private_data: self.private_data,
+        }
+    }
+
+    /// The address space being mapped into (read-only).
+    pub fn mm(&self) -> &MmInfo {
+        &self.mm
+    }
+    /// The file whose hook is running (read-only; may differ from `vm_file` in stacked files).
+    pub fn file(&self) -> &Arc<OpenFile> {
+        self.file
+    }
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+    /// `vma_desc_size()`.
+    pub fn size(&self) -> u64 {
+        self.end - self.start
+    }
+    pub fn pgoff(&self) -> u64 {
+        self.pgoff
+    }
+    pub fn set_pgoff(&mut self, pgoff: u64) {
+        self.pgoff = pgoff;
+    }
+    pub fn vm_file(&self) -> &Arc<OpenFile> {
+        &self.vm_file
+    }
+    /// Maps another file instead (the VMA takes a reference to it).
+    pub fn set_vm_file(&mut self, file: Arc<OpenFile>) {
+        self.vm_file = file;
+    }
+    pub fn vm_flags(&self) -> VmFlags {
+        self.vm_flags
+    }
+    pub fn set_vm_flags(&mut self, flags: VmFlags) {
+        self.vm_flags = flags;
+    }
+    pub fn page_prot(&self) -> PageProt {
+        self.page_prot
+    }
+    pub fn set_page_prot(&mut self, prot: PageProt) {
+        self.page_prot = prot;
+    }
+    /// Write-only: the operations the VMA will carry.
+    pub fn set_vm_ops(&mut self, ops: Arc<VmOperations>) {
+        self.vm_ops = Some(ops);
+    }
+    /// Write-only: the VMA's `vm_private_data`.
+    pub fn set_private_data(&mut self, data: PrivateData) {
+        self.private_data = Some(data);
+    }
+}
+
+/// The half-built VMA a legacy `.mmap` hook receives. Everything is writable, as in C; what
+/// Linux forbids is reported afterwards as a [`DriverBug`].
+pub struct LegacyVma<'a> {
+    pub start: u64,
+    pub end: u64,
+    pub pgoff: u64,
+    pub flags: VmFlags,
+    pub page_prot: PageProt,
+    pub vm_file: Option<Arc<OpenFile>>,
+    pub vm_ops: Option<Arc<VmOperations>>,
+    pub private_data: Option<PrivateData>,
+    /// The file system the hook may create internal files in (`shmem_zero_setup`).
+    pub vfs: &'a crate::Vfs,
+}
+
+impl fmt::Debug for LegacyVma<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LegacyVma({:#x}-{:#x} pgoff {:#x} {:?})", self.start, self.end, self.pgoff, self.flags)
+    }
+}
+
+/// Something a driver did that Linux reports with a WARN and then tolerates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriverBug {
+    /// A legacy `.mmap` moved `vm_start`.
+    ChangedStart { file: &'static str, from: u64, to: u64 },
+    /// A legacy `.mmap` added `VM_MAYWRITE`.
+    AddedMayWrite { file: &'static str },
+    /// An operations table with both `.mmap` and `.mmap_prepare`.
+    BothHooks { file: &'static str },
+}

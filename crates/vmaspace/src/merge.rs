@@ -1,0 +1,288 @@
+//! Merging and splitting VMAs (Linux: mm/vma.c).
+//!
+//! Merging happens only where Linux attempts it: when a new range is mapped
+//! ([`AddressSpace::vma_merge_new_range`]), when part of a VMA changes attributes
+//! ([`AddressSpace::vma_modify`]), and when mremap grows or moves a VMA. Two compatible
+//! neighbours may otherwise stay apart, as in Linux.
+
+use crate::addr::{PAGE_SHIFT, pages};
+use crate::errno::Errno;
+use crate::file::OpenFile;
+use crate::flags::VmFlags;
+use crate::vma::{AnonVmaRef, Vma};
+use crate::AddressSpace;
+use std::sync::Arc;
+
+/// The proposal a merge examines (`struct vma_merge_struct`).
+#[derive(Debug, Clone)]
+pub(crate) struct Vmg {
+    pub start: u64,
+    pub end: u64,
+    pub pgoff: u64,
+    pub flags: VmFlags,
+    pub file: Option<Arc<OpenFile>>,
+    pub anon_vma: Option<AnonVmaRef>,
+    pub anon_name: Option<Arc<str>>,
+    /// The VMA whose range changes (existing-range merges), by start.
+    pub middle: Option<u64>,
+    /// Whether `middle` is a fork child (`vma_had_uncowed_parents(middle)`).
+    pub middle_forked: bool,
+    /// Only extend `prev`; never merge with `next` (brk).
+    pub just_expand: bool,
+}
+
+impl Vmg {
+    /// A proposal for a new range (`VMG_STATE`).
+    pub fn new_range(start: u64, end: u64, pgoff: u64, flags: VmFlags, file: Option<Arc<OpenFile>>) -> Vmg {
+        Vmg { start, end, pgoff, flags, file, anon_vma: None, anon_name: None, middle: None, middle_forked: false, just_expand: false }
+    }
+
+    /// A proposal to change `[start, end)` of `vma` (`VMG_VMA_STATE`).
+    pub fn modify(vma: &Vma, start: u64, end: u64, flags: VmFlags) -> Vmg {
+        Vmg {
+            start,
+            end,
+            pgoff: vma.pgoff_at(start),
+            flags,
+            file: vma.file.clone(),
+            anon_vma: vma.anon_vma,
+            anon_name: vma.anon_name.clone(),
+            middle: Some(vma.start),
+            middle_forked: vma.anon_vma.is_some_and(|a| a.forked),
+            just_expand: false,
+        }
+    }
+
+    /// Linux: `is_mergeable_vma()`.
+    fn is_mergeable_vma(&self, other: &Vma) -> bool {
+        (other.flags.0 ^ self.flags.0) & !VmFlags::IGNORE_MERGE.0 == 0
+            && other.same_file(self.file.as_ref())
+            && other.anon_name == self.anon_name
+    }
+
+    /// Linux: `is_mergeable_anon_vma()`.
+    fn is_mergeable_anon_vma(&self, tgt: &Vma) -> bool {
+        match (tgt.anon_vma, self.anon_vma) {
+            // Case 1: src's anon_vma will be duplicated into tgt.
+            (None, Some(_)) => !self.middle_forked,
+            // Case 2: tgt's anon_vma will be used.
+            (Some(t), None) => !t.forked,
+            // Case 3: both or neither.
+            (t, s) => t.map(|a| a.id) == s.map(|a| a.id),
+        }
+    }
+
+    /// Linux: `can_vma_merge_before()`: can the range go in front of `next`?
+    fn can_merge_before(&self, next: &Vma) -> bool {
+        self.is_mergeable_vma(next)
+            && self.is_mergeable_anon_vma(next)
+            && next.pgoff == self.pgoff.wrapping_add(pages(self.start, self.end))
+    }
+
+    /// Linux: `can_vma_merge_after()`: can the range follow `prev`?
+    fn can_merge_after(&self, prev: &Vma) -> bool {
+        self.is_mergeable_vma(prev)
+            && self.is_mergeable_anon_vma(prev)
+            && prev.pgoff.wrapping_add(prev.pages()) == self.pgoff
+    }
+
+    fn can_merge_left(&self, prev: Option<&Vma>) -> bool {
+        prev.is_some_and(|p| p.end == self.start && self.can_merge_after(p))
+    }
+
+    fn can_merge_right(&self, prev: Option<&Vma>, next: Option<&Vma>, merge_left: bool) -> bool {
+        let Some(next) = next else { return false };
+        if self.end != next.start || !self.can_merge_before(next) {
+            return false;
+        }
+        if !merge_left {
+            return true;
+        }
+        let (pa, na) = (prev.and_then(|p| p.anon_vma), next.anon_vma);
+        pa.is_none() || na.is_none() || pa.map(|a| a.id) == na.map(|a| a.id)
+    }
+}
+
+/// Linux: `dup_anon_vma()`: `dst` takes `src`'s anon_vma (and chain) when it has none.
+fn dup_anon_vma(dst: &mut Vma, src: Option<AnonVmaRef>) {
+    if dst.anon_vma.is_none() && src.is_some() {
+        dst.anon_vma = src;
+    }
+}
+
+impl AddressSpace {
+    /// Linux: `vma_merge_new_range()`: merges a new range `[start, end)` that lies in a gap with
+    /// the VMAs on either side. Returns the start of the VMA that now covers the range.
+    pub(crate) fn vma_merge_new_range(&mut self, vmg: &Vmg) -> Option<u64> {
+        if vmg.flags.intersects(VmFlags::SPECIAL) {
+            return None;
+        }
+        let prev = self.tree.prev_of(vmg.start).cloned();
+        let next = self.tree.next_from(vmg.end).cloned();
+        if prev.is_none() && next.is_none() {
+            return None;
+        }
+        let left = vmg.can_merge_left(prev.as_ref());
+        let right = !vmg.just_expand && vmg.can_merge_right(prev.as_ref(), next.as_ref(), left);
+        let (mut start, mut end, mut pgoff) = (vmg.start, vmg.end, vmg.pgoff);
+        let mut target = None;
+        if right {
+            let n = next.as_ref()?;
+            end = n.end;
+            target = Some(n.start);
+        }
+        if left {
+            let p = prev.as_ref()?;
+            start = p.start;
+            pgoff = p.pgoff;
+            target = Some(p.start);
+            if right && !next.as_ref().is_some_and(|n| n.can_merge_remove()) {
+                end = vmg.end;
+            }
+        }
+        let target = target?;
+        Some(self.vma_expand(target, start, end, pgoff, next.as_ref()))
+    }
+
+    /// Linux: `vma_expand()`: grows `target` to `[start, end)`, removing `next` when the new
+    /// range swallows it. Returns the target's new start.
+    pub(crate) fn vma_expand(&mut self, target: u64, start: u64, end: u64, pgoff: u64, next: Option<&Vma>) -> u64 {
+        let mut t = self.tree.remove(target).expect("merge target exists");
+        if let Some(n) = next.filter(|n| n.start != target && n.end == end) {
+            let removed = self.tree.remove(n.start).expect("merged next exists");
+            dup_anon_vma(&mut t, removed.anon_vma);
+        }
+        t.start = start;
+        t.end = end;
+        t.pgoff = pgoff;
+        self.tree.insert(t);
+        start
+    }
+
+    /// Linux: `vma_merge_existing_range()`: `[vmg.start, vmg.end)` of `vmg.middle` is to take
+    /// `vmg.flags`; merges it into the neighbours where possible. Returns the VMA that now
+    /// covers the range (still carrying its old flags), or None when nothing merged.
+    pub(crate) fn vma_merge_existing_range(&mut self, vmg: &Vmg) -> Option<u64> {
+        let middle = self.tree.get(vmg.middle?)?.clone();
+        let (start, end) = (vmg.start, vmg.end);
+        let left_side = start == middle.start;
+        let right_side = end == middle.end;
+        if vmg.flags.intersects(VmFlags::SPECIAL) || (!left_side && !right_side) {
+            return None;
+        }
+        let prev = if left_side { self.tree.prev_of(middle.start).cloned() } else { None };
+        let merge_left = left_side && vmg.can_merge_left(prev.as_ref());
+        let next = if right_side { self.tree.next_from(middle.end).filter(|n| n.start == middle.end).cloned() } else { None };
+        let mut merge_right = right_side && vmg.can_merge_right(prev.as_ref(), next.as_ref(), merge_left);
+        if !merge_left && !merge_right {
+            return None;
+        }
+        let remove_middle = left_side && right_side;
+        if remove_middle && !middle.can_merge_remove() {
+            return None;
+        }
+        if merge_left && merge_right && !next.as_ref().is_some_and(|n| n.can_merge_remove()) {
+            merge_right = false;
+        }
+        let mid_anon = middle.anon_vma;
+        if merge_left && merge_right {
+            let (p, n) = (prev?, next?);
+            let mut t = self.tree.remove(p.start)?;
+            self.tree.remove(middle.start);
+            self.tree.remove(n.start);
+            dup_anon_vma(&mut t, if n.anon_vma.is_some() { n.anon_vma } else { mid_anon });
+            t.end = n.end;
+            let s = t.start;
+            self.tree.insert(t);
+            return Some(s);
+        }
+        if merge_left {
+            let p = prev?;
+            let mut t = self.tree.remove(p.start)?;
+            let mut m = self.tree.remove(middle.start)?;
+            dup_anon_vma(&mut t, mid_anon);
+            t.end = end;
+            if !remove_middle {
+                m.pgoff = m.pgoff_at(end);
+                m.start = end;
+                self.tree.insert(m);
+            }
+            let s = t.start;
+            self.tree.insert(t);
+            return Some(s);
+        }
+        // Merge right.
+        let n = next?;
+        let mut t = self.tree.remove(n.start)?;
+        let mut m = self.tree.remove(middle.start)?;
+        dup_anon_vma(&mut t, mid_anon);
+        t.pgoff = t.pgoff.wrapping_sub((n.start - start) >> PAGE_SHIFT);
+        t.start = start;
+        if !remove_middle {
+            m.end = start;
+            self.tree.insert(m);
+        }
+        self.tree.insert(t);
+        Some(start)
+    }
+
+    /// Linux: `vma_modify()`: makes `[start, end)` of the VMA at `vma_start` a VMA of its own
+    /// that can take `flags`: merged into a neighbour, or split out. Returns its start; the
+    /// caller writes the new attributes.
+    pub(crate) fn vma_modify(&mut self, vma_start: u64, start: u64, end: u64, flags: VmFlags) -> Result<u64, Errno> {
+        let vma = self.tree.get(vma_start).expect("vma_modify of a VMA").clone();
+        let vmg = Vmg::modify(&vma, start, end, flags);
+        if let Some(merged) = self.vma_merge_existing_range(&vmg) {
+            return Ok(merged);
+        }
+        let mut cur = vma_start;
+        if vma.start < start {
+            self.split_vma(cur, start, SplitKeep::Upper)?;
+            cur = start;
+        }
+        if vma.end > end {
+            self.split_vma(cur, end, SplitKeep::Lower)?;
+        }
+        Ok(cur)
+    }
+
+    /// Linux: `split_vma()`: refuses at `max_map_count`, then [`Self::__split_vma`].
+    pub(crate) fn split_vma(&mut self, vma_start: u64, addr: u64, keep: SplitKeep) -> Result<(), Errno> {
+        if self.map_count() >= self.settings.max_map_count {
+            return Err(Errno::ENOMEM);
+        }
+        self.__split_vma(vma_start, addr, keep)
+    }
+
+    /// Linux: `__split_vma()`: splits the VMA at `vma_start` at `addr`. Both halves keep every
+    /// attribute; the upper half's pgoff moves with its start. `keep` says which half is the
+    /// original VMA (only matters to callers that hold on to it; the model keys VMAs by start).
+    #[allow(non_snake_case)]
+    pub(crate) fn __split_vma(&mut self, vma_start: u64, addr: u64, _keep: SplitKeep) -> Result<(), Errno> {
+        let vma = self.tree.get(vma_start).expect("split of a VMA");
+        debug_assert!(vma.start < addr && addr < vma.end);
+        if let Some(may_split) = vma.ops.as_ref().and_then(|o| o.may_split.clone()) {
+            may_split(&vma.view(), addr)?;
+        }
+        let mut upper = self.tree.remove(vma_start).expect("split of a VMA");
+        let mut lower = upper.clone();
+        lower.end = addr;
+        upper.pgoff = upper.pgoff_at(addr);
+        upper.start = addr;
+        if let Some(open) = upper.ops.as_ref().and_then(|o| o.open.clone()) {
+            open(&upper.view());
+        }
+        self.tree.insert(lower);
+        self.tree.insert(upper);
+        Ok(())
+    }
+}
+
+/// Which half of a split is the original VMA (`new_below`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SplitKeep {
+    /// `new_below = 1`: the new VMA is the lower part.
+    Upper,
+    /// `new_below = 0`: the new VMA is the upper part.
+    Lower,
+}

@@ -1,0 +1,126 @@
+//! munmap, and the unmapping half of `MAP_FIXED` (Linux: `do_vmi_munmap`,
+//! `vms_gather_munmap_vmas`, `vms_complete_munmap_vmas`).
+
+use crate::addr::{PAGE_SIZE, is_page_aligned, page_align};
+use crate::errno::{Errno, SysResult};
+use crate::flags::VmFlags;
+use crate::merge::SplitKeep;
+use crate::vma::Vma;
+use crate::AddressSpace;
+
+/// VMAs taken out of the tree to be unmapped (`struct vma_munmap_struct` and its side tree).
+#[derive(Debug, Default)]
+pub(crate) struct Detached {
+    pub vmas: Vec<Vma>,
+    /// Pages gathered (`nr_pages`).
+    pub nr_pages: u64,
+    /// Pages of VM_ACCOUNT VMAs (`nr_accounted`); an mmap over them takes these over.
+    pub nr_accounted: u64,
+    /// Page tables were cleared and close() called: the VMAs can no longer be put back.
+    pub cleaned_up: bool,
+}
+
+impl AddressSpace {
+    /// `munmap(addr, len)`.
+    ///
+    /// Linux: `__vm_munmap()` → `do_vmi_munmap()`.
+    pub fn munmap(&mut self, start: u64, len: u64) -> SysResult {
+        let task_size = self.settings.task_size;
+        if !is_page_aligned(start) || start > task_size || len > task_size - start {
+            return Err(Errno::EINVAL);
+        }
+        let end = start + page_align(len).ok_or(Errno::EINVAL)?;
+        if end == start {
+            return Err(Errno::EINVAL);
+        }
+        if self.tree.find_intersection(start, end).is_none() {
+            return Ok(0);
+        }
+        let detached = self.gather_munmap_vmas(start, end)?;
+        self.complete_munmap_vmas(detached);
+        Ok(0)
+    }
+
+    /// Linux: `vms_gather_munmap_vmas()`: splits the VMAs at the edges of `[start, end)` and
+    /// takes those inside out of the tree. On error the VMAs are put back, but a split already
+    /// made at `start` stays (as in Linux).
+    pub(crate) fn gather_munmap_vmas(&mut self, start: u64, end: u64) -> Result<Detached, Errno> {
+        let first = self.tree.find_intersection(start, end).expect("gather of a mapped range").clone();
+        if start > first.start {
+            if end < first.end && self.map_count() >= self.settings.max_map_count {
+                return Err(Errno::ENOMEM);
+            }
+            if first.is_sealed() {
+                return Err(Errno::EPERM);
+            }
+            self.__split_vma(first.start, start, SplitKeep::Upper)?;
+        }
+        let mut d = Detached::default();
+        for vs in self.tree.starts_in(start, end) {
+            let vma = self.tree.get(vs).expect("listed VMA").clone();
+            if vma.is_sealed() {
+                self.reattach(d);
+                return Err(Errno::EPERM);
+            }
+            if vma.end > end
+                && let Err(e) = self.__split_vma(vs, end, SplitKeep::Lower)
+            {
+                self.reattach(d);
+                return Err(e);
+            }
+            let vma = self.tree.remove(vs).expect("listed VMA");
+            d.nr_pages += vma.pages();
+            if vma.flags.contains(VmFlags::ACCOUNT) {
+                d.nr_accounted += vma.pages();
+            }
+            d.vmas.push(vma);
+        }
+        Ok(d)
+    }
+
+    /// Linux: `reattach_vmas()`.
+    pub(crate) fn reattach(&mut self, d: Detached) {
+        debug_assert!(!d.cleaned_up);
+        for v in d.vmas {
+            self.tree.insert(v);
+        }
+    }
+
+    /// Linux: `vms_clean_up_area()`: clears the pages of the gathered VMAs and calls their
+    /// close operations. After this they cannot be put back.
+    pub(crate) fn clean_up_area(&mut self, d: &mut Detached) {
+        if d.nr_pages == 0 || d.cleaned_up {
+            return;
+        }
+        for v in &mut d.vmas {
+            self.zap_pages(v.start, v.end);
+            if let Some(close) = v.ops.as_ref().and_then(|o| o.close.clone()) {
+                close(&v.view());
+            }
+            // vma_close() leaves the dummy operations behind: close runs once.
+            v.ops = None;
+        }
+        d.cleaned_up = true;
+    }
+
+    /// Linux: `vms_complete_munmap_vmas()`: the point of no return. Updates the counters and
+    /// frees the gathered VMAs.
+    pub(crate) fn complete_munmap_vmas(&mut self, mut d: Detached) {
+        self.clean_up_area(&mut d);
+        for v in &d.vmas {
+            if v.flags.contains(VmFlags::LOCKED) {
+                self.counters.locked_vm -= v.pages();
+            }
+            self.counters.account(v.flags, -(v.pages() as i64));
+        }
+    }
+
+    /// Forgets the pages of `[start, end)` (page tables cleared).
+    pub(crate) fn zap_pages(&mut self, start: u64, end: u64) {
+        let keys: Vec<u64> = self.pages.range(start..end).map(|(k, _)| *k).collect();
+        for k in keys {
+            self.pages.remove(&k);
+        }
+        debug_assert!(start % PAGE_SIZE == 0);
+    }
+}

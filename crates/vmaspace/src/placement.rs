@@ -1,0 +1,295 @@
+//! Choosing an address for a mapping (Linux: `__get_unmapped_area` and the x86_64 allocators).
+
+use crate::addr::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, is_page_aligned, page_align};
+use crate::errno::Errno;
+use crate::file::{OpenFile, Placement};
+use crate::flags::{VmFlags, map};
+use crate::AddressSpace;
+use std::sync::Arc;
+
+/// `struct vm_unmapped_area_info`.
+#[derive(Debug, Clone, Copy)]
+struct UnmappedAreaInfo {
+    length: u64,
+    low_limit: u64,
+    high_limit: u64,
+    align_mask: u64,
+    align_offset: u64,
+    start_gap: u64,
+}
+
+/// `DEFAULT_MAP_WINDOW` (47 bits minus a page).
+const DEFAULT_MAP_WINDOW: u64 = (1 << 47) - PAGE_SIZE;
+
+impl AddressSpace {
+    /// Linux: `__get_unmapped_area()`.
+    pub(crate) fn get_unmapped_area(
+        &self,
+        file: Option<&Arc<OpenFile>>,
+        addr: u64,
+        len: u64,
+        pgoff: u64,
+        flags: u64,
+        vm_flags: VmFlags,
+    ) -> Result<u64, Errno> {
+        let task_size = self.settings.task_size;
+        if len > task_size {
+            return Err(Errno::ENOMEM);
+        }
+        let shared = flags & map::SHARED != 0;
+        let pgoff = if file.is_some() { pgoff } else { 0 };
+        let placement = match file {
+            Some(f) => Some(f.ops.placement),
+            None if shared => Some(Placement::Shmem),
+            None => None,
+        };
+        let addr = match placement {
+            Some(Placement::Thp) => self.thp_get_unmapped_area(file, addr, len, pgoff, flags, VmFlags::NONE)?,
+            Some(Placement::Zero) if shared => self.mm_get_unmapped_area(None, addr, len, pgoff, flags, VmFlags::NONE)?,
+            Some(Placement::Zero) => self.thp_get_unmapped_area(file, addr, len, pgoff, flags, VmFlags::NONE)?,
+            Some(Placement::Shmem) => self.mm_get_unmapped_area(file, addr, len, pgoff, flags, VmFlags::NONE)?,
+            Some(Placement::Default) => self.mm_get_unmapped_area(file, addr, len, pgoff, flags, vm_flags)?,
+            None if addr == 0 && len % PMD_SIZE == 0 => {
+                self.thp_get_unmapped_area(None, addr, len, pgoff, flags, vm_flags)?
+            }
+            None => self.mm_get_unmapped_area(None, addr, len, pgoff, flags, vm_flags)?,
+        };
+        if addr > task_size - len {
+            return Err(Errno::ENOMEM);
+        }
+        if !is_page_aligned(addr) {
+            return Err(Errno::EINVAL);
+        }
+        // security_mmap_addr(): below mmap_min_addr needs CAP_SYS_RAWIO.
+        if addr < self.settings.mmap_min_addr && !self.settings.cap_sys_rawio {
+            return Err(Errno::EPERM);
+        }
+        Ok(addr)
+    }
+
+    /// Linux: `thp_get_unmapped_area_vmflags()`: pads the search by 2 MiB and aligns the result
+    /// so that the file offset and the address agree modulo 2 MiB; falls back to the plain
+    /// search when the range holds no whole aligned 2 MiB chunk of the file or the padded
+    /// search fails.
+    fn thp_get_unmapped_area(
+        &self,
+        file: Option<&Arc<OpenFile>>,
+        addr: u64,
+        len: u64,
+        pgoff: u64,
+        flags: u64,
+        vm_flags: VmFlags,
+    ) -> Result<u64, Errno> {
+        if let Some(a) = self.thp_aligned_area(file, addr, len, pgoff, flags, vm_flags) {
+            return Ok(a);
+        }
+        self.mm_get_unmapped_area(file, addr, len, pgoff, flags, vm_flags)
+    }
+
+    /// Linux: `__thp_get_unmapped_area()`; None means "not applicable".
+    fn thp_aligned_area(
+        &self,
+        file: Option<&Arc<OpenFile>>,
+        addr: u64,
+        len: u64,
+        pgoff: u64,
+        flags: u64,
+        vm_flags: VmFlags,
+    ) -> Option<u64> {
+        let size = PMD_SIZE;
+        let off = pgoff.checked_mul(PAGE_SIZE)?;
+        let off_end = off.checked_add(len)?;
+        let off_align = off.checked_add(size - 1)? & !(size - 1);
+        if off_end <= off_align || off_end - off_align < size {
+            return None;
+        }
+        let len_pad = len.checked_add(size)?;
+        off.checked_add(len_pad)?;
+        let ret = self.mm_get_unmapped_area(file, addr, len_pad, pgoff, flags, vm_flags).ok()?;
+        if ret == addr {
+            return Some(addr);
+        }
+        let off_sub = off.wrapping_sub(ret) & (size - 1);
+        // The mm is top-down (MMF_TOPDOWN), even when MAP_32BIT searched bottom-up.
+        if off_sub == 0 {
+            return Some(ret + size);
+        }
+        Some(ret + off_sub)
+    }
+
+    /// Linux: `mm_get_unmapped_area_vmflags()` → x86's `arch_get_unmapped_area_topdown()`.
+    fn mm_get_unmapped_area(
+        &self,
+        file: Option<&Arc<OpenFile>>,
+        addr0: u64,
+        len: u64,
+        pgoff: u64,
+        flags: u64,
+        vm_flags: VmFlags,
+    ) -> Result<u64, Errno> {
+        let task_size = self.settings.task_size;
+        if len > task_size {
+            return Err(Errno::ENOMEM);
+        }
+        if flags & map::FIXED != 0 {
+            return Ok(addr0);
+        }
+        if flags & map::_32BIT != 0 {
+            return self.arch_get_unmapped_area(file, addr0, len, pgoff, flags, vm_flags);
+        }
+        let mut addr = addr0;
+        if addr != 0 {
+            addr &= PAGE_MASK;
+            if self.hint_valid(addr, len) {
+                let gap = self.settings.stack_guard_gap;
+                if self.tree.find_vma(addr).is_none_or(|v| addr + len <= v.start_gap(gap)) {
+                    return Ok(addr);
+                }
+            }
+        }
+        let mut high_limit = self.settings.mmap_base;
+        if addr > DEFAULT_MAP_WINDOW {
+            high_limit += task_size - DEFAULT_MAP_WINDOW;
+        }
+        let info = UnmappedAreaInfo {
+            length: len,
+            low_limit: if flags & map::ABOVE4G != 0 { 1 << 32 } else { PAGE_SIZE },
+            high_limit,
+            align_mask: 0,
+            align_offset: pgoff << PAGE_SHIFT,
+            start_gap: if vm_flags.contains(VmFlags::SHADOW_STACK) { PAGE_SIZE } else { 0 },
+        };
+        match self.unmapped_area_topdown(info) {
+            Some(a) => Ok(a),
+            None => self.arch_get_unmapped_area(file, addr0, len, pgoff, flags, VmFlags::NONE),
+        }
+    }
+
+    /// Linux: `mmap_address_hint_valid()`.
+    fn hint_valid(&self, addr: u64, len: u64) -> bool {
+        if self.settings.task_size - len < addr {
+            return false;
+        }
+        (addr > DEFAULT_MAP_WINDOW) == (addr + len > DEFAULT_MAP_WINDOW)
+    }
+
+    /// Linux: x86's `arch_get_unmapped_area()`: the bottom-up allocator (MAP_32BIT, and the
+    /// fallback when the top-down search fails).
+    fn arch_get_unmapped_area(
+        &self,
+        _file: Option<&Arc<OpenFile>>,
+        addr: u64,
+        len: u64,
+        pgoff: u64,
+        flags: u64,
+        vm_flags: VmFlags,
+    ) -> Result<u64, Errno> {
+        if flags & map::FIXED != 0 {
+            return Ok(addr);
+        }
+        let (begin, end) = if flags & map::_32BIT != 0 {
+            (0x4000_0000, 0x8000_0000)
+        } else {
+            let big = addr > DEFAULT_MAP_WINDOW;
+            (self.settings.mmap_legacy_base, if big { self.settings.task_size } else { DEFAULT_MAP_WINDOW })
+        };
+        if len > end {
+            return Err(Errno::ENOMEM);
+        }
+        if addr != 0 {
+            let a = page_align(addr).unwrap_or(0);
+            let gap = self.settings.stack_guard_gap;
+            if a != 0 && end - len >= a && self.tree.find_vma(a).is_none_or(|v| a + len <= v.start_gap(gap)) {
+                return Ok(a);
+            }
+        }
+        let info = UnmappedAreaInfo {
+            length: len,
+            low_limit: begin,
+            high_limit: end,
+            align_mask: 0,
+            align_offset: pgoff << PAGE_SHIFT,
+            start_gap: if vm_flags.contains(VmFlags::SHADOW_STACK) { PAGE_SIZE } else { 0 },
+        };
+        self.unmapped_area(info).ok_or(Errno::ENOMEM)
+    }
+
+    /// Linux: `unmapped_area_topdown()`: the highest gap that fits, respecting the guard gap
+    /// below a stack VMA above it.
+    fn unmapped_area_topdown(&self, info: UnmappedAreaInfo) -> Option<u64> {
+        let length = info.length.checked_add(info.align_mask)?.checked_add(info.start_gap)?;
+        let low_limit = info.low_limit.max(self.settings.mmap_min_addr);
+        let mut high_limit = info.high_limit;
+        let guard = self.settings.stack_guard_gap;
+        loop {
+            let gap_end = self.highest_gap_end(low_limit, high_limit, length)?;
+            let mut gap = gap_end - info.length;
+            gap -= gap.wrapping_sub(info.align_offset) & info.align_mask;
+            if let Some(next) = self.tree.next_from(gap_end)
+                && next.flags.intersects(VmFlags::STARTGAP_FLAGS)
+                && next.start_gap(guard) < gap_end
+            {
+                high_limit = next.start_gap(guard);
+                continue;
+            }
+            return Some(gap);
+        }
+    }
+
+    /// `mas_empty_area_rev()`: the end of the highest free run of at least `length` bytes
+    /// inside `[low, high)`, clipped to `high`.
+    fn highest_gap_end(&self, low: u64, high: u64, length: u64) -> Option<u64> {
+        if high <= low || high - low < length {
+            return None;
+        }
+        for (gs, ge) in self.tree.gaps_descending(high) {
+            let (s, e) = (gs.max(low), ge.min(high));
+            if e <= low {
+                return None;
+            }
+            if e > s && e - s >= length {
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    /// Linux: `unmapped_area()`: the lowest gap that fits.
+    fn unmapped_area(&self, info: UnmappedAreaInfo) -> Option<u64> {
+        let length = info.length.checked_add(info.align_mask)?.checked_add(info.start_gap)?;
+        let mut low_limit = info.low_limit.max(self.settings.mmap_min_addr);
+        let high_limit = info.high_limit;
+        let guard = self.settings.stack_guard_gap;
+        loop {
+            let gap_start = self.lowest_gap_start(low_limit, high_limit, length)?;
+            let mut gap = gap_start + info.start_gap;
+            gap += info.align_offset.wrapping_sub(gap) & info.align_mask;
+            if let Some(next) = self.tree.next_from(gap_start)
+                && next.flags.intersects(VmFlags::STARTGAP_FLAGS)
+                && next.start_gap(guard) < gap + length - 1
+            {
+                low_limit = next.end;
+                continue;
+            }
+            return Some(gap);
+        }
+    }
+
+    /// `mas_empty_area()`: the start of the lowest free run of at least `length` bytes inside
+    /// `[low, high)`.
+    fn lowest_gap_start(&self, low: u64, high: u64, length: u64) -> Option<u64> {
+        if high <= low || high - low < length {
+            return None;
+        }
+        for (gs, ge) in self.tree.gaps_ascending(low) {
+            let (s, e) = (gs.max(low), ge.min(high));
+            if s >= high {
+                return None;
+            }
+            if e > s && e - s >= length {
+                return Some(s);
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,147 @@
+//! `/proc/PID/maps` and `/proc/PID/smaps` text (Linux: fs/proc/task_mmu.c).
+
+use crate::addr::PAGE_SHIFT;
+use crate::flags::VmFlags;
+use crate::vma::Vma;
+use crate::AddressSpace;
+use std::fmt::Write;
+
+/// The column the name starts at is 73: `seq_setwidth(m, 25 + sizeof(void *) * 6 - 1)` pads the
+/// prefix to 72, then one more space.
+const NAME_PAD: usize = 72;
+
+impl AddressSpace {
+    /// The text of `/proc/PID/maps`.
+    pub fn maps(&self) -> String {
+        let mut out = String::with_capacity(self.map_count() * 80);
+        for v in self.tree.iter() {
+            self.show_map_vma(&mut out, v);
+        }
+        self.show_gate(&mut out);
+        out
+    }
+
+    /// The maps text of the VMAs that intersect `[start, end)` only.
+    pub fn maps_window(&self, start: u64, end: u64) -> String {
+        let mut out = String::new();
+        for v in self.tree.iter_range(start, end) {
+            self.show_map_vma(&mut out, v);
+        }
+        if let Some(g) = self.gate.filter(|g| g.start < end && g.end > start) {
+            let _ = g;
+            self.show_gate(&mut out);
+        }
+        out
+    }
+
+    /// The text of `/proc/PID/smaps`, with the counters the model keeps: `Size`,
+    /// `KernelPageSize`, `MMUPageSize`, `ProtectionKey` and `VmFlags`. (The page counters,
+    /// `Rss` to `Locked`, are not printed until the model keeps them exactly.)
+    pub fn smaps(&self) -> String {
+        self.smaps_of(self.tree.iter())
+    }
+
+    /// The smaps text of the VMAs that intersect `[start, end)` only.
+    pub fn smaps_window(&self, start: u64, end: u64) -> String {
+        self.smaps_of(self.tree.iter_range(start, end))
+    }
+
+    fn smaps_of<'a>(&self, vmas: impl Iterator<Item = &'a Vma>) -> String {
+        let mut out = String::new();
+        for v in vmas {
+            self.show_map_vma(&mut out, v);
+            let kb = (v.end - v.start) >> 10;
+            smaps_field(&mut out, "Size:", kb);
+            smaps_field(&mut out, "KernelPageSize:", 4);
+            smaps_field(&mut out, "MMUPageSize:", 4);
+            let _ = writeln!(out, "ProtectionKey:  {:>8}", v.flags.pkey());
+            let _ = writeln!(out, "VmFlags: {}", v.flags.mnemonics());
+        }
+        out
+    }
+
+    /// Linux: `show_map_vma()`.
+    fn show_map_vma(&self, out: &mut String, v: &Vma) {
+        let (offset, dev, ino) = match &v.file {
+            Some(f) => (v.pgoff << PAGE_SHIFT, f.inode.dev, f.inode.ino),
+            None => (0, (0, 0), 0),
+        };
+        let line_start = out.len();
+        let f = v.flags;
+        let _ = write!(
+            out,
+            "{:08x}-{:08x} {}{}{}{} {:08x} {:02x}:{:02x} {} ",
+            v.start,
+            v.end,
+            if f.contains(VmFlags::READ) { 'r' } else { '-' },
+            if f.contains(VmFlags::WRITE) { 'w' } else { '-' },
+            if f.contains(VmFlags::EXEC) { 'x' } else { '-' },
+            if f.contains(VmFlags::MAYSHARE) { 's' } else { 'p' },
+            offset,
+            dev.0,
+            dev.1,
+            ino
+        );
+        if let Some(name) = self.vma_name(v) {
+            let width = out.len() - line_start;
+            for _ in width..NAME_PAD {
+                out.push(' ');
+            }
+            out.push(' ');
+            out.push_str(&name);
+        }
+        out.push('\n');
+    }
+
+    fn show_gate(&self, out: &mut String) {
+        if let Some(g) = self.gate {
+            let line_start = out.len();
+            let _ = write!(out, "{:08x}-{:08x} --xp {:08x} 00:00 0 ", g.start, g.end, 0);
+            let width = out.len() - line_start;
+            for _ in width..NAME_PAD {
+                out.push(' ');
+            }
+            out.push_str(" [vsyscall]\n");
+        }
+    }
+
+    /// Linux: `get_vma_name()`.
+    fn vma_name(&self, v: &Vma) -> Option<String> {
+        if let Some(f) = &v.file {
+            let st = f.inode.state();
+            let mut name = escape_path(&st.path);
+            if !st.linked {
+                name.push_str(" (deleted)");
+            }
+            return Some(name);
+        }
+        if let Some(name) = v.ops.as_ref().and_then(|o| o.name.clone()).and_then(|n| n(&v.view())) {
+            return Some(name);
+        }
+        if v.start < self.brk && v.end > self.start_brk {
+            return Some("[heap]".into());
+        }
+        if self.start_stack != 0 && v.start <= self.start_stack && v.end >= self.start_stack {
+            return Some("[stack]".into());
+        }
+        v.anon_name.as_ref().map(|n| format!("[anon:{n}]"))
+    }
+}
+
+fn smaps_field(out: &mut String, label: &str, kb: u64) {
+    let _ = writeln!(out, "{label:<16}{kb:>8} kB");
+}
+
+/// `seq_path(m, path, "\n")`: newlines become `\012`; other bytes are kept (invalid UTF-8 is
+/// shown as the replacement character).
+fn escape_path(path: &[u8]) -> String {
+    let mut bytes = Vec::with_capacity(path.len());
+    for &b in path {
+        if b == b'\n' {
+            bytes.extend_from_slice(b"\\012");
+        } else {
+            bytes.push(b);
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}

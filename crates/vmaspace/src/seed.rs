@@ -1,0 +1,203 @@
+//! Starting an address space from a `/proc/PID/maps` snapshot.
+//!
+//! What the text does not show is taken as a freshly started process has it: `[vvar]`,
+//! `[vvar_vclock]` and `[vdso]` are special mappings (never merged), `[stack]` grows down,
+//! `[heap]` is the brk area (its end is the break), anonymous writable mappings have been
+//! faulted, and each distinct device and inode is one file, mapped privately unless the line
+//! says `s`.
+
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE, is_page_aligned};
+use crate::drivers;
+use crate::file::{FMode, Inode, InodeKind, InodeState, OpenFile, VmOperations};
+use crate::flags::VmFlags;
+use crate::vma::{AnonVmaRef, Vma};
+use crate::{AddressSpace, GateArea};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// A maps snapshot line the model cannot take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedError {
+    /// 1-based line number in the snapshot.
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for SeedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+impl std::error::Error for SeedError {}
+
+struct Line<'a> {
+    start: u64,
+    end: u64,
+    perms: &'a [u8],
+    offset: u64,
+    dev: (u32, u32),
+    ino: u64,
+    name: &'a str,
+}
+
+fn parse_line(text: &str) -> Option<Line<'_>> {
+    let mut rest = text;
+    let mut next = || {
+        let t = rest.trim_start_matches(' ');
+        let end = t.find(' ').unwrap_or(t.len());
+        let (f, r) = t.split_at(end);
+        rest = r;
+        (!f.is_empty()).then_some(f)
+    };
+    let (range, perms, offset, dev, ino) = (next()?, next()?, next()?, next()?, next()?);
+    let (s, e) = range.split_once('-')?;
+    let (maj, min) = dev.split_once(':')?;
+    let name = rest.trim_start_matches(' ');
+    Some(Line {
+        start: u64::from_str_radix(s, 16).ok()?,
+        end: u64::from_str_radix(e, 16).ok()?,
+        perms: perms.as_bytes().get(..4).filter(|_| perms.len() == 4)?,
+        offset: u64::from_str_radix(offset, 16).ok()?,
+        dev: (u32::from_str_radix(maj, 16).ok()?, u32::from_str_radix(min, 16).ok()?),
+        ino: ino.parse().ok()?,
+        name,
+    })
+}
+
+/// The operations of a special mapping (`special_mapping_vmops`): named, with a close
+/// operation, never split.
+fn special_ops(name: &str) -> Arc<VmOperations> {
+    let label: Arc<str> = Arc::from(name);
+    Arc::new(VmOperations {
+        label: "special_mapping_vmops",
+        close: Some(Arc::new(|_| {})),
+        may_split: Some(Arc::new(|_, _| Err(crate::Errno::EINVAL))),
+        name: Some(Arc::new(move |_| Some(label.to_string()))),
+        refuses_mremap: true,
+        ..VmOperations::default()
+    })
+}
+
+impl AddressSpace {
+    /// Replaces the address space's VMAs with those of a maps snapshot.
+    pub fn seed_from_maps(&mut self, text: &str) -> Result<(), SeedError> {
+        let mut files: HashMap<((u32, u32), u64), Arc<OpenFile>> = HashMap::new();
+        let mut sizes: HashMap<((u32, u32), u64), u64> = HashMap::new();
+        let mut lines = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            if raw.trim().is_empty() {
+                continue;
+            }
+            let err = |m: &str| SeedError { line: i + 1, message: m.to_string() };
+            let l = parse_line(raw).ok_or_else(|| err("not a maps line"))?;
+            if l.start >= l.end || !is_page_aligned(l.start) || !is_page_aligned(l.end) || !is_page_aligned(l.offset) {
+                return Err(err("the range or offset is not page aligned"));
+            }
+            if l.ino != 0 || l.dev != (0, 0) {
+                let end = l.offset + (l.end - l.start);
+                let s = sizes.entry((l.dev, l.ino)).or_insert(0);
+                *s = (*s).max(end);
+            }
+            lines.push((i + 1, l));
+        }
+        let mut prev_end = 0;
+        for (lineno, l) in lines {
+            if l.name == "[vsyscall]" {
+                self.gate = Some(GateArea { start: l.start, end: l.end });
+                continue;
+            }
+            if l.start < prev_end {
+                return Err(SeedError { line: lineno, message: "overlaps the line before it".into() });
+            }
+            prev_end = l.end;
+            let vma = self.seed_vma(&l, &mut files, &sizes);
+            self.counters.account(vma.flags, vma.pages() as i64);
+            if vma.flags.contains(VmFlags::LOCKED) {
+                self.counters.locked_vm += vma.pages();
+            }
+            self.tree.insert(vma);
+        }
+        Ok(())
+    }
+
+    fn seed_vma(
+        &mut self,
+        l: &Line<'_>,
+        files: &mut HashMap<((u32, u32), u64), Arc<OpenFile>>,
+        sizes: &HashMap<((u32, u32), u64), u64>,
+    ) -> Vma {
+        let p = l.perms;
+        let mut flags = VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC;
+        for (c, f) in [(b'r', VmFlags::READ), (b'w', VmFlags::WRITE), (b'x', VmFlags::EXEC)] {
+            if p.contains(&c) {
+                flags |= f;
+            }
+        }
+        let shared = p[3] == b's';
+        if shared {
+            flags |= VmFlags::SHARED | VmFlags::MAYSHARE;
+        }
+        match l.name {
+            "[vvar]" | "[vvar_vclock]" => {
+                let flags = VmFlags::READ | VmFlags::MAYREAD | VmFlags::PFNMAP | VmFlags::IO | VmFlags::DONTEXPAND | VmFlags::DONTDUMP;
+                let mut v = Vma::new(l.start, l.end, 0, flags);
+                v.ops = Some(special_ops(l.name));
+                return v;
+            }
+            "[vdso]" => {
+                let mut v = Vma::new(l.start, l.end, 0, flags | VmFlags::DONTEXPAND);
+                v.ops = Some(special_ops(l.name));
+                return v;
+            }
+            _ => {}
+        }
+        let anon = l.ino == 0 && l.dev == (0, 0);
+        if flags.contains(VmFlags::WRITE) && !shared {
+            flags |= VmFlags::ACCOUNT;
+        }
+        if anon {
+            if l.name == "[stack]" {
+                flags |= VmFlags::GROWSDOWN;
+                self.start_stack = l.end - 8;
+            }
+            if l.name == "[heap]" {
+                self.start_brk = l.start;
+                self.brk = l.end;
+            }
+            let mut v = Vma::new(l.start, l.end, l.start >> PAGE_SHIFT, flags);
+            if flags.contains(VmFlags::WRITE) {
+                self.next_anon_vma += 1;
+                v.anon_vma = Some(AnonVmaRef { id: self.next_anon_vma, forked: false });
+            }
+            return v;
+        }
+        let key = (l.dev, l.ino);
+        let file = files.entry(key).or_insert_with(|| {
+            let (path, linked) = match l.name.strip_suffix(" (deleted)") {
+                Some(p) => (p, false),
+                None => (l.name, true),
+            };
+            let kind = if l.dev == crate::vfs::dev::SHMEM || path.starts_with("/memfd:") {
+                InodeKind::Shmem
+            } else if path == "/dev/zero" && linked {
+                InodeKind::CharDevice
+            } else {
+                InodeKind::Regular
+            };
+            let size = sizes.get(&key).copied().unwrap_or(PAGE_SIZE);
+            let state = InodeState { path: path.replace("\\012", "\n").into_bytes(), linked, size, seals: 0, executable: false };
+            let inode = Arc::new(Inode::new(l.ino, l.dev, kind, state));
+            self.vfs.open_inode(inode, FMode { read: true, write: shared && flags.contains(VmFlags::WRITE) })
+        });
+        let mut v = Vma::new(l.start, l.end, l.offset >> PAGE_SHIFT, flags);
+        v.ops = match file.inode.kind {
+            InodeKind::Regular => Some(drivers::regular::ext4_file_vm_ops()),
+            InodeKind::Shmem => Some(drivers::shmem::shmem_anon_vm_ops()),
+            _ => None,
+        };
+        v.file = Some(file.clone());
+        v
+    }
+}

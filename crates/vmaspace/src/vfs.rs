@@ -1,0 +1,167 @@
+//! `Vfs`: the files the processes of a model see, shared by every address space forked from one
+//! another: regular files of the working directory, `/dev/zero`, `/dev/null`, and the internal
+//! shmem objects of shared anonymous memory and memfds.
+
+use crate::drivers;
+use crate::errno::Errno;
+use crate::file::{FMode, FileOperations, Inode, InodeKind, InodeState, OpenFile};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Device numbers of the file systems the model knows (as on this project's machines; maps
+/// comparisons treat them as "same object as line k", so only their equality matters).
+pub mod dev {
+    /// ext4 on `/dev/vda`: the root file system and the working directory.
+    pub const ROOT: (u32, u32) = (0xfe, 0x00);
+    /// The internal shmem mount (shared anonymous memory, memfd).
+    pub const SHMEM: (u32, u32) = (0x00, 0x01);
+    /// devtmpfs (`/dev/zero`, `/dev/null`).
+    pub const DEVTMPFS: (u32, u32) = (0x00, 0x06);
+    /// The secretmem mount.
+    pub const SECRETMEM: (u32, u32) = (0x00, 0x0e);
+}
+
+#[derive(Debug)]
+struct VfsInner {
+    cwd: Vec<u8>,
+    root_dev: (u32, u32),
+    /// Named files by absolute path.
+    files: HashMap<Vec<u8>, Arc<Inode>>,
+    next_ino: u64,
+    next_shmem_ino: u64,
+    next_file_id: u64,
+}
+
+/// The model's file systems.
+#[derive(Debug)]
+pub struct Vfs {
+    inner: Mutex<VfsInner>,
+}
+
+impl Default for Vfs {
+    fn default() -> Vfs {
+        Vfs::new(b"/tmp/vmaspace-cwd")
+    }
+}
+
+impl Vfs {
+    /// A file system whose working directory is `cwd` (an absolute path).
+    pub fn new(cwd: &[u8]) -> Vfs {
+        let mut inner = VfsInner {
+            cwd: cwd.to_vec(),
+            root_dev: dev::ROOT,
+            files: HashMap::new(),
+            next_ino: 1_000_000,
+            next_shmem_ino: 1,
+            next_file_id: 1,
+        };
+        for (path, ino) in [(&b"/dev/zero"[..], 4u64), (&b"/dev/null"[..], 5)] {
+            let state = InodeState { path: path.to_vec(), linked: true, size: 0, seals: 0, executable: false };
+            inner.files.insert(path.to_vec(), Arc::new(Inode::new(ino, dev::DEVTMPFS, InodeKind::CharDevice, state)));
+        }
+        Vfs { inner: Mutex::new(inner) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VfsInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The working directory.
+    pub fn cwd(&self) -> Vec<u8> {
+        self.lock().cwd.clone()
+    }
+
+    /// Sets the device the working directory's file system shows in maps.
+    pub fn set_root_dev(&self, dev: (u32, u32)) {
+        self.lock().root_dev = dev;
+    }
+
+    /// The absolute form of a path, resolved against the working directory (`.` and `..`
+    /// components are folded).
+    pub fn absolute(&self, path: &[u8]) -> Vec<u8> {
+        let joined = if path.first() == Some(&b'/') {
+            path.to_vec()
+        } else {
+            let mut p = self.lock().cwd.clone();
+            p.push(b'/');
+            p.extend_from_slice(path);
+            p
+        };
+        let mut parts: Vec<&[u8]> = Vec::new();
+        for c in joined.split(|b| *b == b'/') {
+            match c {
+                b"" | b"." => {}
+                b".." => {
+                    parts.pop();
+                }
+                c => parts.push(c),
+            }
+        }
+        let mut out = Vec::new();
+        for p in parts {
+            out.push(b'/');
+            out.extend_from_slice(p);
+        }
+        if out.is_empty() {
+            out.push(b'/');
+        }
+        out
+    }
+
+    /// A new open file description of `inode`.
+    pub fn open_inode(&self, inode: Arc<Inode>, mode: FMode) -> Arc<OpenFile> {
+        let ops = drivers::file_operations(inode.kind, &inode.state().path);
+        let mut g = self.lock();
+        g.next_file_id += 1;
+        Arc::new(OpenFile::new(g.next_file_id, inode, mode, ops))
+    }
+
+    /// A new open file description with the given operations (for drivers of an embedder).
+    pub fn open_with_ops(&self, inode: Arc<Inode>, mode: FMode, ops: Arc<FileOperations>) -> Arc<OpenFile> {
+        let mut g = self.lock();
+        g.next_file_id += 1;
+        Arc::new(OpenFile::new(g.next_file_id, inode, mode, ops))
+    }
+
+    /// Looks a path up; with `create`, a missing regular file in an existing directory is
+    /// created. Returns the inode and whether it was created.
+    pub fn lookup(&self, path: &[u8], create: bool) -> Result<(Arc<Inode>, bool), Errno> {
+        let abs = self.absolute(path);
+        let mut g = self.lock();
+        if let Some(i) = g.files.get(&abs) {
+            return Ok((i.clone(), false));
+        }
+        let parent = &abs[..abs.iter().rposition(|b| *b == b'/').unwrap_or(0)];
+        let parent_is_cwd = parent == g.cwd.as_slice() || (parent.is_empty() && g.cwd == b"/");
+        if !create || !parent_is_cwd {
+            return Err(Errno::ENOENT);
+        }
+        g.next_ino += 1;
+        let state = InodeState { path: abs.clone(), linked: true, size: 0, seals: 0, executable: false };
+        let inode = Arc::new(Inode::new(g.next_ino, g.root_dev, InodeKind::Regular, state));
+        g.files.insert(abs, inode.clone());
+        Ok((inode, true))
+    }
+
+    /// Removes a name. The inode lives on in the files and mappings that hold it.
+    pub fn unlink(&self, path: &[u8]) -> Result<(), Errno> {
+        let abs = self.absolute(path);
+        let mut g = self.lock();
+        let inode = g.files.get(&abs).ok_or(Errno::ENOENT)?.clone();
+        if inode.kind == InodeKind::CharDevice {
+            return Err(Errno::EACCES);
+        }
+        g.files.remove(&abs);
+        inode.state().linked = false;
+        Ok(())
+    }
+
+    /// A new object on an internal mount (shmem, secretmem), never linked: maps shows its name
+    /// with ` (deleted)`.
+    pub fn new_internal(&self, kind: InodeKind, dev: (u32, u32), name: &[u8], size: u64) -> Arc<Inode> {
+        let mut g = self.lock();
+        g.next_shmem_ino += 1;
+        let state = InodeState { path: name.to_vec(), linked: false, size, seals: 0, executable: false };
+        Arc::new(Inode::new(g.next_shmem_ino, dev, kind, state))
+    }
+}

@@ -1,0 +1,146 @@
+//! `Vma`: one virtual memory area and the hidden state that decides merging.
+
+use crate::addr::{PAGE_SHIFT, pages};
+use crate::file::{OpenFile, PageProt, PrivateData, VmOperations, VmaView};
+use crate::flags::VmFlags;
+use std::fmt;
+use std::sync::Arc;
+
+/// The identity of an anon_vma and the shape of a VMA's anon_vma chain.
+///
+/// Linux links each VMA to its anon_vma through an `anon_vma_chain` list. A VMA created by fork
+/// is linked to its own anon_vma and to its parent's (the chain is not "singular"); merging
+/// refuses such VMAs (`vma_had_uncowed_parents`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AnonVmaRef {
+    pub id: u64,
+    /// More than one entry in the anon_vma chain (the VMA was forked from a parent's).
+    pub forked: bool,
+}
+
+/// A VMA.
+///
+/// # Invariants
+/// * `start < end`, both page aligned.
+/// * `pgoff` is the file page at `start` for file VMAs, and for private anonymous VMAs the
+///   virtual page number the VMA had when it was created (kept through splits and merges
+///   relative to `start`).
+#[derive(Clone)]
+pub struct Vma {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) pgoff: u64,
+    pub(crate) flags: VmFlags,
+    pub(crate) page_prot: PageProt,
+    /// The open file description mapped (`vm_file`); its pointer is the merge identity.
+    pub(crate) file: Option<Arc<OpenFile>>,
+    /// `vm_ops`: None is an anonymous VMA (`vma_is_anonymous`).
+    pub(crate) ops: Option<Arc<VmOperations>>,
+    pub(crate) private_data: Option<PrivateData>,
+    pub(crate) anon_vma: Option<AnonVmaRef>,
+    /// `anon_vma_name` (set by `prctl(PR_SET_VMA_ANON_NAME)`; compared when merging).
+    pub(crate) anon_name: Option<Arc<str>>,
+}
+
+impl Vma {
+    pub(crate) fn new(start: u64, end: u64, pgoff: u64, flags: VmFlags) -> Vma {
+        Vma {
+            start,
+            end,
+            pgoff,
+            flags,
+            page_prot: PageProt::from_flags(flags),
+            file: None,
+            ops: None,
+            private_data: None,
+            anon_vma: None,
+            anon_name: None,
+        }
+    }
+
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+    pub fn pgoff(&self) -> u64 {
+        self.pgoff
+    }
+    pub fn flags(&self) -> VmFlags {
+        self.flags
+    }
+    pub fn file(&self) -> Option<&Arc<OpenFile>> {
+        self.file.as_ref()
+    }
+    pub fn ops(&self) -> Option<&Arc<VmOperations>> {
+        self.ops.as_ref()
+    }
+    pub fn anon_vma(&self) -> Option<AnonVmaRef> {
+        self.anon_vma
+    }
+    pub fn private_data(&self) -> Option<&PrivateData> {
+        self.private_data.as_ref()
+    }
+    /// Pages in the VMA (`vma_pages`).
+    pub fn pages(&self) -> u64 {
+        pages(self.start, self.end)
+    }
+    /// `vma_is_anonymous`: no vm_ops.
+    pub fn is_anonymous(&self) -> bool {
+        self.ops.is_none()
+    }
+    pub fn is_sealed(&self) -> bool {
+        self.flags.contains(VmFlags::SEALED)
+    }
+    /// `can_merge_remove_vma`: a VMA with a close operation is never removed by a merge.
+    pub(crate) fn can_merge_remove(&self) -> bool {
+        !self.ops.as_ref().is_some_and(|o| o.has_close())
+    }
+    /// The file page of `addr` (`linear_page_index`).
+    pub(crate) fn pgoff_at(&self, addr: u64) -> u64 {
+        self.pgoff.wrapping_add((addr - self.start) >> PAGE_SHIFT)
+    }
+    /// `vm_start_gap` with the given guard gap.
+    pub(crate) fn start_gap(&self, guard: u64) -> u64 {
+        if self.flags.contains(VmFlags::GROWSDOWN) {
+            self.start.saturating_sub(guard)
+        } else if self.flags.contains(VmFlags::SHADOW_STACK) {
+            self.start.saturating_sub(crate::addr::PAGE_SIZE)
+        } else {
+            self.start
+        }
+    }
+    pub(crate) fn same_file(&self, other: Option<&Arc<OpenFile>>) -> bool {
+        match (&self.file, other) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+    pub(crate) fn view(&self) -> VmaView {
+        VmaView {
+            start: self.start,
+            end: self.end,
+            pgoff: self.pgoff,
+            flags: self.flags,
+            private_data: self.private_data.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Vma {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Vma({:#x}-{:#x} pgoff {:#x} {:?}", self.start, self.end, self.pgoff, self.flags)?;
+        if let Some(file) = &self.file {
+            write!(f, " file#{}", file.id)?;
+        }
+        if let Some(a) = self.anon_vma {
+            write!(f, " anon#{}{}", a.id, if a.forked { "+forked" } else { "" })?;
+        }
+        if let Some(ops) = &self.ops {
+            write!(f, " ops:{}", ops.label)?;
+        }
+        f.write_str(")")
+    }
+}
