@@ -23,9 +23,6 @@ impl std::fmt::Display for Unusable {
 pub fn not_implemented(call: &Call) -> Option<&'static str> {
     use vmaspace::flags::{map, mfd};
     match call {
-        Call::Mprotect { .. } | Call::PkeyMprotect { .. } | Call::PkeyAlloc { .. } | Call::PkeyFree { .. } => {
-            Some("mprotect and protection keys")
-        }
         Call::Mremap { .. } => Some("mremap"),
         Call::Madvise { .. } => Some("madvise"),
         Call::Mlock { .. } | Call::Mlock2 { .. } | Call::Munlock { .. } | Call::Mlockall { .. } | Call::Munlockall => {
@@ -73,7 +70,6 @@ pub fn check_runnable(trace: &Trace) -> Result<(), Unusable> {
 #[derive(Debug)]
 pub struct Model {
     pub procs: HashMap<Option<u32>, AddressSpace>,
-    pub cwd: String,
 }
 
 /// How to start the model.
@@ -97,7 +93,7 @@ impl Model {
         }
         let mut procs = HashMap::new();
         procs.insert(None, mm);
-        Ok(Model { procs, cwd: opts.cwd.clone() })
+        Ok(Model { procs })
     }
 
     /// Runs one line; None for checkpoints.
@@ -161,6 +157,10 @@ pub fn apply(mm: &mut AddressSpace, call: &Call) -> Outcome {
     match call {
         Call::Mmap { addr, len, prot, flags, fd, offset } => outcome(mm.mmap(*addr, *len, *prot, *flags, *fd, *offset)),
         Call::Munmap { addr, len } => outcome(mm.munmap(*addr, *len)),
+        Call::Mprotect { addr, len, prot } => outcome(mm.mprotect(*addr, *len, *prot)),
+        Call::PkeyMprotect { addr, len, prot, pkey } => outcome(mm.pkey_mprotect(*addr, *len, *prot, *pkey)),
+        Call::PkeyAlloc { flags, access_rights } => outcome(mm.pkey_alloc(*flags, *access_rights)),
+        Call::PkeyFree { pkey } => outcome(mm.pkey_free(*pkey)),
         Call::Touch { addr, len } => fault(mm.touch(*addr, *len)),
         Call::Peek { addr, len } => fault(mm.peek(*addr, *len)),
         Call::Openat { dirfd, path, flags, mode } => outcome(mm.openat(*dirfd, path, *flags, *mode)),

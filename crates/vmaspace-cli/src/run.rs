@@ -24,7 +24,6 @@ pub struct ModelRun {
     pub results: Vec<Option<Outcome>>,
     /// Checkpoint text per line, or with `every_step` the maps text after every call.
     pub texts: Vec<Option<String>>,
-    pub cwd: String,
     /// The first result that differed from the trace's expectation: a message.
     pub mismatch: Option<String>,
 }
@@ -51,10 +50,10 @@ pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelR
         Some(c) => std::path::absolute(c).map_err(|e| e.to_string())?.to_string_lossy().into_owned(),
         None => fresh_cwd(),
     };
-    let opts = ModelOptions { cwd: cwd.clone(), initial_maps, brk: args.brk };
+    let opts = ModelOptions { cwd, initial_maps, brk: args.brk };
     let mut model = Model::new(&opts)?;
     let runnable = s.runnable();
-    let mut run = ModelRun { results: Vec::new(), texts: Vec::new(), cwd, mismatch: None };
+    let mut run = ModelRun { results: Vec::new(), texts: Vec::new(), mismatch: None };
     for line in &runnable.lines {
         if line.call.is_checkpoint() {
             run.results.push(None);

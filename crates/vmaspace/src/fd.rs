@@ -36,8 +36,10 @@ impl AddressSpace {
         Ok(fd as u64)
     }
 
-    fn fd_file(&self, fd: i64) -> Result<Arc<OpenFile>, Errno> {
-        i32::try_from(fd).ok().and_then(|fd| self.fds.get(&fd)).cloned().ok_or(Errno::EBADF)
+    /// The file open as `fd`. Descriptor arguments are `unsigned int` in the kernel: the upper
+    /// 32 bits of the register are ignored.
+    pub(crate) fn fd_file(&self, fd: i64) -> Result<Arc<OpenFile>, Errno> {
+        fd_index(fd).and_then(|fd| self.fds.get(&fd)).cloned().ok_or(Errno::EBADF)
     }
 
     /// `openat(dirfd, path, flags, mode)`.
@@ -82,7 +84,7 @@ impl AddressSpace {
 
     /// `close(fd)`.
     pub fn close(&mut self, fd: i64) -> SysResult {
-        let fd = i32::try_from(fd).map_err(|_| Errno::EBADF)?;
+        let fd = fd_index(fd).ok_or(Errno::EBADF)?;
         self.fds.remove(&fd).map(|_| 0).ok_or(Errno::EBADF)
     }
 
@@ -95,10 +97,9 @@ impl AddressSpace {
     /// `dup2(old, new)`.
     pub fn dup2(&mut self, old: i64, new: i64) -> SysResult {
         let f = self.fd_file(old)?;
-        let new32 = i32::try_from(new).ok().filter(|n| *n >= 0 && (*n as u64) < self.settings.rlimit_nofile);
-        let new32 = new32.ok_or(Errno::EBADF)?;
+        let new32 = fd_index(new).filter(|n| (*n as u64) < self.settings.rlimit_nofile).ok_or(Errno::EBADF)?;
         self.fds.insert(new32, f);
-        Ok(new as u64)
+        Ok(new32 as u64)
     }
 
     /// `dup3(old, new, flags)`.
@@ -106,7 +107,7 @@ impl AddressSpace {
         if flags & !open::CLOEXEC != 0 {
             return Err(Errno::EINVAL);
         }
-        if old == new {
+        if fd_index(old) == fd_index(new) {
             self.fd_file(old)?;
             return Err(Errno::EINVAL);
         }
@@ -257,4 +258,9 @@ impl AddressSpace {
                 && v.file.as_ref().is_some_and(|vf| Arc::ptr_eq(&vf.inode, &f.inode))
         })
     }
+}
+
+/// An `unsigned int` descriptor argument as a table index (None when it is above `INT_MAX`).
+fn fd_index(fd: i64) -> Option<i32> {
+    i32::try_from(fd as u32).ok()
 }

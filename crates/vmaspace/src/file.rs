@@ -171,6 +171,11 @@ impl Inode {
     pub fn new(ino: u64, dev: (u32, u32), kind: InodeKind, state: InodeState) -> Inode {
         Inode { ino, dev, kind, state: Mutex::new(state) }
     }
+    /// Whether the inode's mount is `noexec` (secretmem's internal mount is): mappings get no
+    /// `VM_MAYEXEC`, and `PROT_EXEC` is refused.
+    pub fn noexec(&self) -> bool {
+        self.kind == InodeKind::Secretmem
+    }
     /// The inode's mutable state. (A poisoned lock only means a driver callback panicked; the
     /// state itself is still consistent, so it is used as it is.)
     pub fn state(&self) -> MutexGuard<'_, InodeState> {

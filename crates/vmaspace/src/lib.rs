@@ -27,6 +27,7 @@ pub mod fault;
 mod fd;
 mod merge;
 mod mmap;
+mod mprotect;
 mod munmap;
 mod placement;
 mod procfs;

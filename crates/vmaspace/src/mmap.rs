@@ -38,7 +38,7 @@ impl AddressSpace {
         }
         let pgoff = offset >> PAGE_SHIFT;
         let file = if flags & map::ANONYMOUS == 0 {
-            Some(i32::try_from(fd).ok().and_then(|fd| self.fds.get(&fd)).cloned().ok_or(Errno::EBADF)?)
+            Some(self.fd_file(fd)?)
         } else {
             None
         };
@@ -199,6 +199,12 @@ impl AddressSpace {
         }
         if !f.mode.read {
             return Err(Errno::EACCES);
+        }
+        if f.inode.noexec() {
+            if vm_flags.contains(VmFlags::EXEC) {
+                return Err(Errno::EPERM);
+            }
+            vm_flags.remove(VmFlags::MAYEXEC);
         }
         if let Err(e) = &f.ops.hook {
             if *e == crate::file::HookTableError::Both {
@@ -402,7 +408,7 @@ impl AddressSpace {
 
     /// Linux: x86's `execute_only_pkey()`: the pkey that makes `PROT_EXEC` mappings
     /// execute-only, allocated on first use.
-    fn execute_only_pkey(&mut self) -> u32 {
+    pub(crate) fn execute_only_pkey(&mut self) -> u32 {
         if let Some(k) = self.pkeys.execute_only {
             return k;
         }

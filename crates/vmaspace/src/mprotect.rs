@@ -1,0 +1,175 @@
+//! mprotect, pkey_mprotect, pkey_alloc and pkey_free (Linux: mm/mprotect.c and x86's pkeys).
+
+use crate::addr::{PAGE_SIZE, is_page_aligned, page_align};
+use crate::errno::{Errno, SysResult};
+use crate::fault::Access;
+use crate::flags::{VmFlags, prot};
+use crate::mmap::calc_vm_prot_bits;
+use crate::AddressSpace;
+
+/// `PKEY_DISABLE_ACCESS | PKEY_DISABLE_WRITE`.
+const PKEY_ACCESS_MASK: u64 = 0x3;
+
+impl AddressSpace {
+    /// `mprotect(start, len, prot)`.
+    pub fn mprotect(&mut self, start: u64, len: u64, prot: u64) -> SysResult {
+        self.do_mprotect_pkey(start, len, prot, None)
+    }
+
+    /// `pkey_mprotect(start, len, prot, pkey)`; a pkey of -1 means "keep the VMA's".
+    pub fn pkey_mprotect(&mut self, start: u64, len: u64, prot: u64, pkey: i64) -> SysResult {
+        let pkey = if pkey == -1 { None } else { Some(pkey) };
+        self.do_mprotect_pkey(start, len, prot, pkey)
+    }
+
+    /// `pkey_alloc(flags, access_rights)`.
+    pub fn pkey_alloc(&mut self, flags: u64, access_rights: u64) -> SysResult {
+        if flags != 0 || access_rights & !PKEY_ACCESS_MASK != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let k = self.pkeys.alloc().ok_or(Errno::ENOSPC)?;
+        let bit = 1u16 << k;
+        self.pkeys.access_denied = (self.pkeys.access_denied & !bit) | if access_rights & 1 != 0 { bit } else { 0 };
+        self.pkeys.write_denied = (self.pkeys.write_denied & !bit) | if access_rights & 2 != 0 { bit } else { 0 };
+        Ok(u64::from(k))
+    }
+
+    /// `pkey_free(pkey)`.
+    pub fn pkey_free(&mut self, pkey: i64) -> SysResult {
+        if !self.pkey_is_allocated(pkey) {
+            return Err(Errno::EINVAL);
+        }
+        self.pkeys.allocated &= !(1u16 << pkey);
+        Ok(0)
+    }
+
+    /// Linux: `mm_pkey_is_allocated()`: the execute-only key is not the caller's to use.
+    fn pkey_is_allocated(&self, pkey: i64) -> bool {
+        if !(0..16).contains(&pkey) || self.pkeys.execute_only == Some(pkey as u32) {
+            return false;
+        }
+        self.pkeys.allocated & (1 << pkey) != 0
+    }
+
+    /// Linux: `do_mprotect_pkey()`. Changes the VMAs in order; a hole or a refused VMA stops
+    /// it with the VMAs before already changed, as in Linux.
+    fn do_mprotect_pkey(&mut self, mut start: u64, len: u64, prot: u64, pkey: Option<i64>) -> SysResult {
+        let grows = prot & (prot::GROWSDOWN | prot::GROWSUP);
+        let prot = prot & !grows;
+        if grows == prot::GROWSDOWN | prot::GROWSUP || !is_page_aligned(start) {
+            return Err(Errno::EINVAL);
+        }
+        if len == 0 {
+            return Ok(0);
+        }
+        let len = page_align(len).ok_or(Errno::ENOMEM)?;
+        let end = start.checked_add(len).filter(|e| *e > start).ok_or(Errno::ENOMEM)?;
+        if prot & !(prot::READ | prot::WRITE | prot::EXEC | prot::SEM) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if let Some(k) = pkey
+            && !self.pkey_is_allocated(k)
+        {
+            return Err(Errno::EINVAL);
+        }
+        let first = self.tree.find_intersection(start, end).ok_or(Errno::ENOMEM)?;
+        if grows & prot::GROWSDOWN != 0 {
+            start = first.start;
+            if !first.flags.contains(VmFlags::GROWSDOWN) {
+                return Err(Errno::EINVAL);
+            }
+        } else {
+            if first.start > start {
+                return Err(Errno::ENOMEM);
+            }
+            if grows & prot::GROWSUP != 0 {
+                return Err(Errno::EINVAL);
+            }
+        }
+        let mut tmp = first.start;
+        let mut nstart = start;
+        let mut cursor = start;
+        while let Some(vma) = self.tree.find_intersection(cursor, end).cloned() {
+            if vma.start != tmp {
+                return Err(Errno::ENOMEM);
+            }
+            let new_pkey = self.override_mprotect_pkey(&vma.flags, prot, pkey);
+            let newflags = calc_vm_prot_bits(prot, new_pkey) | (vma.flags & !(VmFlags::ACCESS_FLAGS | VmFlags::PKEY_MASK));
+            // Each of READ/WRITE/EXEC needs its MAY* bit, four bits higher.
+            if newflags.0 & !(newflags.0 >> 4) & VmFlags::ACCESS_FLAGS.0 != 0 {
+                return Err(Errno::EACCES);
+            }
+            tmp = vma.end.min(end);
+            self.mprotect_fixup(vma.start, nstart, tmp, newflags)?;
+            nstart = tmp;
+            cursor = tmp;
+            if cursor >= end {
+                break;
+            }
+        }
+        if tmp < end {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(0)
+    }
+
+    /// Linux: x86's `arch_override_mprotect_pkey()`.
+    fn override_mprotect_pkey(&mut self, flags: &VmFlags, prot: u64, pkey: Option<i64>) -> u32 {
+        if let Some(k) = pkey {
+            return k as u32;
+        }
+        if prot == prot::EXEC {
+            let k = self.execute_only_pkey();
+            if k > 0 {
+                return k;
+            }
+        } else if (*flags & VmFlags::ACCESS_FLAGS) == VmFlags::EXEC && Some(flags.pkey()) == self.pkeys.execute_only {
+            return 0;
+        }
+        flags.pkey()
+    }
+
+    /// Linux: `mprotect_fixup()`: `[start, end)` of the VMA at `vma_start` takes `newflags`.
+    fn mprotect_fixup(&mut self, vma_start: u64, start: u64, end: u64, mut newflags: VmFlags) -> Result<(), Errno> {
+        let vma = self.tree.get(vma_start).expect("mprotect of a VMA").clone();
+        if vma.is_sealed() {
+            return Err(Errno::EPERM);
+        }
+        let oldflags = vma.flags;
+        if newflags == oldflags {
+            return Ok(());
+        }
+        let nrpages = (end - start) / PAGE_SIZE;
+        if newflags.contains(VmFlags::WRITE) {
+            if !self.may_expand_vm(newflags, nrpages) && self.may_expand_vm(oldflags, nrpages) {
+                return Err(Errno::ENOMEM);
+            }
+            let unaccounted = VmFlags::ACCOUNT | VmFlags::WRITE | VmFlags::HUGETLB | VmFlags::SHARED | VmFlags::NORESERVE;
+            if !oldflags.intersects(unaccounted) {
+                if !self.vm_enough_memory(nrpages) {
+                    return Err(Errno::ENOMEM);
+                }
+                newflags |= VmFlags::ACCOUNT;
+            }
+        } else if oldflags.contains(VmFlags::ACCOUNT) && vma.is_anonymous() && vma.anon_vma.is_none() {
+            // An unfaulted anonymous VMA made non-writable gives its commitment back.
+            newflags.remove(VmFlags::ACCOUNT);
+        }
+        let target = self.vma_modify(vma_start, start, end, newflags)?;
+        let t = self.tree.get_mut(target).expect("modified VMA");
+        t.flags = newflags;
+        t.page_prot = crate::file::PageProt::from_flags(newflags);
+        self.counters.account(oldflags, -(nrpages as i64));
+        self.counters.account(newflags, nrpages as i64);
+        if oldflags.0 & (VmFlags::WRITE | VmFlags::SHARED | VmFlags::LOCKED).0 == VmFlags::LOCKED.0
+            && newflags.contains(VmFlags::WRITE)
+        {
+            let mut p = start;
+            while p < end {
+                let _ = self.populate_page(p, Access::Write);
+                p += PAGE_SIZE;
+            }
+        }
+        Ok(())
+    }
+}
