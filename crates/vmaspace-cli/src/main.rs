@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "vmaspace", version, about = "Linux 6.18's memory-mapping subsystem, as a model you can run and check")]
+#[command(
+    name = "vmaspace",
+    version,
+    about = "Linux 6.18's memory-mapping subsystem, as a model you can run and check"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -65,11 +69,32 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let status = match cli.command {
-        Cmd::Run { trace, window, initial_maps, cwd, brk } => {
-            run::main(&trace, &run::RunArgs { window, initial_maps, cwd, brk, initial_maps_text: None })
-        }
-        Cmd::Check { every_step, any_kernel, traces } => check::main(&traces, every_step, any_kernel),
-        Cmd::Record { check, any_kernel, traces } => record::main(&traces, check, any_kernel),
+        Cmd::Run {
+            trace,
+            window,
+            initial_maps,
+            cwd,
+            brk,
+        } => run::main(
+            &trace,
+            &run::RunArgs {
+                window,
+                initial_maps,
+                cwd,
+                brk,
+                initial_maps_text: None,
+            },
+        ),
+        Cmd::Check {
+            every_step,
+            any_kernel,
+            traces,
+        } => check::main(&traces, every_step, any_kernel),
+        Cmd::Record {
+            check,
+            any_kernel,
+            traces,
+        } => record::main(&traces, check, any_kernel),
     };
     std::process::exit(status);
 }

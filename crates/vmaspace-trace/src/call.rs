@@ -4,42 +4,144 @@
 /// kernel receives it; file descriptors and other signed arguments are sign-extended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    Mmap { addr: u64, len: u64, prot: u64, flags: u64, fd: i64, offset: u64 },
-    Munmap { addr: u64, len: u64 },
-    Mprotect { addr: u64, len: u64, prot: u64 },
-    PkeyAlloc { flags: u64, access_rights: u64 },
-    PkeyFree { pkey: i64 },
-    PkeyMprotect { addr: u64, len: u64, prot: u64, pkey: i64 },
+    Mmap {
+        addr: u64,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        fd: i64,
+        offset: u64,
+    },
+    Munmap {
+        addr: u64,
+        len: u64,
+    },
+    Mprotect {
+        addr: u64,
+        len: u64,
+        prot: u64,
+    },
+    PkeyAlloc {
+        flags: u64,
+        access_rights: u64,
+    },
+    PkeyFree {
+        pkey: i64,
+    },
+    PkeyMprotect {
+        addr: u64,
+        len: u64,
+        prot: u64,
+        pkey: i64,
+    },
     /// `mremap` with four arguments is read with `new_addr` 0, as the kernel sees it when the
     /// caller clears the register; `explicit_new_addr` records whether a fifth was written.
-    Mremap { old_addr: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64, explicit_new_addr: bool },
-    Madvise { addr: u64, len: u64, advice: u64 },
-    Mlock { addr: u64, len: u64 },
-    Mlock2 { addr: u64, len: u64, flags: u64 },
-    Munlock { addr: u64, len: u64 },
-    Mlockall { flags: u64 },
+    Mremap {
+        old_addr: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u64,
+        new_addr: u64,
+        explicit_new_addr: bool,
+    },
+    Madvise {
+        addr: u64,
+        len: u64,
+        advice: u64,
+    },
+    Mlock {
+        addr: u64,
+        len: u64,
+    },
+    Mlock2 {
+        addr: u64,
+        len: u64,
+        flags: u64,
+    },
+    Munlock {
+        addr: u64,
+        len: u64,
+    },
+    Mlockall {
+        flags: u64,
+    },
     Munlockall,
-    Mseal { addr: u64, len: u64, flags: u64 },
-    Brk { addr: u64 },
+    Mseal {
+        addr: u64,
+        len: u64,
+        flags: u64,
+    },
+    Brk {
+        addr: u64,
+    },
     /// `prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, len, name)`; `name` None is NULL.
-    PrctlSetVmaAnonName { addr: u64, len: u64, name: Option<Vec<u8>> },
-    Openat { dirfd: i64, path: Vec<u8>, flags: u64, mode: u64 },
-    Open { path: Vec<u8>, flags: u64, mode: u64 },
-    Close { fd: i64 },
-    Dup { fd: i64 },
-    Dup2 { old: i64, new: i64 },
-    Dup3 { old: i64, new: i64, flags: u64 },
-    Ftruncate { fd: i64, len: u64 },
-    Unlink { path: Vec<u8> },
-    MemfdCreate { name: Vec<u8>, flags: u64 },
-    MemfdSecret { flags: u64 },
-    FcntlAddSeals { fd: i64, seals: u64 },
-    FcntlGetSeals { fd: i64 },
+    PrctlSetVmaAnonName {
+        addr: u64,
+        len: u64,
+        name: Option<Vec<u8>>,
+    },
+    Openat {
+        dirfd: i64,
+        path: Vec<u8>,
+        flags: u64,
+        mode: u64,
+    },
+    Open {
+        path: Vec<u8>,
+        flags: u64,
+        mode: u64,
+    },
+    Close {
+        fd: i64,
+    },
+    Dup {
+        fd: i64,
+    },
+    Dup2 {
+        old: i64,
+        new: i64,
+    },
+    Dup3 {
+        old: i64,
+        new: i64,
+        flags: u64,
+    },
+    Ftruncate {
+        fd: i64,
+        len: u64,
+    },
+    Unlink {
+        path: Vec<u8>,
+    },
+    MemfdCreate {
+        name: Vec<u8>,
+        flags: u64,
+    },
+    MemfdSecret {
+        flags: u64,
+    },
+    FcntlAddSeals {
+        fd: i64,
+        seals: u64,
+    },
+    FcntlGetSeals {
+        fd: i64,
+    },
     /// `fork()`, or `clone()` without `CLONE_VM` (`clone_flags` is then `Some`).
-    Fork { clone_flags: Option<u64> },
-    ExitGroup { status: i64 },
-    Touch { addr: u64, len: u64 },
-    Peek { addr: u64, len: u64 },
+    Fork {
+        clone_flags: Option<u64>,
+    },
+    ExitGroup {
+        status: i64,
+    },
+    Touch {
+        addr: u64,
+        len: u64,
+    },
+    Peek {
+        addr: u64,
+        len: u64,
+    },
     Maps,
     Smaps,
 }
@@ -76,7 +178,9 @@ impl Call {
             Call::MemfdSecret { .. } => "memfd_secret",
             Call::FcntlAddSeals { .. } | Call::FcntlGetSeals { .. } => "fcntl",
             Call::Fork { clone_flags: None } => "fork",
-            Call::Fork { clone_flags: Some(_) } => "clone",
+            Call::Fork {
+                clone_flags: Some(_),
+            } => "clone",
             Call::ExitGroup { .. } => "exit_group",
             Call::Touch { .. } => "touch",
             Call::Peek { .. } => "peek",
@@ -137,7 +241,11 @@ pub enum Outcome {
 impl Outcome {
     /// The outcome of a raw syscall return value (negative errno convention).
     pub fn from_raw(ret: i64) -> Outcome {
-        if (-4095..0).contains(&ret) { Outcome::Error((-ret) as u16) } else { Outcome::Value(ret as u64) }
+        if (-4095..0).contains(&ret) {
+            Outcome::Error((-ret) as u16)
+        } else {
+            Outcome::Value(ret as u64)
+        }
     }
 }
 
@@ -163,7 +271,10 @@ pub enum Scope {
 }
 
 /// The default comparison window of a scenario without a header.
-pub const DEFAULT_WINDOW: Scope = Scope::Window { start: 0x0ff0_0000_0000, end: 0x1010_0000_0000 };
+pub const DEFAULT_WINDOW: Scope = Scope::Window {
+    start: 0x0ff0_0000_0000,
+    end: 0x1010_0000_0000,
+};
 
 /// A parsed trace.
 #[derive(Debug, Clone, PartialEq, Eq)]

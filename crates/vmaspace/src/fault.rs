@@ -49,20 +49,24 @@ impl AddressSpace {
     /// A user access to `addr` (Linux: x86's `do_user_addr_fault` → `handle_mm_fault`).
     pub fn handle_fault(&mut self, addr: u64, access: Access) -> Result<(), FaultSignal> {
         let page = addr & PAGE_MASK;
-        let Some(vma) = self.tree.find_vma(addr) else { return Err(FaultSignal::Sigsegv) };
+        let Some(vma) = self.tree.find_vma(addr) else {
+            return Err(FaultSignal::Sigsegv);
+        };
         let vma_start = if vma.start > addr {
             if !vma.flags.contains(VmFlags::GROWSDOWN) {
                 return Err(FaultSignal::Sigsegv);
             }
             let s = vma.start;
-            self.expand_downwards(s, page).map_err(|_| FaultSignal::Sigsegv)?
+            self.expand_downwards(s, page)
+                .map_err(|_| FaultSignal::Sigsegv)?
         } else {
             vma.start
         };
         let vma = self.tree.get(vma_start).expect("faulting VMA");
         // access_error()
         let write = access == Access::Write;
-        if (write && !vma.flags.contains(VmFlags::WRITE)) || (!write && !vma.flags.is_accessible()) {
+        if (write && !vma.flags.contains(VmFlags::WRITE)) || (!write && !vma.flags.is_accessible())
+        {
             return Err(FaultSignal::Sigsegv);
         }
         if !self.pkeys.allows(vma.flags.pkey(), write) {
@@ -77,7 +81,12 @@ impl AddressSpace {
     /// Whether an access to `page` has anything to fault in: a missing page, a copy-on-write
     /// of a file page in a private VMA, or the first write to a clean shared page.
     fn needs_fault(&self, vma_start: u64, page: u64, access: Access) -> bool {
-        let private = !self.tree.get(vma_start).expect("VMA").flags.contains(VmFlags::SHARED);
+        let private = !self
+            .tree
+            .get(vma_start)
+            .expect("VMA")
+            .flags
+            .contains(VmFlags::SHARED);
         match self.pages.get(&page) {
             None => true,
             Some(Page::Anon) => false,
@@ -88,12 +97,15 @@ impl AddressSpace {
     /// `populate_vma_page_range` for one page: a fault without the user-access checks
     /// (`FOLL_FORCE`).
     pub(crate) fn populate_page(&mut self, page: u64, access: Access) -> Result<(), Errno> {
-        let Some(vma) = self.tree.vma_lookup(page) else { return Err(Errno::EFAULT) };
+        let Some(vma) = self.tree.vma_lookup(page) else {
+            return Err(Errno::EFAULT);
+        };
         let start = vma.start;
         if !self.needs_fault(start, page, access) {
             return Ok(());
         }
-        self.fault_in(start, page, access).map_err(|_| Errno::EFAULT)
+        self.fault_in(start, page, access)
+            .map_err(|_| Errno::EFAULT)
     }
 
     /// Makes `page` present in the VMA at `vma_start` (Linux: `do_anonymous_page`,
@@ -146,7 +158,8 @@ impl AddressSpace {
             self.next_anon_vma += 1;
             self.next_anon_vma
         });
-        self.tree.get_mut(vma_start).expect("VMA").anon_vma = Some(AnonVmaRef { id, forked: false });
+        self.tree.get_mut(vma_start).expect("VMA").anon_vma =
+            Some(AnonVmaRef { id, forked: false });
     }
 
     /// Linux: `find_mergeable_anon_vma()`: next first, then prev.

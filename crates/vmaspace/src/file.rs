@@ -66,7 +66,11 @@ pub struct VmaView {
 
 impl fmt::Debug for VmaView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "VmaView({:#x}-{:#x} pgoff {:#x} {:?})", self.start, self.end, self.pgoff, self.flags)
+        write!(
+            f,
+            "VmaView({:#x}-{:#x} pgoff {:#x} {:?})",
+            self.start, self.end, self.pgoff, self.flags
+        )
     }
 }
 
@@ -110,7 +114,10 @@ pub struct VmOperations {
 impl VmOperations {
     /// Operations with nothing set but a label (like `generic_file_vm_ops` for the model).
     pub fn labelled(label: &'static str) -> VmOperations {
-        VmOperations { label, ..VmOperations::default() }
+        VmOperations {
+            label,
+            ..VmOperations::default()
+        }
     }
     pub fn has_close(&self) -> bool {
         self.close.is_some()
@@ -169,7 +176,12 @@ pub struct Inode {
 
 impl Inode {
     pub fn new(ino: u64, dev: (u32, u32), kind: InodeKind, state: InodeState) -> Inode {
-        Inode { ino, dev, kind, state: Mutex::new(state) }
+        Inode {
+            ino,
+            dev,
+            kind,
+            state: Mutex::new(state),
+        }
     }
     /// Whether the inode's mount is `noexec` (secretmem's internal mount is): mappings get no
     /// `VM_MAYEXEC`, and `PROT_EXEC` is refused.
@@ -248,7 +260,12 @@ pub struct CFileOperations {
 
 impl fmt::Debug for CFileOperations {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CFileOperations {{ mmap: {}, mmap_prepare: {} }}", self.mmap.is_some(), self.mmap_prepare.is_some())
+        write!(
+            f,
+            "CFileOperations {{ mmap: {}, mmap_prepare: {} }}",
+            self.mmap.is_some(),
+            self.mmap_prepare.is_some()
+        )
     }
 }
 
@@ -278,8 +295,17 @@ pub struct FileOperations {
 
 impl FileOperations {
     /// Operations from a C-style table.
-    pub fn from_c_table(label: &'static str, table: CFileOperations, placement: Placement) -> FileOperations {
-        FileOperations { label, hook: MmapHook::try_from(table), placement, mmap_sync: false }
+    pub fn from_c_table(
+        label: &'static str,
+        table: CFileOperations,
+        placement: Placement,
+    ) -> FileOperations {
+        FileOperations {
+            label,
+            hook: MmapHook::try_from(table),
+            placement,
+            mmap_sync: false,
+        }
     }
 }
 
@@ -302,7 +328,12 @@ pub struct OpenFile {
 
 impl OpenFile {
     pub fn new(id: u64, inode: Arc<Inode>, mode: FMode, ops: Arc<FileOperations>) -> OpenFile {
-        OpenFile { id, inode, mode, ops }
+        OpenFile {
+            id,
+            inode,
+            mode,
+            ops,
+        }
     }
     /// A number identifying this open file description within its [`crate::Vfs`].
     pub fn id(&self) -> u64 {
@@ -330,7 +361,11 @@ pub struct VmAreaDesc<'a> {
 
 impl fmt::Debug for VmAreaDesc<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "VmAreaDesc({:#x}-{:#x} pgoff {:#x} {:?})", self.start, self.end, self.pgoff, self.vm_flags)
+        write!(
+            f,
+            "VmAreaDesc({:#x}-{:#x} pgoff {:#x} {:?})",
+            self.start, self.end, self.pgoff, self.vm_flags
+        )
     }
 }
 
@@ -345,7 +380,14 @@ pub(crate) struct DescOutput {
 }
 
 impl<'a> VmAreaDesc<'a> {
-    pub(crate) fn new(mm: MmInfo, file: &'a Arc<OpenFile>, start: u64, end: u64, pgoff: u64, vm_flags: VmFlags) -> Self {
+    pub(crate) fn new(
+        mm: MmInfo,
+        file: &'a Arc<OpenFile>,
+        start: u64,
+        end: u64,
+        pgoff: u64,
+        vm_flags: VmFlags,
+    ) -> Self {
         VmAreaDesc {
             mm,
             file,
@@ -440,7 +482,11 @@ pub struct LegacyVma<'a> {
 
 impl fmt::Debug for LegacyVma<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "LegacyVma({:#x}-{:#x} pgoff {:#x} {:?})", self.start, self.end, self.pgoff, self.flags)
+        write!(
+            f,
+            "LegacyVma({:#x}-{:#x} pgoff {:#x} {:?})",
+            self.start, self.end, self.pgoff, self.flags
+        )
     }
 }
 
@@ -448,7 +494,11 @@ impl fmt::Debug for LegacyVma<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DriverBug {
     /// A legacy `.mmap` moved `vm_start`.
-    ChangedStart { file: &'static str, from: u64, to: u64 },
+    ChangedStart {
+        file: &'static str,
+        from: u64,
+        to: u64,
+    },
     /// A legacy `.mmap` added `VM_MAYWRITE`.
     AddedMayWrite { file: &'static str },
     /// An operations table with both `.mmap` and `.mmap_prepare`.

@@ -1,12 +1,12 @@
 //! munmap, and the unmapping half of `MAP_FIXED` (Linux: `do_vmi_munmap`,
 //! `vms_gather_munmap_vmas`, `vms_complete_munmap_vmas`).
 
+use crate::AddressSpace;
 use crate::addr::{PAGE_SIZE, is_page_aligned, page_align};
 use crate::errno::{Errno, SysResult};
 use crate::flags::VmFlags;
 use crate::merge::SplitKeep;
 use crate::vma::Vma;
-use crate::AddressSpace;
 
 /// VMAs taken out of the tree to be unmapped (`struct vma_munmap_struct` and its side tree).
 #[derive(Debug, Default)]
@@ -45,7 +45,11 @@ impl AddressSpace {
     /// takes those inside out of the tree. On error the VMAs are put back, but a split already
     /// made at `start` stays (as in Linux).
     pub(crate) fn gather_munmap_vmas(&mut self, start: u64, end: u64) -> Result<Detached, Errno> {
-        let first = self.tree.find_intersection(start, end).expect("gather of a mapped range").clone();
+        let first = self
+            .tree
+            .find_intersection(start, end)
+            .expect("gather of a mapped range")
+            .clone();
         if start > first.start {
             if end < first.end && self.map_count() >= self.settings.max_map_count {
                 return Err(Errno::ENOMEM);
@@ -121,6 +125,6 @@ impl AddressSpace {
         for k in keys {
             self.pages.remove(&k);
         }
-        debug_assert!(start % PAGE_SIZE == 0);
+        debug_assert!(start.is_multiple_of(PAGE_SIZE));
     }
 }

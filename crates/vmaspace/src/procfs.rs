@@ -1,9 +1,9 @@
 //! `/proc/PID/maps` and `/proc/PID/smaps` text (Linux: fs/proc/task_mmu.c).
 
+use crate::AddressSpace;
 use crate::addr::PAGE_SHIFT;
 use crate::flags::VmFlags;
 use crate::vma::Vma;
-use crate::AddressSpace;
 use std::fmt::Write;
 
 /// The column the name starts at is 73: `seq_setwidth(m, 25 + sizeof(void *) * 6 - 1)` pads the
@@ -76,7 +76,11 @@ impl AddressSpace {
             if f.contains(VmFlags::READ) { 'r' } else { '-' },
             if f.contains(VmFlags::WRITE) { 'w' } else { '-' },
             if f.contains(VmFlags::EXEC) { 'x' } else { '-' },
-            if f.contains(VmFlags::MAYSHARE) { 's' } else { 'p' },
+            if f.contains(VmFlags::MAYSHARE) {
+                's'
+            } else {
+                'p'
+            },
             offset,
             dev.0,
             dev.1,
@@ -115,7 +119,12 @@ impl AddressSpace {
             }
             return Some(name);
         }
-        if let Some(name) = v.ops.as_ref().and_then(|o| o.name.clone()).and_then(|n| n(&v.view())) {
+        if let Some(name) = v
+            .ops
+            .as_ref()
+            .and_then(|o| o.name.clone())
+            .and_then(|n| n(&v.view()))
+        {
             return Some(name);
         }
         if v.start < self.brk && v.end > self.start_brk {

@@ -45,12 +45,19 @@ impl VmaTree {
         {
             return Some(v);
         }
-        self.by_start.range((Excluded(addr), Unbounded)).next().map(|(_, v)| v)
+        self.by_start
+            .range((Excluded(addr), Unbounded))
+            .next()
+            .map(|(_, v)| v)
     }
 
     /// Linux: `vma_lookup()`: the VMA containing `addr`.
     pub fn vma_lookup(&self, addr: u64) -> Option<&Vma> {
-        self.by_start.range(..=addr).next_back().map(|(_, v)| v).filter(|v| v.end > addr)
+        self.by_start
+            .range(..=addr)
+            .next_back()
+            .map(|(_, v)| v)
+            .filter(|v| v.end > addr)
     }
 
     /// Linux: `find_vma_intersection()`: the first VMA intersecting `[start, end)`.
@@ -72,7 +79,11 @@ impl VmaTree {
     pub fn starts_in(&self, start: u64, end: u64) -> Vec<u64> {
         let first = self.find_vma(start).map(|v| v.start);
         match first {
-            Some(f) if f < end => self.by_start.range((Included(f), Excluded(end))).map(|(s, _)| *s).collect(),
+            Some(f) if f < end => self
+                .by_start
+                .range((Included(f), Excluded(end)))
+                .map(|(s, _)| *s)
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -91,7 +102,11 @@ impl VmaTree {
         if let Some(v) = self.vma_lookup(limit.saturating_sub(1)) {
             top = v.start;
         }
-        let mut iter = self.by_start.range(..top).rev().map(|(_, v)| (v.start, v.end));
+        let mut iter = self
+            .by_start
+            .range(..top)
+            .rev()
+            .map(|(_, v)| (v.start, v.end));
         let mut done = false;
         std::iter::from_fn(move || {
             while !done {
