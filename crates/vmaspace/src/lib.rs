@@ -36,6 +36,9 @@ pub mod tree;
 pub mod vfs;
 pub mod vma;
 
+#[cfg(test)]
+mod kernel_vma_tests;
+
 pub use errno::{Errno, SysResult};
 pub use fault::Access;
 pub use file::{DriverBug, MmapHook, VmAreaDesc, VmOperations};

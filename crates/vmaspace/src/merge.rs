@@ -269,6 +269,30 @@ impl AddressSpace {
         Some(start)
     }
 
+    /// Linux: `vma_merge_extend()`: grows the VMA at `vma_start` by `delta` bytes into the gap
+    /// above it, merging with the next VMA when the new end meets it. Returns the expanded VMA.
+    pub(crate) fn vma_merge_extend(&mut self, vma_start: u64, delta: u64) -> Option<u64> {
+        let vma = self.tree.get(vma_start)?.clone();
+        let mut vmg = Vmg::modify(&vma, vma.end, vma.end + delta, vma.flags);
+        vmg.middle = None;
+        vmg.middle_forked = false;
+        self.vma_merge_new_range(&vmg)
+    }
+
+    /// Linux: `vma_shrink()`: the VMA at `vma_start` becomes `[start, end)` with `pgoff`; the
+    /// pages outside are dropped.
+    pub(crate) fn vma_shrink(&mut self, vma_start: u64, start: u64, end: u64, pgoff: u64) -> u64 {
+        let mut v = self.tree.remove(vma_start).expect("shrink of a VMA");
+        debug_assert!(v.start <= start && end <= v.end && start < end);
+        self.zap_pages(v.start, start);
+        self.zap_pages(end, v.end);
+        v.start = start;
+        v.end = end;
+        v.pgoff = pgoff;
+        self.tree.insert(v);
+        start
+    }
+
     /// Linux: `vma_modify()`: makes `[start, end)` of the VMA at `vma_start` a VMA of its own
     /// that can take `flags`: merged into a neighbour, or split out. Returns its start; the
     /// caller writes the new attributes.

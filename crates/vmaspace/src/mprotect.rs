@@ -115,7 +115,9 @@ impl AddressSpace {
                 return Err(Errno::EACCES);
             }
             tmp = vma.end.min(end);
-            self.mprotect_fixup(vma.start, nstart, tmp, newflags)?;
+            // Continue after the VMA the change left the iterator on (`vma_iter_end`), which
+            // a merge may have extended.
+            tmp = self.mprotect_fixup(vma.start, nstart, tmp, newflags)?;
             nstart = tmp;
             cursor = tmp;
             if cursor >= end {
@@ -147,20 +149,21 @@ impl AddressSpace {
     }
 
     /// Linux: `mprotect_fixup()`: `[start, end)` of the VMA at `vma_start` takes `newflags`.
+    /// Returns the end of the VMA that now holds the range.
     fn mprotect_fixup(
         &mut self,
         vma_start: u64,
         start: u64,
         end: u64,
         mut newflags: VmFlags,
-    ) -> Result<(), Errno> {
+    ) -> Result<u64, Errno> {
         let vma = self.tree.get(vma_start).expect("mprotect of a VMA").clone();
         if vma.is_sealed() {
             return Err(Errno::EPERM);
         }
         let oldflags = vma.flags;
         if newflags == oldflags {
-            return Ok(());
+            return Ok(vma.end);
         }
         let nrpages = (end - start) / PAGE_SIZE;
         if newflags.contains(VmFlags::WRITE) {
@@ -189,6 +192,7 @@ impl AddressSpace {
         let t = self.tree.get_mut(target).expect("modified VMA");
         t.flags = newflags;
         t.page_prot = crate::file::PageProt::from_flags(newflags);
+        let result_end = t.end;
         self.counters.account(oldflags, -(nrpages as i64));
         self.counters.account(newflags, nrpages as i64);
         if oldflags.0 & (VmFlags::WRITE | VmFlags::SHARED | VmFlags::LOCKED).0 == VmFlags::LOCKED.0
@@ -200,6 +204,6 @@ impl AddressSpace {
                 p += PAGE_SIZE;
             }
         }
-        Ok(())
+        Ok(result_end)
     }
 }

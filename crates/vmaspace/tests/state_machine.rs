@@ -1,0 +1,234 @@
+//! Random sequences of calls, checked after every call against the address space's own
+//! invariants (`validate`) and against a page-level reference of what is mapped with which
+//! protection.
+
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use vmaspace::flags::{VmFlags, map, prot};
+use vmaspace::{AddressSpace, Errno};
+
+const ARENA: u64 = 0x1000_0000_0000;
+const PAGES: u64 = 48;
+const PAGE: u64 = 0x1000;
+
+#[derive(Debug, Clone)]
+enum Op {
+    MmapFixed {
+        page: u64,
+        pages: u64,
+        prot: u64,
+        noreserve: bool,
+    },
+    MmapHint {
+        pages: u64,
+        prot: u64,
+    },
+    MmapFile {
+        page: u64,
+        pages: u64,
+        off: u64,
+        shared: bool,
+    },
+    Munmap {
+        page: u64,
+        pages: u64,
+    },
+    Mprotect {
+        page: u64,
+        pages: u64,
+        prot: u64,
+    },
+    Touch {
+        page: u64,
+        pages: u64,
+    },
+    Peek {
+        page: u64,
+        pages: u64,
+    },
+}
+
+fn prot_s() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(prot::NONE),
+        Just(prot::READ),
+        Just(prot::READ | prot::WRITE),
+        Just(prot::READ | prot::EXEC)
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let page = 0..PAGES;
+    let pages = 1..8u64;
+    prop_oneof![
+        4 => (page.clone(), pages.clone(), prot_s(), any::<bool>()).prop_map(|(page, pages, prot, noreserve)| Op::MmapFixed { page, pages, prot, noreserve }),
+        1 => (pages.clone(), prot_s()).prop_map(|(pages, prot)| Op::MmapHint { pages, prot }),
+        2 => (page.clone(), pages.clone(), 0..8u64, any::<bool>()).prop_map(|(page, pages, off, shared)| Op::MmapFile { page, pages, off, shared }),
+        3 => (page.clone(), pages.clone()).prop_map(|(page, pages)| Op::Munmap { page, pages }),
+        3 => (page.clone(), pages.clone(), prot_s()).prop_map(|(page, pages, prot)| Op::Mprotect { page, pages, prot }),
+        2 => (page.clone(), pages.clone()).prop_map(|(page, pages)| Op::Touch { page, pages }),
+        1 => (page, pages).prop_map(|(page, pages)| Op::Peek { page, pages }),
+    ]
+}
+
+/// What is mapped at each arena page: its protection bits.
+type Reference = BTreeMap<u64, u64>;
+
+fn access(f: VmFlags) -> u64 {
+    (f & VmFlags::ACCESS_FLAGS).bits()
+}
+
+fn check(mm: &AddressSpace, reference: &Reference) -> Result<(), TestCaseError> {
+    mm.validate().map_err(TestCaseError::fail)?;
+    for p in 0..PAGES {
+        let addr = ARENA + p * PAGE;
+        let got = mm
+            .find_vma(addr)
+            .filter(|v| v.start() <= addr)
+            .map(|v| access(v.flags()));
+        prop_assert_eq!(
+            got,
+            reference.get(&p).copied(),
+            "page {} ({:#x})\n{}",
+            p,
+            addr,
+            mm.maps()
+        );
+    }
+    Ok(())
+}
+
+fn apply(mm: &mut AddressSpace, reference: &mut Reference, op: &Op) -> Result<(), TestCaseError> {
+    match *op {
+        Op::MmapFixed {
+            page,
+            pages,
+            prot,
+            noreserve,
+        } => {
+            let mut flags = map::PRIVATE | map::ANONYMOUS | map::FIXED;
+            if noreserve {
+                flags |= map::NORESERVE;
+            }
+            let r = mm.mmap(ARENA + page * PAGE, pages * PAGE, prot, flags, -1, 0);
+            prop_assert_eq!(r, Ok(ARENA + page * PAGE));
+            for p in page..page + pages {
+                reference.insert(p, prot);
+            }
+        }
+        Op::MmapHint { pages, prot } => {
+            let r = mm.mmap(0, pages * PAGE, prot, map::PRIVATE | map::ANONYMOUS, -1, 0);
+            prop_assert!(
+                r.is_ok_and(|a| a + pages * PAGE <= 0x7fff_f7ff_f000),
+                "{:?}",
+                r
+            );
+        }
+        Op::MmapFile {
+            page,
+            pages,
+            off,
+            shared,
+        } => {
+            let kind = if shared { map::SHARED } else { map::PRIVATE };
+            let r = mm.mmap(
+                ARENA + page * PAGE,
+                pages * PAGE,
+                prot::READ,
+                kind | map::FIXED,
+                3,
+                off * PAGE,
+            );
+            prop_assert_eq!(r, Ok(ARENA + page * PAGE));
+            for p in page..page + pages {
+                reference.insert(p, prot::READ);
+            }
+        }
+        Op::Munmap { page, pages } => {
+            prop_assert_eq!(mm.munmap(ARENA + page * PAGE, pages * PAGE), Ok(0));
+            for p in page..page + pages {
+                reference.remove(&p);
+            }
+        }
+        Op::Mprotect { page, pages, prot } => {
+            let r = mm.mprotect(ARENA + page * PAGE, pages * PAGE, prot);
+            // Applied page by page up to the first hole (or a VMA that refuses), as Linux does.
+            let first_hole = (page..page + pages).find(|p| !reference.contains_key(p));
+            let upto = match (r, first_hole) {
+                (Ok(_), None) => page + pages,
+                (Err(Errno::ENOMEM), Some(h)) => h,
+                (Err(Errno::EACCES), _) => {
+                    // Only write access to a read-only shared file mapping is refused.
+                    prop_assert!(prot & prot::WRITE != 0);
+                    let refused = (page..page + pages).find(|p| {
+                        let v = mm.find_vma(ARENA + p * PAGE).expect("mapped");
+                        !v.flags().contains(VmFlags::MAYWRITE)
+                    });
+                    prop_assert!(refused.is_some());
+                    refused.unwrap_or(page)
+                }
+                (r, h) => {
+                    return Err(TestCaseError::fail(format!(
+                        "mprotect gave {r:?} with hole {h:?}"
+                    )));
+                }
+            };
+            let upto = if r.is_err() && first_hole.is_none() {
+                upto
+            } else {
+                upto
+            };
+            for p in page..upto {
+                reference.insert(p, prot);
+            }
+            // Pages of a refused VMA before the refusal keep what was applied; a refusal
+            // happens at a VMA boundary, so the pages from `upto` on are unchanged.
+        }
+        Op::Touch { page, pages } | Op::Peek { page, pages } => {
+            let write = matches!(op, Op::Touch { .. });
+            let r = if write {
+                mm.touch(ARENA + page * PAGE, pages * PAGE)
+            } else {
+                mm.peek(ARENA + page * PAGE, pages * PAGE)
+            };
+            let ok_page = |p: &u64| match reference.get(p) {
+                None => false,
+                Some(pr) if write => pr & prot::WRITE != 0,
+                Some(pr) => pr & (prot::READ | prot::WRITE) != 0 || *pr == prot::READ | prot::EXEC,
+            };
+            let all_ok = (page..page + pages).all(|p| ok_page(&p) && !past_eof(mm, p));
+            prop_assert_eq!(r.is_ok(), all_ok, "{:?}", r);
+        }
+    }
+    Ok(())
+}
+
+/// The test file is 16 pages long: file pages beyond it raise SIGBUS.
+fn past_eof(mm: &AddressSpace, p: u64) -> bool {
+    let addr = ARENA + p * PAGE;
+    mm.find_vma(addr).is_some_and(|v| {
+        v.file().is_some()
+            && v.is_anonymous() == false
+            && v.pgoff() + (addr - v.start()) / PAGE >= 16
+    })
+}
+
+fn fresh() -> AddressSpace {
+    let mut mm = AddressSpace::new();
+    assert_eq!(mm.openat(-100, b"file", 0o102, 0o600), Ok(3));
+    assert_eq!(mm.ftruncate(3, 16 * PAGE), Ok(0));
+    mm
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+    #[test]
+    fn invariants_hold_after_every_call(ops in prop::collection::vec(op(), 1..60)) {
+        let mut mm = fresh();
+        let mut reference = Reference::new();
+        for op in &ops {
+            apply(&mut mm, &mut reference, op)?;
+            check(&mm, &reference)?;
+        }
+    }
+}
