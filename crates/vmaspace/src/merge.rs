@@ -271,6 +271,7 @@ impl AddressSpace {
 
     /// Linux: `vma_merge_extend()`: grows the VMA at `vma_start` by `delta` bytes into the gap
     /// above it, merging with the next VMA when the new end meets it. Returns the expanded VMA.
+    #[cfg_attr(not(test), allow(dead_code))] // mremap's in-place growth (not modelled yet)
     pub(crate) fn vma_merge_extend(&mut self, vma_start: u64, delta: u64) -> Option<u64> {
         let vma = self.tree.get(vma_start)?.clone();
         let mut vmg = Vmg::modify(&vma, vma.end, vma.end + delta, vma.flags);
@@ -281,6 +282,7 @@ impl AddressSpace {
 
     /// Linux: `vma_shrink()`: the VMA at `vma_start` becomes `[start, end)` with `pgoff`; the
     /// pages outside are dropped.
+    #[cfg_attr(not(test), allow(dead_code))] // mremap's shrink (not modelled yet)
     pub(crate) fn vma_shrink(&mut self, vma_start: u64, start: u64, end: u64, pgoff: u64) -> u64 {
         let mut v = self.tree.remove(vma_start).expect("shrink of a VMA");
         debug_assert!(v.start <= start && end <= v.end && start < end);
