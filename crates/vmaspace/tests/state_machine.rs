@@ -173,11 +173,6 @@ fn apply(mm: &mut AddressSpace, reference: &mut Reference, op: &Op) -> Result<()
                     )));
                 }
             };
-            let upto = if r.is_err() && first_hole.is_none() {
-                upto
-            } else {
-                upto
-            };
             for p in page..upto {
                 reference.insert(p, prot);
             }
@@ -208,7 +203,7 @@ fn past_eof(mm: &AddressSpace, p: u64) -> bool {
     let addr = ARENA + p * PAGE;
     mm.find_vma(addr).is_some_and(|v| {
         v.file().is_some()
-            && v.is_anonymous() == false
+            && !v.is_anonymous()
             && v.pgoff() + (addr - v.start()) / PAGE >= 16
     })
 }
