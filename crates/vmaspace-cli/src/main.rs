@@ -4,7 +4,9 @@
 
 mod check;
 mod exec;
+mod fuzz;
 mod record;
+mod rng;
 mod run;
 mod scenario;
 
@@ -52,6 +54,29 @@ enum Cmd {
         #[arg(required = true)]
         traces: Vec<PathBuf>,
     },
+    /// Generate random traces, compare model and kernel after every call, and shrink and save
+    /// every divergence.
+    Fuzz {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 1000)]
+        cases: usize,
+        /// Calls per case.
+        #[arg(long, default_value_t = 50)]
+        ops: usize,
+        /// Cases run at once.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        /// Where shrunk divergent traces are written.
+        #[arg(long, default_value = "fuzz-out")]
+        out: PathBuf,
+        /// Also write every generated case to --out.
+        #[arg(long)]
+        keep: bool,
+        /// Accept a kernel other than 6.18.x.
+        #[arg(long)]
+        any_kernel: bool,
+    },
     /// Run traces on the live kernel and write its results, checkpoint text and initial maps
     /// into the scenario files.
     Record {
@@ -90,6 +115,25 @@ fn main() {
             any_kernel,
             traces,
         } => check::main(&traces, every_step, any_kernel),
+        Cmd::Fuzz {
+            seed,
+            cases,
+            ops,
+            jobs,
+            out,
+            keep,
+            any_kernel,
+        } => fuzz::main(
+            &fuzz::FuzzArgs {
+                seed,
+                cases,
+                ops,
+                jobs,
+                out,
+                keep,
+            },
+            any_kernel,
+        ),
         Cmd::Record {
             check,
             any_kernel,

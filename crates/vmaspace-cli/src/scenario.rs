@@ -23,6 +23,20 @@ impl std::fmt::Display for InputError {
 }
 
 impl Scenario {
+    /// A scenario held in memory (fuzz cases); `name` stands in for its path in messages.
+    pub fn from_trace(name: &str, trace: Trace) -> Scenario {
+        let text: String = trace
+            .lines
+            .iter()
+            .map(|l| vmaspace_trace::format_line(l) + "\n")
+            .collect();
+        Scenario {
+            path: PathBuf::from(name),
+            text,
+            trace,
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Scenario, InputError> {
         let text =
             fs::read_to_string(path).map_err(|e| InputError(format!("{}: {e}", path.display())))?;

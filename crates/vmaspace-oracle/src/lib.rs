@@ -31,6 +31,8 @@ pub const EXECUTOR_PATH: &str = "/tmp/vmaspace/executor";
 const FD_BASE: RawFd = 100;
 /// Forks a trace may make (so the fds stay below 1024).
 pub const MAX_FORKS: usize = 200;
+/// Where the pipe ends are moved before they are put at their targets.
+const MOVE_BASE: RawFd = 600;
 
 const RLIMIT_STACK_BYTES: u64 = 8 << 20;
 const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
@@ -435,18 +437,20 @@ fn spawn_executor(
     cwd: &Path,
     ends: &[(OwnedFd, OwnedFd)],
 ) -> Result<Child, OracleError> {
-    let raw: Vec<(RawFd, RawFd)> = ends
+    let mut raw: Vec<(RawFd, RawFd)> = ends
         .iter()
         .map(|(r, w)| (r.as_raw_fd(), w.as_raw_fd()))
         .collect();
+    let first_unused = FD_BASE + 2 * raw.len() as RawFd;
     let mut cmd = Command::new(exe);
     cmd.current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::null())
         .env_clear();
     // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
-    // system calls (personality, setrlimit, dup2) on values computed before the fork.
+    // system calls (personality, getrlimit/setrlimit, fcntl, dup2, close_range) on values
+    // computed before the fork; it writes into `raw` in place and allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             if libc::personality(ADDR_NO_RANDOMIZE) == -1 {
@@ -464,11 +468,25 @@ fn spawn_executor(
             if libc::setrlimit(libc::RLIMIT_STACK, &lim) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            // Move the pipe ends out of the way of their targets, then put them in place.
+            for (r, w) in raw.iter_mut() {
+                *r = libc::fcntl(*r, libc::F_DUPFD, MOVE_BASE);
+                *w = libc::fcntl(*w, libc::F_DUPFD, MOVE_BASE);
+                if *r < 0 || *w < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             for (k, (r, w)) in raw.iter().enumerate() {
                 let base = FD_BASE + 2 * k as RawFd;
                 if libc::dup2(*r, base) < 0 || libc::dup2(*w, base + 1) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+            }
+            // The trace's first open() must get fd 3: nothing else may stay open.
+            if libc::syscall(libc::SYS_close_range, 3u32, (FD_BASE - 1) as u32, 0u32) != 0
+                || libc::syscall(libc::SYS_close_range, first_unused as u32, u32::MAX, 0u32) != 0
+            {
+                return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });

@@ -1,11 +1,11 @@
 //! The file calls a trace makes: open, close, dup, ftruncate, unlink, memfd_create,
 //! memfd_secret and memfd seals.
 
+use crate::AddressSpace;
 use crate::errno::{Errno, SysResult};
-use crate::file::{FMode, InodeKind, OpenFile};
+use crate::file::{FMode, Inode, InodeKind, OpenFile};
 use crate::flags::{VmFlags, mfd, open, seal};
 use crate::vfs::dev;
-use crate::{AddressSpace, Page};
 use std::sync::Arc;
 
 /// `AT_FDCWD`.
@@ -92,6 +92,7 @@ impl AddressSpace {
         };
         if flags & open::TRUNC != 0 && mode.write && inode.kind == InodeKind::Regular {
             inode.state().size = 0;
+            self.truncate_pages(&inode, 0);
         }
         let file = self.vfs.open_inode(inode, mode);
         self.install_fd(file)
@@ -157,12 +158,14 @@ impl AddressSpace {
             }
             st.size = len;
         }
-        self.truncate_pages(&f, len);
+        self.truncate_pages(&f.inode, len);
         Ok(0)
     }
 
-    /// Drops the file pages past a new end of file from this address space's mappings.
-    fn truncate_pages(&mut self, f: &Arc<OpenFile>, size: u64) {
+    /// Drops the pages past a new end of file from this address space's mappings of it,
+    /// private copies included (`truncate_pagecache` unmaps COWed pages too), so the next
+    /// access there raises SIGBUS.
+    fn truncate_pages(&mut self, inode: &Arc<Inode>, size: u64) {
         let end_index = size.div_ceil(crate::addr::PAGE_SIZE);
         let vmas: Vec<(u64, u64, u64)> = self
             .tree
@@ -170,21 +173,19 @@ impl AddressSpace {
             .filter(|v| {
                 v.file
                     .as_ref()
-                    .is_some_and(|vf| Arc::ptr_eq(&vf.inode, &f.inode))
+                    .is_some_and(|vf| Arc::ptr_eq(&vf.inode, inode))
             })
             .map(|v| (v.start, v.end, v.pgoff))
             .collect();
         for (start, end, pgoff) in vmas {
-            let first_gone = start
-                + end_index
-                    .saturating_sub(pgoff)
-                    .saturating_mul(crate::addr::PAGE_SIZE);
-            let gone: Vec<u64> = self
-                .pages
-                .range(first_gone.max(start)..end)
-                .filter(|(_, p)| matches!(p, Page::File { .. }))
-                .map(|(a, _)| *a)
-                .collect();
+            let past = end_index
+                .saturating_sub(pgoff)
+                .saturating_mul(crate::addr::PAGE_SIZE);
+            let first_gone = start.saturating_add(past);
+            if first_gone >= end {
+                continue;
+            }
+            let gone: Vec<u64> = self.pages.range(first_gone..end).map(|(a, _)| *a).collect();
             for a in gone {
                 self.pages.remove(&a);
             }
@@ -275,14 +276,13 @@ impl AddressSpace {
     /// The writable-mapping check sees this address space's mappings only.
     pub fn fcntl_add_seals(&mut self, fd: i64, seals: u64) -> SysResult {
         let f = self.fd_file(fd)?;
-        if f.inode.kind != InodeKind::Shmem {
-            return Err(Errno::EINVAL);
-        }
-        if seals & !F_ALL_SEALS != 0 {
-            return Err(Errno::EINVAL);
-        }
+        // Checked in this order: the open mode, the seal bits, then whether the file can be
+        // sealed at all.
         if !f.mode.write {
             return Err(Errno::EPERM);
+        }
+        if seals & !F_ALL_SEALS != 0 || f.inode.kind != InodeKind::Shmem {
+            return Err(Errno::EINVAL);
         }
         let current = f.inode.state().seals;
         if current & seal::SEAL != 0 {

@@ -28,6 +28,8 @@ pub struct MmInfo {
     pub memlock_limit_pages: u64,
     /// CAP_IPC_LOCK: locked memory is not limited.
     pub cap_ipc_lock: bool,
+    /// The most pages one request may commit (`vm.overcommit_memory` 0); None: unlimited.
+    pub commit_limit_pages: Option<u64>,
 }
 
 impl MmInfo {
@@ -36,6 +38,11 @@ impl MmInfo {
         !flags.contains(VmFlags::LOCKED)
             || self.cap_ipc_lock
             || self.locked_vm.saturating_add(pages) <= self.memlock_limit_pages
+    }
+
+    /// Linux: `security_vm_enough_memory_mm()`: may `pages` more be committed?
+    pub fn vm_enough_memory(&self, pages: u64) -> bool {
+        self.commit_limit_pages.is_none_or(|limit| pages <= limit)
     }
 }
 
@@ -478,6 +485,8 @@ pub struct LegacyVma<'a> {
     pub private_data: Option<PrivateData>,
     /// The file system the hook may create internal files in (`shmem_zero_setup`).
     pub vfs: &'a crate::Vfs,
+    /// The address space being mapped into (read-only).
+    pub mm: MmInfo,
 }
 
 impl fmt::Debug for LegacyVma<'_> {

@@ -304,6 +304,10 @@ impl AddressSpace {
             locked_vm: self.counters.locked_vm,
             memlock_limit_pages: self.settings.rlimit_memlock >> addr::PAGE_SHIFT,
             cap_ipc_lock: self.settings.cap_ipc_lock,
+            commit_limit_pages: match self.settings.overcommit {
+                Overcommit::Always => None,
+                Overcommit::Guess { ram_and_swap_pages } => Some(ram_and_swap_pages),
+            },
         }
     }
 

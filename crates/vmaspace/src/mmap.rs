@@ -1,5 +1,6 @@
 //! mmap (Linux: `ksys_mmap_pgoff` → `do_mmap` → `mmap_region` → `__mmap_region`).
 
+use crate::AddressSpace;
 use crate::addr::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, page_align};
 use crate::drivers;
 use crate::errno::{Errno, SysResult};
@@ -11,7 +12,6 @@ use crate::flags::{VmFlags, map, prot, seal};
 use crate::merge::Vmg;
 use crate::munmap::Detached;
 use crate::vma::Vma;
-use crate::{AddressSpace, Overcommit};
 use std::sync::Arc;
 
 /// What a successful `mmap_region` asks of the caller.
@@ -393,7 +393,12 @@ impl AddressSpace {
             }
             (Some(f), _) => vma.file = Some(f),
             (None, _) if flags.contains(VmFlags::SHARED) => {
-                let (f, ops) = drivers::shmem::shmem_zero_setup(&self.vfs, end - start);
+                let (f, ops) = drivers::shmem::shmem_zero_setup(
+                    &self.vfs,
+                    &self.mm_info(),
+                    end - start,
+                    flags,
+                )?;
                 vma.file = Some(f);
                 vma.ops = Some(ops);
             }
@@ -422,6 +427,7 @@ impl AddressSpace {
             vm_ops: None,
             private_data: None,
             vfs: &vfs,
+            mm: self.mm_info(),
         };
         h.mmap(&mut l)?;
         if l.start != vma.start {
@@ -458,10 +464,7 @@ impl AddressSpace {
 
     /// Linux: `security_vm_enough_memory_mm()` → `__vm_enough_memory()`.
     pub(crate) fn vm_enough_memory(&self, pages: u64) -> bool {
-        match self.settings.overcommit {
-            Overcommit::Always => true,
-            Overcommit::Guess { ram_and_swap_pages } => pages <= ram_and_swap_pages,
-        }
+        self.mm_info().vm_enough_memory(pages)
     }
 
     /// Linux: x86's `execute_only_pkey()`: the pkey that makes `PROT_EXEC` mappings

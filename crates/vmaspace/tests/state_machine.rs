@@ -202,9 +202,7 @@ fn apply(mm: &mut AddressSpace, reference: &mut Reference, op: &Op) -> Result<()
 fn past_eof(mm: &AddressSpace, p: u64) -> bool {
     let addr = ARENA + p * PAGE;
     mm.find_vma(addr).is_some_and(|v| {
-        v.file().is_some()
-            && !v.is_anonymous()
-            && v.pgoff() + (addr - v.start()) / PAGE >= 16
+        v.file().is_some() && !v.is_anonymous() && v.pgoff() + (addr - v.start()) / PAGE >= 16
     })
 }
 

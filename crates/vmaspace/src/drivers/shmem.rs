@@ -3,9 +3,10 @@
 
 use crate::errno::Errno;
 use crate::file::{
-    FMode, FileOperations, InodeKind, LegacyMmap, LegacyVma, MmapHook, OpenFile, Placement,
+    FMode, FileOperations, InodeKind, LegacyMmap, LegacyVma, MmInfo, MmapHook, OpenFile, Placement,
     VmOperations,
 };
+use crate::flags::VmFlags;
 use crate::vfs::{Vfs, dev};
 use std::sync::{Arc, OnceLock};
 
@@ -50,8 +51,18 @@ pub fn shmem_file_operations() -> FileOperations {
 }
 
 /// Linux: `shmem_zero_setup()`: a new shmem object named `dev/zero` of the mapping's size,
-/// which maps shows as `/dev/zero (deleted)`.
-pub fn shmem_zero_setup(vfs: &Vfs, size: u64) -> (Arc<OpenFile>, Arc<VmOperations>) {
+/// which maps shows as `/dev/zero (deleted)`. Its size is committed up front unless the mapping
+/// is `VM_NORESERVE` (`shmem_acct_size`), so an oversized one fails with `ENOMEM`.
+pub fn shmem_zero_setup(
+    vfs: &Vfs,
+    mm: &MmInfo,
+    size: u64,
+    flags: VmFlags,
+) -> Result<(Arc<OpenFile>, Arc<VmOperations>), Errno> {
+    let pages = size.div_ceil(crate::addr::PAGE_SIZE);
+    if !flags.contains(VmFlags::NORESERVE) && !mm.vm_enough_memory(pages) {
+        return Err(Errno::ENOMEM);
+    }
     let inode = vfs.new_internal(InodeKind::Shmem, dev::SHMEM, b"/dev/zero", size);
     let file = vfs.open_inode(
         inode,
@@ -60,5 +71,5 @@ pub fn shmem_zero_setup(vfs: &Vfs, size: u64) -> (Arc<OpenFile>, Arc<VmOperation
             write: true,
         },
     );
-    (file, shmem_anon_vm_ops())
+    Ok((file, shmem_anon_vm_ops()))
 }

@@ -14,7 +14,7 @@ pub struct ZeroMmap;
 impl LegacyMmap for ZeroMmap {
     fn mmap(&self, vma: &mut LegacyVma<'_>) -> Result<(), Errno> {
         if vma.flags.contains(VmFlags::SHARED) {
-            let (file, ops) = shmem_zero_setup(vma.vfs, vma.end - vma.start);
+            let (file, ops) = shmem_zero_setup(vma.vfs, &vma.mm, vma.end - vma.start, vma.flags)?;
             vma.vm_file = Some(file);
             vma.vm_ops = Some(ops);
         } else {

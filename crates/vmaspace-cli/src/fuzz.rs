@@ -1,0 +1,549 @@
+//! `vmaspace fuzz`: random traces over every call the model implements, run on the model and on
+//! the live kernel and compared after every call; each divergence is shrunk to a minimal trace
+//! (delta debugging) and written out.
+
+use crate::check::{Verdict, check_one};
+use crate::exec::{Model, ModelOptions, apply};
+use crate::rng::Rng;
+use crate::run::Steps;
+use crate::scenario::Scenario;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use vmaspace::AddressSpace;
+use vmaspace::flags::{map, mfd, prot, seal};
+use vmaspace_trace::{Call, Line, Scope, Trace};
+
+/// Options of one fuzz run.
+#[derive(Debug, Clone)]
+pub struct FuzzArgs {
+    pub seed: u64,
+    pub cases: usize,
+    pub ops: usize,
+    pub jobs: usize,
+    pub out: PathBuf,
+    /// Also write every generated case to `out` (for inspection), not only divergent ones.
+    pub keep: bool,
+}
+
+const PAGE: u64 = 0x1000;
+const ARENA: u64 = 0x1000_0000_0000;
+const ARENA_PAGES: u64 = 96;
+/// Longest range a populating or faulting call may cover (keeps the kernel side cheap).
+const MAX_TOUCH: u64 = 64 * PAGE;
+
+/// Generates one trace, consulting a model of the process as it goes so that ranges fall on,
+/// next to and across the VMAs the trace has made.
+struct Gen {
+    rng: Rng,
+    mm: AddressSpace,
+    /// The executor's own mappings: no call may change or write them.
+    protected: Vec<(u64, u64)>,
+}
+
+impl Gen {
+    fn new(seed: u64, initial_maps: &str) -> Gen {
+        let model = Model::new(&ModelOptions {
+            cwd: "/fuzz".into(),
+            initial_maps: Some(initial_maps.into()),
+            brk: None,
+        })
+        .expect("the executor's maps seed the model");
+        let mm = model.procs.into_values().next().expect("one process");
+        let protected = mm.vmas().map(|v| (v.start(), v.end())).collect();
+        Gen {
+            rng: Rng::new(seed),
+            mm,
+            protected,
+        }
+    }
+
+    fn is_protected(&self, start: u64, len: u64) -> bool {
+        let end = start.saturating_add(len.max(1));
+        self.protected.iter().any(|&(s, e)| start < e && end > s)
+    }
+
+    /// An address near where things happen: a VMA edge (± a page) or a page of the arena.
+    fn address(&mut self) -> u64 {
+        let edges: Vec<u64> = self
+            .mm
+            .vmas()
+            .filter(|v| !self.protected.contains(&(v.start(), v.end())))
+            .flat_map(|v| [v.start(), v.end()])
+            .collect();
+        let base = if !edges.is_empty() && self.rng.chance(65) {
+            let e = self.rng.pick(&edges);
+            match self.rng.below(4) {
+                0 => e.wrapping_sub(PAGE),
+                1 => e + PAGE,
+                _ => e,
+            }
+        } else {
+            ARENA + self.rng.below(ARENA_PAGES) * PAGE
+        };
+        if self.rng.chance(4) {
+            base + 1 + self.rng.below(PAGE - 1)
+        } else {
+            base
+        }
+    }
+
+    fn length(&mut self) -> u64 {
+        match self.rng.weighted(&[50, 25, 5, 3, 6, 3, 8]) {
+            0 => (1 + self.rng.below(4)) * PAGE,
+            1 => (5 + self.rng.below(12)) * PAGE,
+            2 => (1 + self.rng.below(2)) * 0x20_0000,
+            3 => 0,
+            4 => 1 + self.rng.below(3 * PAGE),
+            5 => self
+                .rng
+                .pick(&[1 << 40, 1 << 47, u64::MAX - PAGE + 2, u64::MAX]),
+            _ => (1 + self.rng.below(48)) * PAGE,
+        }
+    }
+
+    fn prot(&mut self) -> u64 {
+        let (r, w, x) = (prot::READ, prot::WRITE, prot::EXEC);
+        let choices = [
+            r | w,
+            r,
+            prot::NONE,
+            r | x,
+            x,
+            w,
+            r | w | x,
+            r | w | 0x10,
+            r | prot::GROWSDOWN,
+        ];
+        choices[self.rng.weighted(&[40, 20, 10, 8, 4, 4, 4, 2, 2])]
+    }
+
+    fn open_fds(&self) -> Vec<i64> {
+        (3..32)
+            .filter(|fd| self.mm.file(*fd).is_some())
+            .map(i64::from)
+            .collect()
+    }
+
+    fn fd(&mut self) -> i64 {
+        let fds = self.open_fds();
+        if fds.is_empty() || self.rng.chance(5) {
+            self.rng.pick(&[-1, 0, 2, 29, 1 << 33])
+        } else {
+            self.rng.pick(&fds)
+        }
+    }
+
+    /// A range inside one of the trace's VMAs, or one that runs on into what follows it.
+    fn range_in_vma(&mut self) -> Option<(u64, u64)> {
+        let vmas: Vec<(u64, u64)> = self
+            .mm
+            .vmas()
+            .map(|v| (v.start(), v.end()))
+            .filter(|r| !self.protected.contains(r))
+            .collect();
+        if vmas.is_empty() {
+            return None;
+        }
+        let (s, e) = self.rng.pick(&vmas);
+        let pages = (e - s) / PAGE;
+        let first = self.rng.below(pages);
+        let len = if self.rng.chance(70) {
+            1 + self.rng.below(pages - first)
+        } else {
+            1 + self.rng.below(pages + 4)
+        };
+        Some((s + first * PAGE, len * PAGE))
+    }
+
+    fn range_call(&mut self, make: impl Fn(u64, u64) -> Call, max: u64) -> Option<Call> {
+        let inside = if self.rng.chance(45) {
+            self.range_in_vma()
+        } else {
+            None
+        };
+        let (a, l) = inside.unwrap_or_else(|| (self.address(), self.length()));
+        let l = l.min(max);
+        (!self.is_protected(a & !(PAGE - 1), l.max(PAGE))).then(|| make(a, l))
+    }
+
+    fn mmap(&mut self) -> Option<Call> {
+        let placement = self.rng.weighted(&[55, 8, 20, 17]);
+        let addr = if placement == 3 { 0 } else { self.address() };
+        let len = self.length();
+        let anon = self.open_fds().is_empty() || self.rng.chance(55);
+        let types = [
+            map::PRIVATE,
+            map::SHARED,
+            map::SHARED_VALIDATE,
+            map::DROPPABLE,
+            0,
+            0x5,
+        ];
+        let mut flags = types[self.rng.weighted(&[55, 30, 5, 4, 2, 2])];
+        flags |= [map::FIXED, map::FIXED_NOREPLACE, 0, 0][placement];
+        if anon {
+            flags |= map::ANONYMOUS;
+        }
+        for (bit, pct) in [
+            (map::NORESERVE, 10),
+            (map::STACK, 4),
+            (map::GROWSDOWN, 4),
+            (map::SYNC, 3),
+            (map::NONBLOCK, 2),
+            (0x20_0000, 1),
+        ] {
+            if self.rng.chance(pct) {
+                flags |= bit;
+            }
+        }
+        if len <= MAX_TOUCH {
+            for (bit, pct) in [(map::POPULATE, 8), (map::LOCKED, 4)] {
+                if self.rng.chance(pct) {
+                    flags |= bit;
+                }
+            }
+        }
+        if placement != 0 && self.rng.chance(3) {
+            flags |= map::_32BIT;
+        }
+        if flags & map::FIXED != 0 && self.is_protected(addr & !(PAGE - 1), len.max(PAGE)) {
+            return None;
+        }
+        let offset = match self.rng.weighted(&[50, 40, 5, 5]) {
+            0 => 0,
+            1 => self.rng.below(16) * PAGE,
+            2 => self.rng.below(PAGE) | 1,
+            _ => self.rng.pick(&[0x7fff_ffff_f000, !(PAGE - 1)]),
+        };
+        let fd = if anon { -1 } else { self.fd() };
+        Some(Call::Mmap {
+            addr,
+            len,
+            prot: self.prot(),
+            flags,
+            fd,
+            offset,
+        })
+    }
+
+    fn file_call(&mut self) -> Call {
+        let name = |n: u64| format!("f{n}").into_bytes();
+        let fds = self.open_fds();
+        if fds.len() > 10 {
+            return Call::Close { fd: self.fd() };
+        }
+        match self.rng.weighted(&[25, 8, 6, 12, 4, 8, 4, 5, 5, 4]) {
+            0 => {
+                let flags = self.rng.pick(&[0o102, 0o102, 0, 1, 0o1102, 0o302]);
+                Call::Openat {
+                    dirfd: -100,
+                    path: name(self.rng.below(3)),
+                    flags,
+                    mode: 0o600,
+                }
+            }
+            1 => Call::Openat {
+                dirfd: -100,
+                path: self.rng.pick(&[&b"/dev/zero"[..], b"/dev/null"]).to_vec(),
+                flags: self.rng.pick(&[0, 2]),
+                mode: 0,
+            },
+            2 => Call::Close { fd: self.fd() },
+            3 => {
+                let len = if self.rng.chance(80) {
+                    self.rng.below(24) * PAGE
+                } else {
+                    self.rng.below(8 * PAGE)
+                };
+                Call::Ftruncate { fd: self.fd(), len }
+            }
+            4 => Call::Dup { fd: self.fd() },
+            5 => Call::MemfdCreate {
+                name: b"m".to_vec(),
+                flags: self.rng.pick(&[
+                    0,
+                    mfd::ALLOW_SEALING,
+                    mfd::NOEXEC_SEAL,
+                    mfd::CLOEXEC,
+                    mfd::EXEC | mfd::ALLOW_SEALING,
+                    0x40,
+                ]),
+            },
+            6 => Call::MemfdSecret {
+                flags: self.rng.pick(&[0, 0, 1]),
+            },
+            7 => {
+                let seals = self.rng.pick(&[
+                    seal::WRITE,
+                    seal::FUTURE_WRITE,
+                    seal::SEAL,
+                    seal::SHRINK | seal::GROW,
+                    seal::EXEC,
+                    0x40,
+                ]);
+                Call::FcntlAddSeals {
+                    fd: self.fd(),
+                    seals,
+                }
+            }
+            8 => Call::FcntlGetSeals { fd: self.fd() },
+            _ => Call::Unlink {
+                path: name(self.rng.below(3)),
+            },
+        }
+    }
+
+    fn pkey_call(&mut self) -> Option<Call> {
+        Some(match self.rng.below(3) {
+            0 => Call::PkeyAlloc {
+                flags: self.rng.pick(&[0, 0, 0, 1]),
+                access_rights: self.rng.below(5),
+            },
+            1 => Call::PkeyFree {
+                pkey: self.rng.below(5) as i64,
+            },
+            _ => {
+                let pkey = self.rng.below(6) as i64 - 1;
+                let p = self.prot();
+                return self.range_call(
+                    |addr, len| Call::PkeyMprotect {
+                        addr,
+                        len,
+                        prot: p,
+                        pkey,
+                    },
+                    u64::MAX,
+                );
+            }
+        })
+    }
+
+    fn call(&mut self) -> Call {
+        loop {
+            let c = match self.rng.weighted(&[30, 15, 15, 10, 6, 15, 3]) {
+                0 => self.mmap(),
+                1 => self.range_call(|addr, len| Call::Munmap { addr, len }, u64::MAX),
+                2 => {
+                    let p = self.prot();
+                    self.range_call(|addr, len| Call::Mprotect { addr, len, prot: p }, u64::MAX)
+                }
+                3 => self.range_call(|addr, len| Call::Touch { addr, len }, MAX_TOUCH),
+                4 => self.range_call(|addr, len| Call::Peek { addr, len }, MAX_TOUCH),
+                5 => Some(self.file_call()),
+                _ => self.pkey_call(),
+            };
+            // mprotect of a locked VMA to writable populates it: keep that small.
+            if let Some(c) = c.filter(|c| !self.too_costly(c)) {
+                let _ = apply(&mut self.mm, &c);
+                return c;
+            }
+        }
+    }
+
+    fn too_costly(&self, c: &Call) -> bool {
+        match c {
+            Call::Mprotect { len, .. } | Call::PkeyMprotect { len, .. } => {
+                *len > MAX_TOUCH && self.mm.counters().locked_vm > 0
+            }
+            _ => false,
+        }
+    }
+
+    fn trace(mut self, ops: usize) -> Trace {
+        let lines = (0..ops)
+            .map(|i| Line {
+                lineno: i + 3,
+                pid: None,
+                call: self.call(),
+                result: None,
+            })
+            .collect();
+        Trace {
+            scope: Some(Scope::WholeSpace),
+            header: vec!["# whole-space".into()],
+            lines,
+        }
+    }
+}
+
+fn case_seed(seed: u64, case: usize) -> u64 {
+    Rng::new(seed ^ (case as u64).wrapping_mul(0x2545_f491_4f6c_dd1d)).next_u64()
+}
+
+/// Whether a trace (as a list of lines) diverges.
+fn diverges(lines: &[Line]) -> Option<String> {
+    let mut trace = Trace {
+        scope: Some(Scope::WholeSpace),
+        header: vec![],
+        lines: lines.to_vec(),
+    };
+    for (i, l) in trace.lines.iter_mut().enumerate() {
+        l.lineno = i + 2;
+    }
+    match check_one(&Scenario::from_trace("fuzz", trace), Steps::EveryCall) {
+        Ok(Verdict::Diverge(msg)) => Some(msg),
+        _ => None,
+    }
+}
+
+/// Delta debugging (ddmin): a smallest subsequence of `lines` that still diverges.
+fn shrink(mut lines: Vec<Line>) -> Vec<Line> {
+    let mut n = 2usize;
+    while lines.len() >= 2 {
+        let chunk = lines.len().div_ceil(n);
+        let mut reduced = false;
+        let mut i = 0;
+        while i < n {
+            let (lo, hi) = (i * chunk, ((i + 1) * chunk).min(lines.len()));
+            i += 1;
+            if lo >= hi {
+                continue;
+            }
+            let complement: Vec<Line> = lines[..lo].iter().chain(&lines[hi..]).cloned().collect();
+            if diverges(&complement).is_some() {
+                lines = complement;
+                n = (n - 1).max(2);
+                reduced = true;
+                break;
+            }
+        }
+        if !reduced {
+            if n >= lines.len() {
+                break;
+            }
+            n = (2 * n).min(lines.len());
+        }
+    }
+    lines
+}
+
+/// One divergence found.
+struct Finding {
+    case: usize,
+    message: String,
+    minimal: Vec<Line>,
+    original_len: usize,
+}
+
+fn write_finding(out: &Path, seed: u64, f: &Finding) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(out)?;
+    let path = out.join(format!("fuzz-{seed}-{}.trace", f.case));
+    let mut text = format!(
+        "# whole-space\n# vmaspace fuzz --seed {seed}: case {}, shrunk from {} to {} calls.\n",
+        f.case,
+        f.original_len,
+        f.minimal.len()
+    );
+    for l in f.message.lines() {
+        text.push_str(&format!("#   {l}\n"));
+    }
+    for l in &f.minimal {
+        text.push_str(&vmaspace_trace::format_line(l));
+        text.push('\n');
+    }
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// `vmaspace fuzz`. Returns the exit status.
+pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
+    if let Err(e) = vmaspace_oracle::check_kernel(any_kernel) {
+        eprintln!("vmaspace fuzz: {e}");
+        return 2;
+    }
+    let probe = Trace {
+        scope: Some(Scope::WholeSpace),
+        header: vec![],
+        lines: vec![],
+    };
+    let initial = match vmaspace_oracle::run(&probe, &Default::default()) {
+        Ok(r) => r.initial_maps,
+        Err(e) => {
+            eprintln!("vmaspace fuzz: {e}");
+            return 2;
+        }
+    };
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let findings = Mutex::new(Vec::new());
+    let tty = std::io::stderr().is_terminal();
+    std::thread::scope(|s| {
+        for _ in 0..args.jobs.max(1) {
+            s.spawn(|| {
+                loop {
+                    let case = next.fetch_add(1, Ordering::Relaxed);
+                    if case >= args.cases {
+                        break;
+                    }
+                    let trace = Gen::new(case_seed(args.seed, case), &initial).trace(args.ops);
+                    if args.keep {
+                        let _ = std::fs::create_dir_all(&args.out);
+                        let text =
+                            crate::scenario::Scenario::from_trace("case", trace.clone()).text;
+                        let _ = std::fs::write(
+                            args.out.join(format!("case-{}-{case}.trace", args.seed)),
+                            format!("# whole-space\n{text}"),
+                        );
+                    }
+                    if let Some(message) = diverges(&trace.lines) {
+                        let minimal = shrink(trace.lines.clone());
+                        let message = diverges(&minimal).unwrap_or(message);
+                        let f = Finding {
+                            case,
+                            message,
+                            minimal,
+                            original_len: trace.lines.len(),
+                        };
+                        findings.lock().unwrap_or_else(|p| p.into_inner()).push(f);
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        if tty {
+            s.spawn(|| {
+                loop {
+                    let d = done.load(Ordering::Relaxed);
+                    let bar = (d * 40 / args.cases.max(1)).min(40);
+                    eprint!(
+                        "\r[{}{}] {d}/{} cases",
+                        "#".repeat(bar),
+                        " ".repeat(40 - bar),
+                        args.cases
+                    );
+                    if d >= args.cases {
+                        eprintln!();
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+            });
+        }
+    });
+    let mut findings = findings.into_inner().unwrap_or_else(|p| p.into_inner());
+    findings.sort_by_key(|f| f.case);
+    for f in &findings {
+        match write_finding(&args.out, args.seed, f) {
+            Ok(p) => eprintln!(
+                "case {}: divergence, shrunk to {} calls: {}\n{}",
+                f.case,
+                f.minimal.len(),
+                p.display(),
+                f.message
+            ),
+            Err(e) => eprintln!(
+                "case {}: divergence; cannot write it: {e}\n{}",
+                f.case, f.message
+            ),
+        }
+    }
+    println!(
+        "fuzz: {} cases, {} calls, {} divergences",
+        args.cases,
+        args.cases * args.ops,
+        findings.len()
+    );
+    if findings.is_empty() { 0 } else { 1 }
+}
