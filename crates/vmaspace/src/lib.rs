@@ -25,6 +25,7 @@ pub mod fault;
 mod fd;
 pub mod file;
 pub mod flags;
+mod gap_index;
 mod merge;
 mod mmap;
 mod mprotect;

@@ -266,7 +266,7 @@ impl AddressSpace {
         let mut high_limit = info.high_limit;
         let guard = self.settings.stack_guard_gap;
         loop {
-            let gap_end = self.highest_gap_end(low_limit, high_limit, length)?;
+            let gap_end = self.tree.highest_gap_end(low_limit, high_limit, length)?;
             let mut gap = gap_end - info.length;
             gap -= gap.wrapping_sub(info.align_offset) & info.align_mask;
             if let Some(next) = self.tree.next_from(gap_end)
@@ -280,24 +280,6 @@ impl AddressSpace {
         }
     }
 
-    /// `mas_empty_area_rev()`: the end of the highest free run of at least `length` bytes
-    /// inside `[low, high)`, clipped to `high`.
-    fn highest_gap_end(&self, low: u64, high: u64, length: u64) -> Option<u64> {
-        if high <= low || high - low < length {
-            return None;
-        }
-        for (gs, ge) in self.tree.gaps_descending(high) {
-            let (s, e) = (gs.max(low), ge.min(high));
-            if e <= low {
-                return None;
-            }
-            if e > s && e - s >= length {
-                return Some(e);
-            }
-        }
-        None
-    }
-
     /// Linux: `unmapped_area()`: the lowest gap that fits.
     fn unmapped_area(&self, info: UnmappedAreaInfo) -> Option<u64> {
         let length = info
@@ -308,7 +290,7 @@ impl AddressSpace {
         let high_limit = info.high_limit;
         let guard = self.settings.stack_guard_gap;
         loop {
-            let gap_start = self.lowest_gap_start(low_limit, high_limit, length)?;
+            let gap_start = self.tree.lowest_gap_start(low_limit, high_limit, length)?;
             let mut gap = gap_start + info.start_gap;
             gap += info.align_offset.wrapping_sub(gap) & info.align_mask;
             if let Some(next) = self.tree.next_from(gap_start)
@@ -320,23 +302,5 @@ impl AddressSpace {
             }
             return Some(gap);
         }
-    }
-
-    /// `mas_empty_area()`: the start of the lowest free run of at least `length` bytes inside
-    /// `[low, high)`.
-    fn lowest_gap_start(&self, low: u64, high: u64, length: u64) -> Option<u64> {
-        if high <= low || high - low < length {
-            return None;
-        }
-        for (gs, ge) in self.tree.gaps_ascending(low) {
-            let (s, e) = (gs.max(low), ge.min(high));
-            if s >= high {
-                return None;
-            }
-            if e > s && e - s >= length {
-                return Some(s);
-            }
-        }
-        None
     }
 }

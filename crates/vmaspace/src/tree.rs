@@ -1,5 +1,6 @@
 //! `VmaTree`: the VMAs of an address space, ordered and non-overlapping.
 
+use crate::gap_index::GapIndex;
 use crate::vma::Vma;
 use std::collections::BTreeMap;
 use std::ops::Bound::{Excluded, Included, Unbounded};
@@ -9,9 +10,11 @@ use std::ops::Bound::{Excluded, Included, Unbounded};
 /// # Invariants
 /// * For consecutive VMAs `a, b`: `a.end <= b.start`.
 /// * Every VMA has `start < end`, both page aligned, and is stored under its start.
+/// * `gaps` holds, for every VMA, the gap between it and the VMA before it.
 #[derive(Clone, Default, Debug)]
 pub struct VmaTree {
     by_start: BTreeMap<u64, Vma>,
+    gaps: GapIndex,
 }
 
 impl VmaTree {
@@ -27,15 +30,90 @@ impl VmaTree {
     pub(crate) fn get(&self, start: u64) -> Option<&Vma> {
         self.by_start.get(&start)
     }
+    /// The VMA at `start`, to change anything but its range (which `insert`/`remove` own).
     pub(crate) fn get_mut(&mut self, start: u64) -> Option<&mut Vma> {
         self.by_start.get_mut(&start)
     }
     pub(crate) fn insert(&mut self, vma: Vma) {
-        let old = self.by_start.insert(vma.start, vma);
+        let (start, end) = (vma.start, vma.end);
+        let gap_start = self.prev_of(start).map_or(0, |p| p.end);
+        let next = self.next_from(start).map(|n| n.start);
+        let old = self.by_start.insert(start, vma);
         debug_assert!(old.is_none(), "two VMAs at one start");
+        self.gaps.insert(start, gap_start);
+        if let Some(n) = next {
+            self.gaps.set_gap_start(n, end);
+        }
     }
     pub(crate) fn remove(&mut self, start: u64) -> Option<Vma> {
-        self.by_start.remove(&start)
+        let v = self.by_start.remove(&start)?;
+        self.gaps.remove(start);
+        if let Some(n) = self.next_from(start).map(|n| n.start) {
+            let gap_start = self.prev_of(start).map_or(0, |p| p.end);
+            self.gaps.set_gap_start(n, gap_start);
+        }
+        Some(v)
+    }
+
+    /// The end of the VMA before `key` (0 when there is none).
+    fn end_before(&self, key: u64) -> u64 {
+        self.prev_of(key).map_or(0, |p| p.end)
+    }
+
+    /// `mas_empty_area_rev()`: the end of the highest free run of at least `length` bytes inside
+    /// `[low, high)`, clipped to `high`. O(log n).
+    pub(crate) fn highest_gap_end(&self, low: u64, high: u64, length: u64) -> Option<u64> {
+        if high <= low || high - low < length {
+            return None;
+        }
+        // The gap that reaches `high` or above it, clipped.
+        let (gs, ge) = match self.next_from(high) {
+            Some(v) => (self.end_before(v.start), v.start),
+            None => (
+                self.by_start.values().next_back().map_or(0, |v| v.end),
+                u64::MAX,
+            ),
+        };
+        let (s, e) = (gs.max(low), ge.min(high));
+        if e > s && e - s >= length {
+            return Some(e);
+        }
+        // Gaps that end below `high`: the highest long enough, clipped at `low`.
+        let (key, gs) = self.gaps.rightmost_gap(high, length)?;
+        (key > low && key - gs.max(low) >= length).then_some(key)
+    }
+
+    /// `mas_empty_area()`: the start of the lowest free run of at least `length` bytes inside
+    /// `[low, high)`. O(log n).
+    pub(crate) fn lowest_gap_start(&self, low: u64, high: u64, length: u64) -> Option<u64> {
+        if high <= low || high - low < length {
+            return None;
+        }
+        let fits = |s: u64, e: u64| {
+            let (s, e) = (s.max(low), e.min(high));
+            (e > s && e - s >= length).then_some(s)
+        };
+        // The gap that reaches `low` or below it, clipped.
+        let mut after = low;
+        if let Some(v) = low.checked_add(1).and_then(|k| self.next_from(k)) {
+            if self.end_before(v.start) <= low {
+                if let Some(s) = fits(low, v.start) {
+                    return Some(s);
+                }
+                after = v.start;
+            }
+        } else {
+            let last_end = self.by_start.values().next_back().map_or(0, |v| v.end);
+            return fits(last_end, u64::MAX);
+        }
+        match self.gaps.leftmost_gap(after, length) {
+            Some((key, gs)) if gs < high => fits(gs, key),
+            Some(_) => None,
+            None => {
+                let last_end = self.by_start.values().next_back().map_or(0, |v| v.end);
+                fits(last_end, u64::MAX)
+            }
+        }
     }
 
     /// Linux: `find_vma()`: the first VMA with `end > addr`.
@@ -95,7 +173,9 @@ impl VmaTree {
         self.by_start.range(lo..end).map(|(_, v)| v)
     }
 
-    /// The free gaps `[gap_start, gap_end)` from the highest down, within `[0, limit)`.
+    /// The free gaps `[gap_start, gap_end)` from the highest down, within `[0, limit)` (a linear
+    /// walk, the reference the gap index is tested against).
+    #[cfg(test)]
     pub(crate) fn gaps_descending(&self, limit: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
         // The VMA straddling `limit`, if any, closes the first gap.
         let mut top = limit;
@@ -130,7 +210,8 @@ impl VmaTree {
         })
     }
 
-    /// The free gaps from the lowest up, within `[limit, u64::MAX)`.
+    /// The free gaps from the lowest up, within `[limit, u64::MAX)` (linear; test reference).
+    #[cfg(test)]
     pub(crate) fn gaps_ascending(&self, limit: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
         let mut bottom = limit;
         if let Some(v) = self.vma_lookup(limit) {
@@ -158,5 +239,85 @@ impl VmaTree {
             }
             None
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flags::VmFlags;
+
+    /// The linear-walk answers the gap index must agree with.
+    fn highest_linear(t: &VmaTree, low: u64, high: u64, length: u64) -> Option<u64> {
+        if high <= low || high - low < length {
+            return None;
+        }
+        for (gs, ge) in t.gaps_descending(high) {
+            let (s, e) = (gs.max(low), ge.min(high));
+            if e <= low {
+                return None;
+            }
+            if e > s && e - s >= length {
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    fn lowest_linear(t: &VmaTree, low: u64, high: u64, length: u64) -> Option<u64> {
+        if high <= low || high - low < length {
+            return None;
+        }
+        for (gs, ge) in t.gaps_ascending(low) {
+            let (s, e) = (gs.max(low), ge.min(high));
+            if s >= high {
+                return None;
+            }
+            if e > s && e - s >= length {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn gap_index_agrees_with_a_linear_walk() {
+        let mut x: u64 = 0x1234_5678;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for _round in 0..200 {
+            let mut t = VmaTree::default();
+            for _ in 0..rnd(40) {
+                let s = rnd(200) * 0x1000;
+                let e = s + (1 + rnd(6)) * 0x1000;
+                if t.find_intersection(s, e).is_none() {
+                    t.insert(Vma::new(s, e, 0, VmFlags::READ));
+                }
+                if rnd(4) == 0
+                    && let Some(v) = t.find_vma(rnd(200) * 0x1000).map(|v| v.start)
+                {
+                    t.remove(v);
+                }
+            }
+            for _ in 0..50 {
+                let low = rnd(220) * 0x1000;
+                let high = low + rnd(220) * 0x1000;
+                let len = (1 + rnd(12)) * 0x1000;
+                assert_eq!(
+                    t.highest_gap_end(low, high, len),
+                    highest_linear(&t, low, high, len),
+                    "{low:#x} {high:#x} {len:#x} {t:?}"
+                );
+                assert_eq!(
+                    t.lowest_gap_start(low, high, len),
+                    lowest_linear(&t, low, high, len),
+                    "{low:#x} {high:#x} {len:#x} {t:?}"
+                );
+            }
+        }
     }
 }
