@@ -29,9 +29,7 @@ fn main() {
         .status();
     match status {
         Ok(s) if s.success() => {}
-        Ok(s) => panic!(
-            "building the executor with {cc} failed ({s}); vmaspace-oracle needs gcc for x86_64"
-        ),
+        Ok(s) => panic!("building the executor with {cc} failed ({s}); vmaspace-oracle needs gcc for x86_64"),
         Err(e) => {
             panic!("cannot run {cc} to build the executor: {e}; install gcc (apt-get install gcc)")
         }

@@ -19,13 +19,8 @@ pub enum Verdict {
 /// Runs one scenario on both sides and compares them.
 pub fn check_one(s: &Scenario, steps: Steps) -> Result<Verdict, String> {
     let runnable = s.runnable();
-    let snapshots = if steps == Steps::EveryCall {
-        Snapshots::EveryCall
-    } else {
-        Snapshots::Checkpoints
-    };
-    let kernel =
-        vmaspace_oracle::run(&runnable, &RunOptions { snapshots }).map_err(|e| e.to_string())?;
+    let snapshots = if steps == Steps::EveryCall { Snapshots::EveryCall } else { Snapshots::Checkpoints };
+    let kernel = vmaspace_oracle::run(&runnable, &RunOptions { snapshots }).map_err(|e| e.to_string())?;
     let kcwd = kernel.cwd.to_string_lossy().into_owned();
     let args = RunArgs {
         cwd: Some(kernel.cwd.clone()),
@@ -36,10 +31,7 @@ pub fn check_one(s: &Scenario, steps: Steps) -> Result<Verdict, String> {
     let scope = s.trace.effective_scope();
     for (i, line) in runnable.lines.iter().enumerate() {
         let hex = returns_address(&line.call);
-        let (k, m) = (
-            kernel.results.get(i).copied().flatten(),
-            model.results.get(i).copied().flatten(),
-        );
+        let (k, m) = (kernel.results.get(i).copied().flatten(), model.results.get(i).copied().flatten());
         if let (Some(expected), Some(kr)) = (line.result, k)
             && expected != kr
         {
@@ -52,33 +44,16 @@ pub fn check_one(s: &Scenario, steps: Steps) -> Result<Verdict, String> {
             )));
         }
         if k != m {
-            let show = |o: Option<vmaspace_trace::Outcome>| {
-                o.map_or("nothing".to_string(), |o| format_outcome(o, hex))
-            };
-            let mut msg = format!(
-                "line {}: {}: kernel {}, model {}",
-                line.lineno,
-                format_call(&line.call),
-                show(k),
-                show(m)
-            );
+            let show = |o: Option<vmaspace_trace::Outcome>| o.map_or("nothing".to_string(), |o| format_outcome(o, hex));
+            let mut msg =
+                format!("line {}: {}: kernel {}, model {}", line.lineno, format_call(&line.call), show(k), show(m));
             if let Some(mm) = &model.mismatch {
                 msg.push_str(&format!("\n(the model stopped: {mm})"));
             }
             return Ok(Verdict::Diverge(msg));
         }
-        let kt = kernel
-            .texts
-            .get(i)
-            .cloned()
-            .flatten()
-            .map(|t| apply_scope(&redact_cwd(&t, &kcwd), scope));
-        let mt = model
-            .texts
-            .get(i)
-            .cloned()
-            .flatten()
-            .map(|t| apply_scope(&redact_cwd(&t, &kcwd), scope));
+        let kt = kernel.texts.get(i).cloned().flatten().map(|t| apply_scope(&redact_cwd(&t, &kcwd), scope));
+        let mt = model.texts.get(i).cloned().flatten().map(|t| apply_scope(&redact_cwd(&t, &kcwd), scope));
         if let (Some(kt), Some(mt)) = (&kt, &mt)
             && let Some(report) = compare(kt, mt)
         {
@@ -98,17 +73,11 @@ pub fn main(traces: &[PathBuf], every_step: bool, any_kernel: bool) -> i32 {
         eprintln!("vmaspace check: {e}");
         return 2;
     }
-    let steps = if every_step {
-        Steps::EveryCall
-    } else {
-        Steps::Checkpoints
-    };
+    let steps = if every_step { Steps::EveryCall } else { Steps::Checkpoints };
     let mut status = 0;
     let (mut agree, mut diverge) = (0, 0);
     for path in traces {
-        let verdict = Scenario::load(path)
-            .map_err(|e| e.0)
-            .and_then(|s| check_one(&s, steps));
+        let verdict = Scenario::load(path).map_err(|e| e.0).and_then(|s| check_one(&s, steps));
         match verdict {
             Ok(Verdict::Agree) => agree += 1,
             Ok(Verdict::Diverge(msg)) => {
@@ -122,9 +91,6 @@ pub fn main(traces: &[PathBuf], every_step: bool, any_kernel: bool) -> i32 {
             }
         }
     }
-    eprintln!(
-        "checked {} trace(s): {agree} agree, {diverge} diverge",
-        traces.len()
-    );
+    eprintln!("checked {} trace(s): {agree} agree, {diverge} diverge", traces.len());
     status
 }

@@ -25,20 +25,16 @@ pub fn not_implemented(call: &Call) -> Option<&'static str> {
     match call {
         Call::Mremap { .. } => Some("mremap"),
         Call::Madvise { .. } => Some("madvise"),
-        Call::Mlock { .. }
-        | Call::Mlock2 { .. }
-        | Call::Munlock { .. }
-        | Call::Mlockall { .. }
-        | Call::Munlockall => Some("mlock"),
+        Call::Mlock { .. } | Call::Mlock2 { .. } | Call::Munlock { .. } | Call::Mlockall { .. } | Call::Munlockall => {
+            Some("mlock")
+        }
         Call::Mseal { .. } => Some("mseal"),
         Call::Brk { .. } => Some("brk"),
         Call::PrctlSetVmaAnonName { .. } => Some("prctl(PR_SET_VMA)"),
         Call::Fork { .. } => Some("fork"),
         Call::Mmap { flags, .. } if flags & map::HUGETLB != 0 => Some("MAP_HUGETLB"),
         Call::MemfdCreate { flags, .. } if flags & mfd::HUGETLB != 0 => Some("MFD_HUGETLB"),
-        Call::Openat { path, .. } | Call::Open { path, .. } | Call::Unlink { path }
-            if outside_model_fs(path) =>
-        {
+        Call::Openat { path, .. } | Call::Open { path, .. } | Call::Unlink { path } if outside_model_fs(path) => {
             Some("paths outside the working directory other than /dev/zero and /dev/null")
         }
         _ => None,
@@ -55,25 +51,16 @@ pub fn check_runnable(trace: &Trace) -> Result<(), Unusable> {
     let mut exited: Vec<Option<u32>> = Vec::new();
     for line in &trace.lines {
         if let Some(what) = not_implemented(&line.call) {
-            return Err(Unusable {
-                line: line.lineno,
-                message: format!("not implemented in the model yet: {what}"),
-            });
+            return Err(Unusable { line: line.lineno, message: format!("not implemented in the model yet: {what}") });
         }
         if line.pid.is_some() {
             return Err(Unusable {
                 line: line.lineno,
-                message: format!(
-                    "[pid {}] names no process a fork created",
-                    line.pid.unwrap_or(0)
-                ),
+                message: format!("[pid {}] names no process a fork created", line.pid.unwrap_or(0)),
             });
         }
         if exited.contains(&line.pid) {
-            return Err(Unusable {
-                line: line.lineno,
-                message: "the process of this line has exited".into(),
-            });
+            return Err(Unusable { line: line.lineno, message: "the process of this line has exited".into() });
         }
         if let Call::ExitGroup { .. } = line.call {
             exited.push(line.pid);
@@ -102,8 +89,7 @@ impl Model {
         let mut mm = AddressSpace::with_settings(settings_of_this_machine(), vfs);
         if let Some(text) = &opts.initial_maps {
             let text = text.replace("@CWD@", &opts.cwd);
-            mm.seed_from_maps(&text)
-                .map_err(|e| format!("initial maps: {e}"))?;
+            mm.seed_from_maps(&text).map_err(|e| format!("initial maps: {e}"))?;
         }
         if let Some(b) = opts.brk {
             mm.set_brk(b);
@@ -138,13 +124,18 @@ impl Model {
 }
 
 /// The settings of the machines this project runs on, with overcommit sized from this
-/// machine's memory when it can be read.
+/// machine's memory and `vm.max_map_count` / `vm.mmap_min_addr` read from it when they can be.
 pub fn settings_of_this_machine() -> Settings {
     let mut s = Settings::default();
     if let Some(pages) = ram_and_swap_pages() {
-        s.overcommit = vmaspace::Overcommit::Guess {
-            ram_and_swap_pages: pages,
-        };
+        s.overcommit = vmaspace::Overcommit::Guess { ram_and_swap_pages: pages };
+    }
+    let sysctl = |name: &str| std::fs::read_to_string(format!("/proc/sys/vm/{name}")).ok()?.trim().parse::<u64>().ok();
+    if let Some(n) = sysctl("max_map_count") {
+        s.max_map_count = n as usize;
+    }
+    if let Some(n) = sysctl("mmap_min_addr") {
+        s.mmap_min_addr = n;
     }
     s
 }
@@ -176,35 +167,15 @@ fn fault(r: Result<(), FaultSignal>) -> Outcome {
 /// One call on one address space.
 pub fn apply(mm: &mut AddressSpace, call: &Call) -> Outcome {
     match call {
-        Call::Mmap {
-            addr,
-            len,
-            prot,
-            flags,
-            fd,
-            offset,
-        } => outcome(mm.mmap(*addr, *len, *prot, *flags, *fd, *offset)),
+        Call::Mmap { addr, len, prot, flags, fd, offset } => outcome(mm.mmap(*addr, *len, *prot, *flags, *fd, *offset)),
         Call::Munmap { addr, len } => outcome(mm.munmap(*addr, *len)),
         Call::Mprotect { addr, len, prot } => outcome(mm.mprotect(*addr, *len, *prot)),
-        Call::PkeyMprotect {
-            addr,
-            len,
-            prot,
-            pkey,
-        } => outcome(mm.pkey_mprotect(*addr, *len, *prot, *pkey)),
-        Call::PkeyAlloc {
-            flags,
-            access_rights,
-        } => outcome(mm.pkey_alloc(*flags, *access_rights)),
+        Call::PkeyMprotect { addr, len, prot, pkey } => outcome(mm.pkey_mprotect(*addr, *len, *prot, *pkey)),
+        Call::PkeyAlloc { flags, access_rights } => outcome(mm.pkey_alloc(*flags, *access_rights)),
         Call::PkeyFree { pkey } => outcome(mm.pkey_free(*pkey)),
         Call::Touch { addr, len } => fault(mm.touch(*addr, *len)),
         Call::Peek { addr, len } => fault(mm.peek(*addr, *len)),
-        Call::Openat {
-            dirfd,
-            path,
-            flags,
-            mode,
-        } => outcome(mm.openat(*dirfd, path, *flags, *mode)),
+        Call::Openat { dirfd, path, flags, mode } => outcome(mm.openat(*dirfd, path, *flags, *mode)),
         Call::Open { path, flags, mode } => outcome(mm.open(path, *flags, *mode)),
         Call::Close { fd } => outcome(mm.close(*fd)),
         Call::Dup { fd } => outcome(mm.dup(*fd)),

@@ -44,19 +44,12 @@ struct Gen {
 
 impl Gen {
     fn new(seed: u64, initial_maps: &str) -> Gen {
-        let model = Model::new(&ModelOptions {
-            cwd: "/fuzz".into(),
-            initial_maps: Some(initial_maps.into()),
-            brk: None,
-        })
-        .expect("the executor's maps seed the model");
+        let model =
+            Model::new(&ModelOptions { cwd: "/fuzz".into(), initial_maps: Some(initial_maps.into()), brk: None })
+                .expect("the executor's maps seed the model");
         let mm = model.procs.into_values().next().expect("one process");
         let protected = mm.vmas().map(|v| (v.start(), v.end())).collect();
-        Gen {
-            rng: Rng::new(seed),
-            mm,
-            protected,
-        }
+        Gen { rng: Rng::new(seed), mm, protected }
     }
 
     fn is_protected(&self, start: u64, len: u64) -> bool {
@@ -82,11 +75,7 @@ impl Gen {
         } else {
             ARENA + self.rng.below(ARENA_PAGES) * PAGE
         };
-        if self.rng.chance(4) {
-            base + 1 + self.rng.below(PAGE - 1)
-        } else {
-            base
-        }
+        if self.rng.chance(4) { base + 1 + self.rng.below(PAGE - 1) } else { base }
     }
 
     fn length(&mut self) -> u64 {
@@ -96,73 +85,42 @@ impl Gen {
             2 => (1 + self.rng.below(2)) * 0x20_0000,
             3 => 0,
             4 => 1 + self.rng.below(3 * PAGE),
-            5 => self
-                .rng
-                .pick(&[1 << 40, 1 << 47, u64::MAX - PAGE + 2, u64::MAX]),
+            5 => self.rng.pick(&[1 << 40, 1 << 47, u64::MAX - PAGE + 2, u64::MAX]),
             _ => (1 + self.rng.below(48)) * PAGE,
         }
     }
 
     fn prot(&mut self) -> u64 {
         let (r, w, x) = (prot::READ, prot::WRITE, prot::EXEC);
-        let choices = [
-            r | w,
-            r,
-            prot::NONE,
-            r | x,
-            x,
-            w,
-            r | w | x,
-            r | w | 0x10,
-            r | prot::GROWSDOWN,
-        ];
+        let choices = [r | w, r, prot::NONE, r | x, x, w, r | w | x, r | w | 0x10, r | prot::GROWSDOWN];
         choices[self.rng.weighted(&[40, 20, 10, 8, 4, 4, 4, 2, 2])]
     }
 
     fn open_fds(&self) -> Vec<i64> {
-        (3..32)
-            .filter(|fd| self.mm.file(*fd).is_some())
-            .map(i64::from)
-            .collect()
+        (3..32).filter(|fd| self.mm.file(*fd).is_some()).map(i64::from).collect()
     }
 
     fn fd(&mut self) -> i64 {
         let fds = self.open_fds();
-        if fds.is_empty() || self.rng.chance(5) {
-            self.rng.pick(&[-1, 0, 2, 29, 1 << 33])
-        } else {
-            self.rng.pick(&fds)
-        }
+        if fds.is_empty() || self.rng.chance(5) { self.rng.pick(&[-1, 0, 2, 29, 1 << 33]) } else { self.rng.pick(&fds) }
     }
 
     /// A range inside one of the trace's VMAs, or one that runs on into what follows it.
     fn range_in_vma(&mut self) -> Option<(u64, u64)> {
-        let vmas: Vec<(u64, u64)> = self
-            .mm
-            .vmas()
-            .map(|v| (v.start(), v.end()))
-            .filter(|r| !self.protected.contains(r))
-            .collect();
+        let vmas: Vec<(u64, u64)> =
+            self.mm.vmas().map(|v| (v.start(), v.end())).filter(|r| !self.protected.contains(r)).collect();
         if vmas.is_empty() {
             return None;
         }
         let (s, e) = self.rng.pick(&vmas);
         let pages = (e - s) / PAGE;
         let first = self.rng.below(pages);
-        let len = if self.rng.chance(70) {
-            1 + self.rng.below(pages - first)
-        } else {
-            1 + self.rng.below(pages + 4)
-        };
+        let len = if self.rng.chance(70) { 1 + self.rng.below(pages - first) } else { 1 + self.rng.below(pages + 4) };
         Some((s + first * PAGE, len * PAGE))
     }
 
     fn range_call(&mut self, make: impl Fn(u64, u64) -> Call, max: u64) -> Option<Call> {
-        let inside = if self.rng.chance(45) {
-            self.range_in_vma()
-        } else {
-            None
-        };
+        let inside = if self.rng.chance(45) { self.range_in_vma() } else { None };
         let (a, l) = inside.unwrap_or_else(|| (self.address(), self.length()));
         let l = l.min(max);
         (!self.is_protected(a & !(PAGE - 1), l.max(PAGE))).then(|| make(a, l))
@@ -173,14 +131,7 @@ impl Gen {
         let addr = if placement == 3 { 0 } else { self.address() };
         let len = self.length();
         let anon = self.open_fds().is_empty() || self.rng.chance(55);
-        let types = [
-            map::PRIVATE,
-            map::SHARED,
-            map::SHARED_VALIDATE,
-            map::DROPPABLE,
-            0,
-            0x5,
-        ];
+        let types = [map::PRIVATE, map::SHARED, map::SHARED_VALIDATE, map::DROPPABLE, 0, 0x5];
         let mut flags = types[self.rng.weighted(&[55, 30, 5, 4, 2, 2])];
         flags |= [map::FIXED, map::FIXED_NOREPLACE, 0, 0][placement];
         if anon {
@@ -218,14 +169,7 @@ impl Gen {
             _ => self.rng.pick(&[0x7fff_ffff_f000, !(PAGE - 1)]),
         };
         let fd = if anon { -1 } else { self.fd() };
-        Some(Call::Mmap {
-            addr,
-            len,
-            prot: self.prot(),
-            flags,
-            fd,
-            offset,
-        })
+        Some(Call::Mmap { addr, len, prot: self.prot(), flags, fd, offset })
     }
 
     fn file_call(&mut self) -> Call {
@@ -237,12 +181,7 @@ impl Gen {
         match self.rng.weighted(&[25, 8, 6, 12, 4, 8, 4, 5, 5, 4]) {
             0 => {
                 let flags = self.rng.pick(&[0o102, 0o102, 0, 1, 0o1102, 0o302]);
-                Call::Openat {
-                    dirfd: -100,
-                    path: name(self.rng.below(3)),
-                    flags,
-                    mode: 0o600,
-                }
+                Call::Openat { dirfd: -100, path: name(self.rng.below(3)), flags, mode: 0o600 }
             }
             1 => Call::Openat {
                 dirfd: -100,
@@ -252,11 +191,7 @@ impl Gen {
             },
             2 => Call::Close { fd: self.fd() },
             3 => {
-                let len = if self.rng.chance(80) {
-                    self.rng.below(24) * PAGE
-                } else {
-                    self.rng.below(8 * PAGE)
-                };
+                let len = if self.rng.chance(80) { self.rng.below(24) * PAGE } else { self.rng.below(8 * PAGE) };
                 Call::Ftruncate { fd: self.fd(), len }
             }
             4 => Call::Dup { fd: self.fd() },
@@ -271,9 +206,7 @@ impl Gen {
                     0x40,
                 ]),
             },
-            6 => Call::MemfdSecret {
-                flags: self.rng.pick(&[0, 0, 1]),
-            },
+            6 => Call::MemfdSecret { flags: self.rng.pick(&[0, 0, 1]) },
             7 => {
                 let seals = self.rng.pick(&[
                     seal::WRITE,
@@ -283,39 +216,21 @@ impl Gen {
                     seal::EXEC,
                     0x40,
                 ]);
-                Call::FcntlAddSeals {
-                    fd: self.fd(),
-                    seals,
-                }
+                Call::FcntlAddSeals { fd: self.fd(), seals }
             }
             8 => Call::FcntlGetSeals { fd: self.fd() },
-            _ => Call::Unlink {
-                path: name(self.rng.below(3)),
-            },
+            _ => Call::Unlink { path: name(self.rng.below(3)) },
         }
     }
 
     fn pkey_call(&mut self) -> Option<Call> {
         Some(match self.rng.below(3) {
-            0 => Call::PkeyAlloc {
-                flags: self.rng.pick(&[0, 0, 0, 1]),
-                access_rights: self.rng.below(5),
-            },
-            1 => Call::PkeyFree {
-                pkey: self.rng.below(5) as i64,
-            },
+            0 => Call::PkeyAlloc { flags: self.rng.pick(&[0, 0, 0, 1]), access_rights: self.rng.below(5) },
+            1 => Call::PkeyFree { pkey: self.rng.below(5) as i64 },
             _ => {
                 let pkey = self.rng.below(6) as i64 - 1;
                 let p = self.prot();
-                return self.range_call(
-                    |addr, len| Call::PkeyMprotect {
-                        addr,
-                        len,
-                        prot: p,
-                        pkey,
-                    },
-                    u64::MAX,
-                );
+                return self.range_call(|addr, len| Call::PkeyMprotect { addr, len, prot: p, pkey }, u64::MAX);
             }
         })
     }
@@ -352,19 +267,8 @@ impl Gen {
     }
 
     fn trace(mut self, ops: usize) -> Trace {
-        let lines = (0..ops)
-            .map(|i| Line {
-                lineno: i + 3,
-                pid: None,
-                call: self.call(),
-                result: None,
-            })
-            .collect();
-        Trace {
-            scope: Some(Scope::WholeSpace),
-            header: vec!["# whole-space".into()],
-            lines,
-        }
+        let lines = (0..ops).map(|i| Line { lineno: i + 3, pid: None, call: self.call(), result: None }).collect();
+        Trace { scope: Some(Scope::WholeSpace), header: vec!["# whole-space".into()], lines }
     }
 }
 
@@ -374,11 +278,7 @@ fn case_seed(seed: u64, case: usize) -> u64 {
 
 /// Whether a trace (as a list of lines) diverges.
 fn diverges(lines: &[Line]) -> Option<String> {
-    let mut trace = Trace {
-        scope: Some(Scope::WholeSpace),
-        header: vec![],
-        lines: lines.to_vec(),
-    };
+    let mut trace = Trace { scope: Some(Scope::WholeSpace), header: vec![], lines: lines.to_vec() };
     for (i, l) in trace.lines.iter_mut().enumerate() {
         l.lineno = i + 2;
     }
@@ -453,11 +353,7 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
         eprintln!("vmaspace fuzz: {e}");
         return 2;
     }
-    let probe = Trace {
-        scope: Some(Scope::WholeSpace),
-        header: vec![],
-        lines: vec![],
-    };
+    let probe = Trace { scope: Some(Scope::WholeSpace), header: vec![], lines: vec![] };
     let initial = match vmaspace_oracle::run(&probe, &Default::default()) {
         Ok(r) => r.initial_maps,
         Err(e) => {
@@ -480,8 +376,7 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
                     let trace = Gen::new(case_seed(args.seed, case), &initial).trace(args.ops);
                     if args.keep {
                         let _ = std::fs::create_dir_all(&args.out);
-                        let text =
-                            crate::scenario::Scenario::from_trace("case", trace.clone()).text;
+                        let text = crate::scenario::Scenario::from_trace("case", trace.clone()).text;
                         let _ = std::fs::write(
                             args.out.join(format!("case-{}-{case}.trace", args.seed)),
                             format!("# whole-space\n{text}"),
@@ -490,12 +385,7 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
                     if let Some(message) = diverges(&trace.lines) {
                         let minimal = shrink(trace.lines.clone());
                         let message = diverges(&minimal).unwrap_or(message);
-                        let f = Finding {
-                            case,
-                            message,
-                            minimal,
-                            original_len: trace.lines.len(),
-                        };
+                        let f = Finding { case, message, minimal, original_len: trace.lines.len() };
                         findings.lock().unwrap_or_else(|p| p.into_inner()).push(f);
                     }
                     done.fetch_add(1, Ordering::Relaxed);
@@ -507,12 +397,7 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
                 loop {
                     let d = done.load(Ordering::Relaxed);
                     let bar = (d * 40 / args.cases.max(1)).min(40);
-                    eprint!(
-                        "\r[{}{}] {d}/{} cases",
-                        "#".repeat(bar),
-                        " ".repeat(40 - bar),
-                        args.cases
-                    );
+                    eprint!("\r[{}{}] {d}/{} cases", "#".repeat(bar), " ".repeat(40 - bar), args.cases);
                     if d >= args.cases {
                         eprintln!();
                         break;
@@ -533,17 +418,9 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
                 p.display(),
                 f.message
             ),
-            Err(e) => eprintln!(
-                "case {}: divergence; cannot write it: {e}\n{}",
-                f.case, f.message
-            ),
+            Err(e) => eprintln!("case {}: divergence; cannot write it: {e}\n{}", f.case, f.message),
         }
     }
-    println!(
-        "fuzz: {} cases, {} calls, {} divergences",
-        args.cases,
-        args.cases * args.ops,
-        findings.len()
-    );
+    println!("fuzz: {} cases, {} calls, {} divergences", args.cases, args.cases * args.ops, findings.len());
     if findings.is_empty() { 0 } else { 1 }
 }

@@ -94,51 +94,14 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let status = match cli.command {
-        Cmd::Run {
-            trace,
-            window,
-            initial_maps,
-            cwd,
-            brk,
-        } => run::main(
-            &trace,
-            &run::RunArgs {
-                window,
-                initial_maps,
-                cwd,
-                brk,
-                initial_maps_text: None,
-            },
-        ),
-        Cmd::Check {
-            every_step,
-            any_kernel,
-            traces,
-        } => check::main(&traces, every_step, any_kernel),
-        Cmd::Fuzz {
-            seed,
-            cases,
-            ops,
-            jobs,
-            out,
-            keep,
-            any_kernel,
-        } => fuzz::main(
-            &fuzz::FuzzArgs {
-                seed,
-                cases,
-                ops,
-                jobs,
-                out,
-                keep,
-            },
-            any_kernel,
-        ),
-        Cmd::Record {
-            check,
-            any_kernel,
-            traces,
-        } => record::main(&traces, check, any_kernel),
+        Cmd::Run { trace, window, initial_maps, cwd, brk } => {
+            run::main(&trace, &run::RunArgs { window, initial_maps, cwd, brk, initial_maps_text: None })
+        }
+        Cmd::Check { every_step, any_kernel, traces } => check::main(&traces, every_step, any_kernel),
+        Cmd::Fuzz { seed, cases, ops, jobs, out, keep, any_kernel } => {
+            fuzz::main(&fuzz::FuzzArgs { seed, cases, ops, jobs, out, keep }, any_kernel)
+        }
+        Cmd::Record { check, any_kernel, traces } => record::main(&traces, check, any_kernel),
     };
     std::process::exit(status);
 }

@@ -24,24 +24,12 @@ pub fn record_one(s: &Scenario) -> Result<Recording, String> {
 pub fn render(s: &Scenario, run: &KernelRun) -> Recording {
     let cwd = run.cwd.to_string_lossy().into_owned();
     let scope = s.trace.effective_scope();
-    let expected: String = run
-        .texts
-        .iter()
-        .flatten()
-        .map(|t| apply_scope(&redact_cwd(t, &cwd), scope))
-        .collect();
-    let results: Vec<_> = run
-        .results
-        .iter()
-        .take(s.trace.lines.len())
-        .copied()
-        .collect();
+    let expected: String = run.texts.iter().flatten().map(|t| apply_scope(&redact_cwd(t, &cwd), scope)).collect();
+    let results: Vec<_> = run.results.iter().take(s.trace.lines.len()).copied().collect();
     Recording {
         trace_text: rewrite_results(&s.text, &s.trace, &results),
         expected,
-        initial_maps: s
-            .is_whole_space()
-            .then(|| redact_cwd(&run.initial_maps, &cwd)),
+        initial_maps: s.is_whole_space().then(|| redact_cwd(&run.initial_maps, &cwd)),
     }
 }
 
@@ -53,16 +41,10 @@ pub fn main(traces: &[PathBuf], check: bool, any_kernel: bool) -> i32 {
     }
     let mut status = 0;
     for path in traces {
-        let outcome = Scenario::load(path)
-            .map_err(|InputError(e)| (2, e))
-            .and_then(|s| {
-                let rec = record_one(&s).map_err(|e| (2, format!("{}: {e}", path.display())))?;
-                if check {
-                    compare(&s, &rec).map_err(|e| (1, e))
-                } else {
-                    write(&s, &rec).map_err(|e| (2, e))
-                }
-            });
+        let outcome = Scenario::load(path).map_err(|InputError(e)| (2, e)).and_then(|s| {
+            let rec = record_one(&s).map_err(|e| (2, format!("{}: {e}", path.display())))?;
+            if check { compare(&s, &rec).map_err(|e| (1, e)) } else { write(&s, &rec).map_err(|e| (2, e)) }
+        });
         if let Err((code, msg)) = outcome {
             eprintln!("vmaspace record: {msg}");
             status = status.max(code);
@@ -72,8 +54,7 @@ pub fn main(traces: &[PathBuf], check: bool, any_kernel: bool) -> i32 {
 }
 
 fn write(s: &Scenario, rec: &Recording) -> Result<(), String> {
-    let w =
-        |p: PathBuf, text: &str| fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()));
+    let w = |p: PathBuf, text: &str| fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()));
     w(s.path.clone(), &rec.trace_text)?;
     w(s.expected_path(), &rec.expected)?;
     if let Some(init) = &rec.initial_maps {
@@ -87,9 +68,7 @@ fn compare(s: &Scenario, rec: &Recording) -> Result<(), String> {
     let name = s.path.display();
     if rec.trace_text != s.text {
         let diff = vmaspace_trace::maps::unified_diff(&s.text, &rec.trace_text);
-        return Err(format!(
-            "{name}: the kernel's results differ from the recorded ones:\n{diff}"
-        ));
+        return Err(format!("{name}: the kernel's results differ from the recorded ones:\n{diff}"));
     }
     let old = fs::read_to_string(s.expected_path()).unwrap_or_default();
     if let Some(report) = vmaspace_trace::maps::compare(&old, &rec.expected) {

@@ -39,39 +39,21 @@ pub enum Steps {
 /// Checkpoint text is scoped as `args.window` or the trace header says (whole text otherwise).
 pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelRun, String> {
     check_runnable(&s.trace).map_err(|e| e.to_string())?;
-    let scope = args
-        .window
-        .map(|(start, end)| Scope::Window { start, end })
-        .or(s.trace.scope);
-    let initial_maps = match (
-        &args.initial_maps_text,
-        &args.initial_maps,
-        s.is_whole_space(),
-    ) {
+    let scope = args.window.map(|(start, end)| Scope::Window { start, end }).or(s.trace.scope);
+    let initial_maps = match (&args.initial_maps_text, &args.initial_maps, s.is_whole_space()) {
         (Some(t), _, _) => Some(t.clone()),
         (None, Some(p), _) => Some(read(p)?),
         (None, None, true) => Some(read(&s.initial_maps_path())?),
         (None, None, false) => None,
     };
     let cwd = match &args.cwd {
-        Some(c) => std::path::absolute(c)
-            .map_err(|e| e.to_string())?
-            .to_string_lossy()
-            .into_owned(),
+        Some(c) => std::path::absolute(c).map_err(|e| e.to_string())?.to_string_lossy().into_owned(),
         None => fresh_cwd(),
     };
-    let opts = ModelOptions {
-        cwd,
-        initial_maps,
-        brk: args.brk,
-    };
+    let opts = ModelOptions { cwd, initial_maps, brk: args.brk };
     let mut model = Model::new(&opts)?;
     let runnable = s.runnable();
-    let mut run = ModelRun {
-        results: Vec::new(),
-        texts: Vec::new(),
-        mismatch: None,
-    };
+    let mut run = ModelRun { results: Vec::new(), texts: Vec::new(), mismatch: None };
     for line in &runnable.lines {
         if line.call.is_checkpoint() {
             run.results.push(None);
@@ -80,8 +62,7 @@ pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelR
         }
         let got = model.apply(line).unwrap_or(Outcome::NoReturn);
         run.results.push(Some(got));
-        run.texts
-            .push((steps == Steps::EveryCall).then(|| model.checkpoint(&maps_of(line), scope)));
+        run.texts.push((steps == Steps::EveryCall).then(|| model.checkpoint(&maps_of(line), scope)));
         if let Some(expected) = line.result
             && expected != got
         {
@@ -104,11 +85,7 @@ pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelR
 
 /// A `maps()` checkpoint of the process a line runs in.
 fn maps_of(line: &vmaspace_trace::Line) -> vmaspace_trace::Line {
-    vmaspace_trace::Line {
-        call: Call::Maps,
-        result: None,
-        ..line.clone()
-    }
+    vmaspace_trace::Line { call: Call::Maps, result: None, ..line.clone() }
 }
 
 fn read(p: &Path) -> Result<String, String> {
@@ -118,14 +95,8 @@ fn read(p: &Path) -> Result<String, String> {
 /// A working directory name for the model that no other run uses. The model never touches the
 /// disk, so it is not created.
 fn fresh_cwd() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{}/vmaspace-{}-{nanos}",
-        std::env::temp_dir().display(),
-        std::process::id()
-    )
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{}/vmaspace-{}-{nanos}", std::env::temp_dir().display(), std::process::id())
 }
 
 /// `vmaspace run TRACE`. Returns the exit status.

@@ -25,28 +25,14 @@ impl std::fmt::Display for InputError {
 impl Scenario {
     /// A scenario held in memory (fuzz cases); `name` stands in for its path in messages.
     pub fn from_trace(name: &str, trace: Trace) -> Scenario {
-        let text: String = trace
-            .lines
-            .iter()
-            .map(|l| vmaspace_trace::format_line(l) + "\n")
-            .collect();
-        Scenario {
-            path: PathBuf::from(name),
-            text,
-            trace,
-        }
+        let text: String = trace.lines.iter().map(|l| vmaspace_trace::format_line(l) + "\n").collect();
+        Scenario { path: PathBuf::from(name), text, trace }
     }
 
     pub fn load(path: &Path) -> Result<Scenario, InputError> {
-        let text =
-            fs::read_to_string(path).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
-        let trace =
-            parse_trace(&text).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
-        Ok(Scenario {
-            path: path.to_path_buf(),
-            text,
-            trace,
-        })
+        let text = fs::read_to_string(path).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+        let trace = parse_trace(&text).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+        Ok(Scenario { path: path.to_path_buf(), text, trace })
     }
 
     fn sibling(&self, ext: &str) -> PathBuf {
@@ -65,12 +51,7 @@ impl Scenario {
         let mut t = self.trace.clone();
         if !t.lines.iter().any(|l| l.call.is_checkpoint()) {
             let lineno = t.lines.last().map_or(1, |l| l.lineno + 1);
-            t.lines.push(Line {
-                lineno,
-                pid: None,
-                call: Call::Maps,
-                result: None,
-            });
+            t.lines.push(Line { lineno, pid: None, call: Call::Maps, result: None });
         }
         t
     }
@@ -90,11 +71,7 @@ pub fn apply_scope(text: &str, scope: Scope) -> String {
 
 /// Rewrites trace text with new results: call lines are printed again (keeping any trailing
 /// comment), every other line is kept as it was.
-pub fn rewrite_results(
-    text: &str,
-    trace: &Trace,
-    results: &[Option<vmaspace_trace::Outcome>],
-) -> String {
+pub fn rewrite_results(text: &str, trace: &Trace, results: &[Option<vmaspace_trace::Outcome>]) -> String {
     let mut by_line = std::collections::HashMap::new();
     for (line, result) in trace.lines.iter().zip(results) {
         by_line.insert(line.lineno, (line, *result));
@@ -103,10 +80,7 @@ pub fn rewrite_results(
     for (i, raw) in text.lines().enumerate() {
         match by_line.get(&(i + 1)) {
             Some((line, result)) => {
-                let updated = Line {
-                    result: *result,
-                    ..(*line).clone()
-                };
+                let updated = Line { result: *result, ..(*line).clone() };
                 out.push_str(&vmaspace_trace::format_line(&updated));
                 if let Some(c) = trailing_comment(raw) {
                     out.push_str("  ");

@@ -36,11 +36,7 @@ fn scoped(text: &str, scope: Scope) -> String {
 
 #[test]
 fn there_are_at_least_thirty_scenarios() {
-    assert!(
-        scenarios().len() >= 30,
-        "only {} scenarios",
-        scenarios().len()
-    );
+    assert!(scenarios().len() >= 30, "only {} scenarios", scenarios().len());
 }
 
 #[test]
@@ -50,19 +46,10 @@ fn every_scenario_matches_the_kernel_recording() {
         let trace = parse_trace(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let expected = std::fs::read_to_string(path.with_extension("expected"))
             .unwrap_or_else(|e| panic!("{}: no recorded .expected: {e}", path.display()));
-        let out = vmaspace()
-            .arg("run")
-            .arg(&path)
-            .args(["--cwd", CWD])
-            .output()
-            .unwrap();
+        let out = vmaspace().arg("run").arg(&path).args(["--cwd", CWD]).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
-            failures.push(format!(
-                "{}: exit {:?}: {stderr}",
-                path.display(),
-                out.status.code()
-            ));
+            failures.push(format!("{}: exit {:?}: {stderr}", path.display(), out.status.code()));
             continue;
         }
         let got = String::from_utf8(out.stdout).unwrap().replace(CWD, "@CWD@");
@@ -71,12 +58,7 @@ fn every_scenario_matches_the_kernel_recording() {
             failures.push(format!("{}: {report}", path.display()));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} scenario(s) differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} scenario(s) differ:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
@@ -92,10 +74,7 @@ fn a_wrong_expectation_fails_run_with_status_1() {
     let out = vmaspace().arg("run").arg(&t).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("line 1") && err.contains("expected 0x100000001000, got 0x100000000000"),
-        "{err}"
-    );
+    assert!(err.contains("line 1") && err.contains("expected 0x100000001000, got 0x100000000000"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -104,17 +83,21 @@ fn malformed_trace_is_status_2_with_line_and_column() {
     let dir = std::env::temp_dir().join(format!("vmaspace-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let t = dir.join("bad.trace");
-    std::fs::write(
-        &t,
-        "# fine\nmunmap(0x1000, 4096) = 0\nmmap(NULL, 4096, PROT_REED, MAP_PRIVATE, -1, 0)\n",
-    )
-    .unwrap();
+    std::fs::write(&t, "# fine\nmunmap(0x1000, 4096) = 0\nmmap(NULL, 4096, PROT_REED, MAP_PRIVATE, -1, 0)\n").unwrap();
     let out = vmaspace().arg("run").arg(&t).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 3, column 18"), "{err}");
     assert!(out.stdout.is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Tests that change global settings hold this lock exclusively; tests that only read them (every
+/// kernel comparison reads `vm.max_map_count`) hold it shared.
+fn settings_lock_shared() -> std::fs::File {
+    let f = std::fs::File::create("/tmp/vmaspace-global-settings.lock").unwrap();
+    f.lock_shared().unwrap();
+    f
 }
 
 /// Linux 6.18.x on x86_64: the machine can serve as the oracle.
@@ -126,26 +109,20 @@ fn kernel_is_618() -> bool {
 #[test]
 fn scenarios_recheck_against_the_live_kernel() {
     if !kernel_is_618() {
-        eprintln!(
-            "\n!!!!! SKIPPED: the kernel is not Linux 6.18.x; scenarios were NOT re-checked against it !!!!!\n"
-        );
+        eprintln!("\n!!!!! SKIPPED: the kernel is not Linux 6.18.x; scenarios were NOT re-checked against it !!!!!\n");
         return;
     }
+    let _lock = settings_lock_shared();
     let out = vmaspace().arg("check").args(scenarios()).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "vmaspace check failed:\n{err}");
-    assert!(
-        err.contains(&format!("{} agree, 0 diverge", scenarios().len())),
-        "{err}"
-    );
+    assert!(err.contains(&format!("{} agree, 0 diverge", scenarios().len())), "{err}");
 }
 
 #[test]
 fn check_reports_a_trace_whose_expectation_the_kernel_contradicts() {
     if !kernel_is_618() {
-        eprintln!(
-            "\n!!!!! SKIPPED: the kernel is not Linux 6.18.x; the oracle was NOT tested !!!!!\n"
-        );
+        eprintln!("\n!!!!! SKIPPED: the kernel is not Linux 6.18.x; the oracle was NOT tested !!!!!\n");
         return;
     }
     let dir = std::env::temp_dir().join(format!("vmaspace-oracle-{}", std::process::id()));
@@ -167,9 +144,7 @@ fn check_reports_a_trace_whose_expectation_the_kernel_contradicts() {
 #[test]
 fn the_oracle_reports_what_live_kernel_md_measured() {
     if !kernel_is_618() {
-        eprintln!(
-            "\n!!!!! SKIPPED: the kernel is not Linux 6.18.x; the oracle was NOT tested !!!!!\n"
-        );
+        eprintln!("\n!!!!! SKIPPED: the kernel is not Linux 6.18.x; the oracle was NOT tested !!!!!\n");
         return;
     }
     // live-kernel.md §1: with ASLR off the first hint-less page lands at 0x7ffff7ff6000 in the
@@ -183,11 +158,6 @@ fn the_oracle_reports_what_live_kernel_md_measured() {
     use vmaspace_trace::Outcome::Value;
     assert_eq!(run.results[0], Some(Value(0x7ffff7ff6000)));
     assert_eq!(run.results[1], Some(Value(0)));
-    assert!(
-        run.texts[2]
-            .as_deref()
-            .unwrap()
-            .starts_with("00000000-00001000 r--p")
-    );
+    assert!(run.texts[2].as_deref().unwrap().starts_with("00000000-00001000 r--p"));
     assert!(run.initial_maps.contains("[vdso]") && run.initial_maps.contains("[vsyscall]"));
 }

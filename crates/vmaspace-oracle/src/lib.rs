@@ -66,9 +66,7 @@ fn io(what: &str) -> impl Fn(std::io::Error) -> OracleError + '_ {
 
 /// The release of the running kernel (`uname -r`).
 pub fn kernel_release() -> String {
-    fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
 /// Checks that the running kernel is Linux 6.18.x on x86_64 (unless `any_kernel`).
@@ -140,11 +138,8 @@ impl Scratch {
     fn new() -> Result<Scratch, OracleError> {
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let p =
-            std::env::temp_dir().join(format!("vmaspace-run-{}-{n}-{nanos}", std::process::id()));
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let p = std::env::temp_dir().join(format!("vmaspace-run-{}-{n}-{nanos}", std::process::id()));
         fs::create_dir_all(&p).map_err(io("creating the scratch directory"))?;
         Ok(Scratch(p))
     }
@@ -161,10 +156,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), OracleError> {
     // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
     let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
     if r != 0 {
-        return Err(OracleError::Io(format!(
-            "pipe2: {}",
-            std::io::Error::last_os_error()
-        )));
+        return Err(OracleError::Io(format!("pipe2: {}", std::io::Error::last_os_error())));
     }
     // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
@@ -199,12 +191,7 @@ impl Command10 {
     fn syscall(nr: u64, args: &[u64]) -> Command10 {
         let mut a = [0u64; 6];
         a[..args.len()].copy_from_slice(args);
-        Command10 {
-            kind: Kind::Syscall,
-            nr,
-            args: a,
-            string: None,
-        }
+        Command10 { kind: Kind::Syscall, nr, args: a, string: None }
     }
     fn with_string(mut self, index: usize, s: &[u8]) -> Command10 {
         self.string = Some((index, s.to_vec()));
@@ -233,36 +220,18 @@ fn command_for(call: &Call) -> Command10 {
     use Command10 as C;
     let s = |x: i64| x as u64;
     match call {
-        Call::Mmap {
-            addr,
-            len,
-            prot,
-            flags,
-            fd,
-            offset,
-        } => C::syscall(9, &[*addr, *len, *prot, *flags, s(*fd), *offset]),
+        Call::Mmap { addr, len, prot, flags, fd, offset } => {
+            C::syscall(9, &[*addr, *len, *prot, *flags, s(*fd), *offset])
+        }
         Call::Munmap { addr, len } => C::syscall(11, &[*addr, *len]),
         Call::Mprotect { addr, len, prot } => C::syscall(10, &[*addr, *len, *prot]),
-        Call::PkeyAlloc {
-            flags,
-            access_rights,
-        } => C::syscall(330, &[*flags, *access_rights]),
+        Call::PkeyAlloc { flags, access_rights } => C::syscall(330, &[*flags, *access_rights]),
         Call::PkeyFree { pkey } => C::syscall(331, &[s(*pkey)]),
-        Call::PkeyMprotect {
-            addr,
-            len,
-            prot,
-            pkey,
-        } => C::syscall(329, &[*addr, *len, *prot, s(*pkey)]),
+        Call::PkeyMprotect { addr, len, prot, pkey } => C::syscall(329, &[*addr, *len, *prot, s(*pkey)]),
         // Always five arguments: the fifth is explicit (0 when the trace wrote four).
-        Call::Mremap {
-            old_addr,
-            old_len,
-            new_len,
-            flags,
-            new_addr,
-            ..
-        } => C::syscall(25, &[*old_addr, *old_len, *new_len, *flags, *new_addr]),
+        Call::Mremap { old_addr, old_len, new_len, flags, new_addr, .. } => {
+            C::syscall(25, &[*old_addr, *old_len, *new_len, *flags, *new_addr])
+        }
         Call::Madvise { addr, len, advice } => C::syscall(28, &[*addr, *len, *advice]),
         Call::Mlock { addr, len } => C::syscall(149, &[*addr, *len]),
         Call::Mlock2 { addr, len, flags } => C::syscall(325, &[*addr, *len, *flags]),
@@ -272,21 +241,15 @@ fn command_for(call: &Call) -> Command10 {
         Call::Mseal { addr, len, flags } => C::syscall(462, &[*addr, *len, *flags]),
         Call::Brk { addr } => C::syscall(12, &[*addr]),
         Call::PrctlSetVmaAnonName { addr, len, name } => {
-            let c = C::syscall(
-                157,
-                &[vmaspace_trace::consts::PR_SET_VMA, 0, *addr, *len, 0],
-            );
+            let c = C::syscall(157, &[vmaspace_trace::consts::PR_SET_VMA, 0, *addr, *len, 0]);
             match name {
                 Some(n) => c.with_string(4, n),
                 None => c,
             }
         }
-        Call::Openat {
-            dirfd,
-            path,
-            flags,
-            mode,
-        } => C::syscall(257, &[s(*dirfd), 0, *flags, *mode]).with_string(1, path),
+        Call::Openat { dirfd, path, flags, mode } => {
+            C::syscall(257, &[s(*dirfd), 0, *flags, *mode]).with_string(1, path)
+        }
         Call::Open { path, flags, mode } => C::syscall(2, &[0, *flags, *mode]).with_string(0, path),
         Call::Close { fd } => C::syscall(3, &[s(*fd)]),
         Call::Dup { fd } => C::syscall(32, &[s(*fd)]),
@@ -298,58 +261,28 @@ fn command_for(call: &Call) -> Command10 {
         Call::MemfdSecret { flags } => C::syscall(447, &[*flags]),
         Call::FcntlAddSeals { fd, seals } => C::syscall(72, &[s(*fd), 1033, *seals]),
         Call::FcntlGetSeals { fd } => C::syscall(72, &[s(*fd), 1034]),
-        Call::Touch { addr, len } => C {
-            kind: Kind::Touch,
-            nr: 0,
-            args: [*addr, *len, 0, 0, 0, 0],
-            string: None,
-        },
-        Call::Peek { addr, len } => C {
-            kind: Kind::Peek,
-            nr: 0,
-            args: [*addr, *len, 0, 0, 0, 0],
-            string: None,
-        },
-        Call::ExitGroup { status } => C {
-            kind: Kind::Exit,
-            nr: 0,
-            args: [s(*status), 0, 0, 0, 0, 0],
-            string: None,
-        },
-        Call::Maps => C {
-            kind: Kind::Cat,
-            nr: 0,
-            args: [0; 6],
-            string: Some((usize::MAX, b"/proc/self/maps".to_vec())),
-        },
-        Call::Smaps => C {
-            kind: Kind::Cat,
-            nr: 0,
-            args: [0; 6],
-            string: Some((usize::MAX, b"/proc/self/smaps".to_vec())),
-        },
-        Call::Fork { .. } => C {
-            kind: Kind::Fork,
-            nr: 0,
-            args: [0; 6],
-            string: None,
-        },
+        Call::Touch { addr, len } => C { kind: Kind::Touch, nr: 0, args: [*addr, *len, 0, 0, 0, 0], string: None },
+        Call::Peek { addr, len } => C { kind: Kind::Peek, nr: 0, args: [*addr, *len, 0, 0, 0, 0], string: None },
+        Call::ExitGroup { status } => C { kind: Kind::Exit, nr: 0, args: [s(*status), 0, 0, 0, 0, 0], string: None },
+        Call::Maps => {
+            C { kind: Kind::Cat, nr: 0, args: [0; 6], string: Some((usize::MAX, b"/proc/self/maps".to_vec())) }
+        }
+        Call::Smaps => {
+            C { kind: Kind::Cat, nr: 0, args: [0; 6], string: Some((usize::MAX, b"/proc/self/smaps".to_vec())) }
+        }
+        Call::Fork { .. } => C { kind: Kind::Fork, nr: 0, args: [0; 6], string: None },
     }
 }
 
 impl Proc {
     fn send(&mut self, c: &Command10) -> Result<(), OracleError> {
-        self.commands
-            .write_all(&c.encode())
-            .map_err(io("sending a command to the executor"))
+        self.commands.write_all(&c.encode()).map_err(io("sending a command to the executor"))
     }
     fn word(&mut self) -> Result<u64, OracleError> {
         let mut b = [0u8; 8];
-        self.results.read_exact(&mut b).map_err(|e| {
-            OracleError::Io(format!(
-                "the executor stopped answering ({e}); it may have been killed"
-            ))
-        })?;
+        self.results
+            .read_exact(&mut b)
+            .map_err(|e| OracleError::Io(format!("the executor stopped answering ({e}); it may have been killed")))?;
         Ok(u64::from_le_bytes(b))
     }
     fn text(&mut self) -> Result<String, OracleError> {
@@ -360,9 +293,7 @@ impl Proc {
                 break;
             }
             let mut chunk = vec![0u8; len.next_multiple_of(8)];
-            self.results
-                .read_exact(&mut chunk)
-                .map_err(io("reading maps text"))?;
+            self.results.read_exact(&mut chunk).map_err(io("reading maps text"))?;
             out.extend_from_slice(&chunk[..len]);
         }
         String::from_utf8(out).map_err(|_| OracleError::Io("maps text is not UTF-8".into()))
@@ -396,9 +327,7 @@ pub fn run(trace: &Trace, opts: &RunOptions) -> Result<KernelRun, OracleError> {
     let scratch = Scratch::new()?;
     let labels = fork_labels(trace);
     if labels.len() > MAX_FORKS {
-        return Err(OracleError::Io(format!(
-            "a trace may fork at most {MAX_FORKS} times"
-        )));
+        return Err(OracleError::Io(format!("a trace may fork at most {MAX_FORKS} times")));
     }
     let nprocs = labels.len() + 1;
     let mut driver_ends = Vec::new();
@@ -413,41 +342,20 @@ pub fn run(trace: &Trace, opts: &RunOptions) -> Result<KernelRun, OracleError> {
     drop(exec_ends);
     let mut procs: Vec<Proc> = driver_ends
         .into_iter()
-        .map(|(w, r)| Proc {
-            commands: File::from(w),
-            results: File::from(r),
-            alive: false,
-        })
+        .map(|(w, r)| Proc { commands: File::from(w), results: File::from(r), alive: false })
         .collect();
     procs[0].alive = true;
-    let mut session = Session {
-        child,
-        procs,
-        pids: HashMap::new(),
-        labels,
-        next_fork: 0,
-    };
+    let mut session = Session { child, procs, pids: HashMap::new(), labels, next_fork: 0 };
     let result = session.drive(trace, opts, &scratch.0);
     session.finish();
     result
 }
 
-fn spawn_executor(
-    exe: &Path,
-    cwd: &Path,
-    ends: &[(OwnedFd, OwnedFd)],
-) -> Result<Child, OracleError> {
-    let mut raw: Vec<(RawFd, RawFd)> = ends
-        .iter()
-        .map(|(r, w)| (r.as_raw_fd(), w.as_raw_fd()))
-        .collect();
+fn spawn_executor(exe: &Path, cwd: &Path, ends: &[(OwnedFd, OwnedFd)]) -> Result<Child, OracleError> {
+    let mut raw: Vec<(RawFd, RawFd)> = ends.iter().map(|(r, w)| (r.as_raw_fd(), w.as_raw_fd())).collect();
     let first_unused = FD_BASE + 2 * raw.len() as RawFd;
     let mut cmd = Command::new(exe);
-    cmd.current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .env_clear();
+    cmd.current_dir(cwd).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).env_clear();
     // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
     // system calls (personality, getrlimit/setrlimit, fcntl, dup2, close_range) on values
     // computed before the fork; it writes into `raw` in place and allocates nothing.
@@ -456,10 +364,7 @@ fn spawn_executor(
             if libc::personality(ADDR_NO_RANDOMIZE) == -1 {
                 return Err(std::io::Error::last_os_error());
             }
-            let mut lim = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
+            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
             if libc::getrlimit(libc::RLIMIT_STACK, &mut lim) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -504,12 +409,7 @@ struct Session {
 }
 
 impl Session {
-    fn drive(
-        &mut self,
-        trace: &Trace,
-        opts: &RunOptions,
-        cwd: &Path,
-    ) -> Result<KernelRun, OracleError> {
+    fn drive(&mut self, trace: &Trace, opts: &RunOptions, cwd: &Path) -> Result<KernelRun, OracleError> {
         let initial_maps = self.procs[0].cat(false)?;
         let mut results = Vec::with_capacity(trace.lines.len());
         let mut texts = Vec::with_capacity(trace.lines.len());
@@ -524,13 +424,7 @@ impl Session {
             results.push(result);
             texts.push(text);
         }
-        Ok(KernelRun {
-            initial_maps,
-            results,
-            texts,
-            cwd: cwd.to_path_buf(),
-            fork_labels: self.labels.clone(),
-        })
+        Ok(KernelRun { initial_maps, results, texts, cwd: cwd.to_path_buf(), fork_labels: self.labels.clone() })
     }
 
     fn process_of(&self, pid: Option<u32>, line: usize) -> Result<usize, OracleError> {
@@ -542,20 +436,12 @@ impl Session {
             })?,
         };
         if !self.procs[p].alive {
-            return Err(OracleError::BadTrace {
-                line,
-                message: "the process of this line has exited".into(),
-            });
+            return Err(OracleError::BadTrace { line, message: "the process of this line has exited".into() });
         }
         Ok(p)
     }
 
-    fn one(
-        &mut self,
-        p: usize,
-        call: &Call,
-        line: usize,
-    ) -> Result<(Option<Outcome>, Option<String>), OracleError> {
+    fn one(&mut self, p: usize, call: &Call, line: usize) -> Result<(Option<Outcome>, Option<String>), OracleError> {
         match call {
             Call::Maps | Call::Smaps => {
                 let text = self.procs[p].cat(matches!(call, Call::Smaps))?;
@@ -577,16 +463,16 @@ impl Session {
                 }
                 self.procs[p].send(&c)?;
                 let raw = self.procs[p].word()? as i64;
-                let outcome =
-                    match call {
-                        Call::Touch { .. } | Call::Peek { .. } => match raw {
-                            0 => Outcome::Value(0),
-                            sig => Outcome::Signal(Signal::from_number(sig as i32).ok_or_else(
-                                || OracleError::Io(format!("the executor reported signal {sig}")),
-                            )?),
-                        },
-                        _ => Outcome::from_raw(raw),
-                    };
+                let outcome = match call {
+                    Call::Touch { .. } | Call::Peek { .. } => match raw {
+                        0 => Outcome::Value(0),
+                        sig => Outcome::Signal(
+                            Signal::from_number(sig as i32)
+                                .ok_or_else(|| OracleError::Io(format!("the executor reported signal {sig}")))?,
+                        ),
+                    },
+                    _ => Outcome::from_raw(raw),
+                };
                 Ok((Some(outcome), None))
             }
         }
@@ -596,12 +482,7 @@ impl Session {
         self.next_fork += 1;
         let child = self.next_fork;
         let base = (FD_BASE + 2 * child as RawFd) as u64;
-        let c = Command10 {
-            kind: Kind::Fork,
-            nr: 0,
-            args: [base, base + 1, 0, 0, 0, 0],
-            string: None,
-        };
+        let c = Command10 { kind: Kind::Fork, nr: 0, args: [base, base + 1, 0, 0, 0, 0], string: None };
         self.procs[p].send(&c)?;
         let raw = self.procs[p].word()? as i64;
         if raw < 0 {

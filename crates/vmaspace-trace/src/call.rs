@@ -178,9 +178,7 @@ impl Call {
             Call::MemfdSecret { .. } => "memfd_secret",
             Call::FcntlAddSeals { .. } | Call::FcntlGetSeals { .. } => "fcntl",
             Call::Fork { clone_flags: None } => "fork",
-            Call::Fork {
-                clone_flags: Some(_),
-            } => "clone",
+            Call::Fork { clone_flags: Some(_) } => "clone",
             Call::ExitGroup { .. } => "exit_group",
             Call::Touch { .. } => "touch",
             Call::Peek { .. } => "peek",
@@ -241,11 +239,7 @@ pub enum Outcome {
 impl Outcome {
     /// The outcome of a raw syscall return value (negative errno convention).
     pub fn from_raw(ret: i64) -> Outcome {
-        if (-4095..0).contains(&ret) {
-            Outcome::Error((-ret) as u16)
-        } else {
-            Outcome::Value(ret as u64)
-        }
+        if (-4095..0).contains(&ret) { Outcome::Error((-ret) as u16) } else { Outcome::Value(ret as u64) }
     }
 }
 
@@ -271,10 +265,7 @@ pub enum Scope {
 }
 
 /// The default comparison window of a scenario without a header.
-pub const DEFAULT_WINDOW: Scope = Scope::Window {
-    start: 0x0ff0_0000_0000,
-    end: 0x1010_0000_0000,
-};
+pub const DEFAULT_WINDOW: Scope = Scope::Window { start: 0x0ff0_0000_0000, end: 0x1010_0000_0000 };
 
 /// A parsed trace.
 #[derive(Debug, Clone, PartialEq, Eq)]

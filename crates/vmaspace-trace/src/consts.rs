@@ -40,12 +40,8 @@ pub const PROT: &[Sym] = &[
 ];
 
 /// The MAP_TYPE field (low four bits) names.
-pub const MAP_TYPE: &[Sym] = &[
-    ("MAP_SHARED", 0x1),
-    ("MAP_PRIVATE", 0x2),
-    ("MAP_SHARED_VALIDATE", 0x3),
-    ("MAP_DROPPABLE", 0x8),
-];
+pub const MAP_TYPE: &[Sym] =
+    &[("MAP_SHARED", 0x1), ("MAP_PRIVATE", 0x2), ("MAP_SHARED_VALIDATE", 0x3), ("MAP_DROPPABLE", 0x8)];
 
 pub const MAP_BITS: &[Sym] = &[
     ("MAP_FIXED", 0x10),
@@ -84,11 +80,7 @@ pub const MAP_HUGE: &[Sym] = &[
     ("MAP_HUGE_16GB", 34 << 26),
 ];
 
-pub const MREMAP: &[Sym] = &[
-    ("MREMAP_MAYMOVE", 1),
-    ("MREMAP_FIXED", 2),
-    ("MREMAP_DONTUNMAP", 4),
-];
+pub const MREMAP: &[Sym] = &[("MREMAP_MAYMOVE", 1), ("MREMAP_FIXED", 2), ("MREMAP_DONTUNMAP", 4)];
 
 pub const MADV: &[Sym] = &[
     ("MADV_NORMAL", 0),
@@ -144,13 +136,8 @@ pub const O_BITS: &[Sym] = &[
     ("O_TMPFILE", 0o20200000),
 ];
 
-pub const MFD: &[Sym] = &[
-    ("MFD_CLOEXEC", 1),
-    ("MFD_ALLOW_SEALING", 2),
-    ("MFD_HUGETLB", 4),
-    ("MFD_NOEXEC_SEAL", 8),
-    ("MFD_EXEC", 0x10),
-];
+pub const MFD: &[Sym] =
+    &[("MFD_CLOEXEC", 1), ("MFD_ALLOW_SEALING", 2), ("MFD_HUGETLB", 4), ("MFD_NOEXEC_SEAL", 8), ("MFD_EXEC", 0x10)];
 
 pub const FCNTL: &[Sym] = &[
     ("F_DUPFD", 0),
@@ -311,18 +298,12 @@ pub fn errno_number(name: &str) -> Option<u16> {
         "" => return None,
         _ => {}
     }
-    ERRNO_NAMES
-        .iter()
-        .position(|n| *n == name)
-        .map(|i| i as u16)
+    ERRNO_NAMES.iter().position(|n| *n == name).map(|i| i as u16)
 }
 
 /// The name of an errno number, if it has one.
 pub fn errno_name(n: u16) -> Option<&'static str> {
-    ERRNO_NAMES
-        .get(n as usize)
-        .copied()
-        .filter(|s| !s.is_empty())
+    ERRNO_NAMES.get(n as usize).copied().filter(|s| !s.is_empty())
 }
 
 /// Every symbol a table accepts when parsing, in printing order.
@@ -352,9 +333,5 @@ pub fn lookup(table: Table, name: &str) -> Option<u64> {
         (Table::Mfd, Some(rest)) => return lookup(Table::Map, &format!("MAP_HUGE_{rest}")),
         _ => name,
     };
-    symbols(table)
-        .iter()
-        .flat_map(|t| t.iter())
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| *v)
+    symbols(table).iter().flat_map(|t| t.iter()).find(|(n, _)| *n == name).map(|(_, v)| *v)
 }

@@ -39,11 +39,7 @@ impl MapsLine {
         if perms.len() != 4 {
             return None;
         }
-        let name = rest
-            .strip_prefix(' ')
-            .unwrap_or(rest)
-            .trim_start_matches(' ')
-            .to_string();
+        let name = rest.strip_prefix(' ').unwrap_or(rest).trim_start_matches(' ').to_string();
         Some(MapsLine {
             start: u64::from_str_radix(s, 16).ok()?,
             end: u64::from_str_radix(e, 16).ok()?,
@@ -79,13 +75,7 @@ pub fn filter_window(text: &str, start: u64, end: u64) -> String {
 
 /// The smaps fields the model keeps and comparisons check; other smaps lines are left out of
 /// both sides.
-pub const COMPARED_SMAPS_FIELDS: &[&str] = &[
-    "Size",
-    "KernelPageSize",
-    "MMUPageSize",
-    "ProtectionKey",
-    "VmFlags",
-];
+pub const COMPARED_SMAPS_FIELDS: &[&str] = &["Size", "KernelPageSize", "MMUPageSize", "ProtectionKey", "VmFlags"];
 
 /// Canonical form of checkpoint text: every maps line reduced to its fields with device and
 /// inode replaced by "object k" (first appearance order); smaps fields outside
@@ -103,20 +93,12 @@ fn normalize_pairs(text: &str) -> Vec<(&str, String)> {
             Some(m) => {
                 let obj = if m.has_object() {
                     let n = objects.len();
-                    let k = *objects
-                        .entry((m.dev_major, m.dev_minor, m.inode))
-                        .or_insert(n);
+                    let k = *objects.entry((m.dev_major, m.dev_minor, m.inode)).or_insert(n);
                     format!("obj#{k}")
                 } else {
                     "anon".to_string()
                 };
-                out.push((
-                    line,
-                    format!(
-                        "{:x}-{:x} {} {:x} {} {}",
-                        m.start, m.end, m.perms, m.offset, obj, m.name
-                    ),
-                ));
+                out.push((line, format!("{:x}-{:x} {} {:x} {} {}", m.start, m.end, m.perms, m.offset, obj, m.name)));
             }
             None => match line.split_once(':') {
                 Some((key, _)) if !key.contains(' ') && !COMPARED_SMAPS_FIELDS.contains(&key) => {}
@@ -134,15 +116,8 @@ pub fn compare(expected: &str, got: &str) -> Option<String> {
     if e == g {
         return None;
     }
-    let first = e
-        .iter()
-        .zip(&g)
-        .position(|(a, b)| a != b)
-        .unwrap_or(e.len().min(g.len()));
-    let mut report = format!(
-        "checkpoint text differs at line {} of the checkpoint:\n",
-        first + 1
-    );
+    let first = e.iter().zip(&g).position(|(a, b)| a != b).unwrap_or(e.len().min(g.len()));
+    let mut report = format!("checkpoint text differs at line {} of the checkpoint:\n", first + 1);
     report.push_str(&unified_diff(expected, got));
     Some(report)
 }
@@ -150,24 +125,14 @@ pub fn compare(expected: &str, got: &str) -> Option<String> {
 /// A small line diff (`-` expected, `+` got), with the normalised comparison deciding equality.
 pub fn unified_diff(expected: &str, got: &str) -> String {
     let (pe, pg) = (normalize_pairs(expected), normalize_pairs(got));
-    let (e, g): (Vec<&str>, Vec<&str>) = (
-        pe.iter().map(|p| p.0).collect(),
-        pg.iter().map(|p| p.0).collect(),
-    );
-    let (ne, ng): (Vec<&String>, Vec<&String>) = (
-        pe.iter().map(|p| &p.1).collect(),
-        pg.iter().map(|p| &p.1).collect(),
-    );
+    let (e, g): (Vec<&str>, Vec<&str>) = (pe.iter().map(|p| p.0).collect(), pg.iter().map(|p| p.0).collect());
+    let (ne, ng): (Vec<&String>, Vec<&String>) = (pe.iter().map(|p| &p.1).collect(), pg.iter().map(|p| &p.1).collect());
     // Longest common subsequence on the normalised lines; traces are small.
     let (n, m) = (ne.len(), ng.len());
     let mut lcs = vec![vec![0u32; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            lcs[i][j] = if ne[i] == ng[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
+            lcs[i][j] = if ne[i] == ng[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
         }
     }
     let (mut i, mut j, mut out) = (0, 0, String::new());
@@ -189,9 +154,5 @@ pub fn unified_diff(expected: &str, got: &str) -> String {
 
 /// Replaces every occurrence of the working directory's path with `@CWD@`.
 pub fn redact_cwd(text: &str, cwd: &str) -> String {
-    if cwd.is_empty() {
-        text.to_string()
-    } else {
-        text.replace(cwd, "@CWD@")
-    }
+    if cwd.is_empty() { text.to_string() } else { text.replace(cwd, "@CWD@") }
 }

@@ -16,11 +16,7 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "line {}, column {}: {}",
-            self.line, self.column, self.message
-        )
+        write!(f, "line {}, column {}: {}", self.line, self.column, self.message)
     }
 }
 
@@ -28,11 +24,7 @@ impl std::error::Error for ParseError {}
 
 /// Parses a whole trace.
 pub fn parse_trace(text: &str) -> Result<Trace, ParseError> {
-    let mut trace = Trace {
-        scope: None,
-        header: Vec::new(),
-        lines: Vec::new(),
-    };
+    let mut trace = Trace { scope: None, header: Vec::new(), lines: Vec::new() };
     for (i, raw) in text.lines().enumerate() {
         let lineno = i + 1;
         let trimmed = raw.trim();
@@ -62,26 +54,17 @@ fn parse_scope(comment: &str, lineno: usize) -> Result<Option<Scope>, ParseError
     let Some(range) = c.strip_prefix("window:") else {
         return Ok(None);
     };
-    let err = |m: &str| ParseError {
-        line: lineno,
-        column: 1,
-        message: m.to_string(),
-    };
+    let err = |m: &str| ParseError { line: lineno, column: 1, message: m.to_string() };
     let (s, e) = parse_window(range.trim()).map_err(|m| err(&m))?;
     Ok(Some(Scope::Window { start: s, end: e }))
 }
 
 /// Parses `START-END` in hex, with or without `0x`.
 pub fn parse_window(s: &str) -> Result<(u64, u64), String> {
-    let (a, b) = s
-        .split_once('-')
-        .ok_or_else(|| format!("window `{s}` is not START-END"))?;
+    let (a, b) = s.split_once('-').ok_or_else(|| format!("window `{s}` is not START-END"))?;
     let hex = |x: &str| {
         let x = x.trim();
-        let x = x
-            .strip_prefix("0x")
-            .or_else(|| x.strip_prefix("0X"))
-            .unwrap_or(x);
+        let x = x.strip_prefix("0x").or_else(|| x.strip_prefix("0X")).unwrap_or(x);
         u64::from_str_radix(x, 16).map_err(|_| format!("`{x}` is not a hex address"))
     };
     let (start, end) = (hex(a)?, hex(b)?);
@@ -93,11 +76,7 @@ pub fn parse_window(s: &str) -> Result<(u64, u64), String> {
 
 /// Parses one non-blank, non-comment line.
 pub fn parse_line(text: &str, lineno: usize) -> Result<Line, ParseError> {
-    let mut p = Cursor {
-        chars: text.char_indices().collect(),
-        pos: 0,
-        line: lineno,
-    };
+    let mut p = Cursor { chars: text.char_indices().collect(), pos: 0, line: lineno };
     p.skip_ws();
     let pid = p.pid_prefix()?;
     p.skip_ws();
@@ -115,29 +94,17 @@ pub fn parse_line(text: &str, lineno: usize) -> Result<Line, ParseError> {
     }
     let call = build_call(&name, name_col, args, lineno)?;
     check_result_kind(&call, result, lineno)?;
-    Ok(Line {
-        lineno,
-        pid,
-        call,
-        result,
-    })
+    Ok(Line { lineno, pid, call, result })
 }
 
 fn check_result_kind(call: &Call, result: Option<Outcome>, line: usize) -> Result<(), ParseError> {
-    let bad = |m: String| {
-        Err(ParseError {
-            line,
-            column: 1,
-            message: m,
-        })
-    };
+    let bad = |m: String| Err(ParseError { line, column: 1, message: m });
     match (call, result) {
         (c, Some(_)) if c.is_checkpoint() => bad(format!("{}() has no result", c.name())),
         (Call::Touch { .. } | Call::Peek { .. }, _) => Ok(()),
-        (
-            Call::ExitGroup { .. },
-            Some(Outcome::Value(_) | Outcome::Error(_) | Outcome::Signal(_)),
-        ) => bad("exit_group returns `?`".into()),
+        (Call::ExitGroup { .. }, Some(Outcome::Value(_) | Outcome::Error(_) | Outcome::Signal(_))) => {
+            bad("exit_group returns `?`".into())
+        }
         (Call::ExitGroup { .. }, _) => Ok(()),
         (c, Some(Outcome::Signal(s))) => bad(format!("{} cannot return {}", c.name(), s.name())),
         (c, Some(Outcome::NoReturn)) => bad(format!("{} cannot return `?`", c.name())),
@@ -181,18 +148,10 @@ impl Cursor {
         self.pos + 1
     }
     fn error(&self, msg: &str) -> ParseError {
-        ParseError {
-            line: self.line,
-            column: self.col(),
-            message: msg.to_string(),
-        }
+        ParseError { line: self.line, column: self.col(), message: msg.to_string() }
     }
     fn error_at(&self, col: usize, msg: String) -> ParseError {
-        ParseError {
-            line: self.line,
-            column: col,
-            message: msg,
-        }
+        ParseError { line: self.line, column: col, message: msg }
     }
     fn skip_ws(&mut self) {
         while matches!(self.peek(), Some(c) if c == ' ' || c == '\t') {
@@ -208,21 +167,11 @@ impl Cursor {
         }
     }
     fn expect(&mut self, c: char) -> Result<(), ParseError> {
-        if self.eat(c) {
-            Ok(())
-        } else {
-            Err(self.error(&format!("expected `{c}`")))
-        }
+        if self.eat(c) { Ok(()) } else { Err(self.error(&format!("expected `{c}`"))) }
     }
     fn eat_word(&mut self, w: &str) -> bool {
         let n = w.chars().count();
-        let got: String = self
-            .chars
-            .iter()
-            .skip(self.pos)
-            .take(n)
-            .map(|c| c.1)
-            .collect();
+        let got: String = self.chars.iter().skip(self.pos).take(n).map(|c| c.1).collect();
         if got == w {
             self.pos += n;
             true
@@ -239,10 +188,7 @@ impl Cursor {
         while matches!(self.peek(), Some(c) if c.is_ascii_alphanumeric() || c == '_') {
             self.pos += 1;
         }
-        Some((
-            self.chars[start..self.pos].iter().map(|c| c.1).collect(),
-            start + 1,
-        ))
+        Some((self.chars[start..self.pos].iter().map(|c| c.1).collect(), start + 1))
     }
     fn pid_prefix(&mut self) -> Result<Option<u32>, ParseError> {
         if !self.eat('[') {
@@ -255,8 +201,7 @@ impl Cursor {
         self.skip_ws();
         let col = self.col();
         let n = self.number()?;
-        let pid =
-            u32::try_from(n).map_err(|_| self.error_at(col, format!("pid {n} is out of range")))?;
+        let pid = u32::try_from(n).map_err(|_| self.error_at(col, format!("pid {n} is out of range")))?;
         self.skip_ws();
         self.expect(']')?;
         Ok(Some(pid))
@@ -270,10 +215,7 @@ impl Cursor {
             self.pos += 1;
         }
         let digits: String = self.chars[start..self.pos].iter().map(|c| c.1).collect();
-        let parsed = if let Some(h) = digits
-            .strip_prefix("0x")
-            .or_else(|| digits.strip_prefix("0X"))
-        {
+        let parsed = if let Some(h) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
             u64::from_str_radix(h, 16)
         } else if digits.len() > 1 && digits.starts_with('0') {
             u64::from_str_radix(&digits[1..], 8)
@@ -310,10 +252,7 @@ impl Cursor {
     fn arg(&mut self) -> Result<Arg, ParseError> {
         let col = self.col();
         if self.peek() == Some('"') {
-            return Ok(Arg {
-                kind: ArgKind::Str(self.string()?),
-                col,
-            });
+            return Ok(Arg { kind: ArgKind::Str(self.string()?), col });
         }
         // `name=value` (clone's keyword arguments)
         let save = self.pos;
@@ -321,10 +260,7 @@ impl Cursor {
             && self.eat('=')
         {
             let value = self.arg()?;
-            return Ok(Arg {
-                kind: ArgKind::Keyword(name, Box::new(value)),
-                col,
-            });
+            return Ok(Arg { kind: ArgKind::Keyword(name, Box::new(value)), col });
         }
         self.pos = save;
         let mut terms = Vec::new();
@@ -349,10 +285,7 @@ impl Cursor {
                 break;
             }
         }
-        Ok(Arg {
-            kind: ArgKind::Expr(terms),
-            col,
-        })
+        Ok(Arg { kind: ArgKind::Expr(terms), col })
     }
     fn skip_fd_path(&mut self) -> Result<(), ParseError> {
         let col = self.col();
@@ -384,10 +317,7 @@ impl Cursor {
             }
         }
         if self.eat_word("...") {
-            return Err(self.error_at(
-                col,
-                "string cut by strace (`...`): its full value is unknown".into(),
-            ));
+            return Err(self.error_at(col, "string cut by strace (`...`): its full value is unknown".into()));
         }
         Ok(out)
     }
@@ -461,11 +391,8 @@ impl Cursor {
         }
         self.skip_ws();
         let ecol = self.col();
-        let (name, _) = self
-            .ident()
-            .ok_or_else(|| self.error("expected an errno name after -1"))?;
-        let n = consts::errno_number(&name)
-            .ok_or_else(|| self.error_at(ecol, format!("unknown errno `{name}`")))?;
+        let (name, _) = self.ident().ok_or_else(|| self.error("expected an errno name after -1"))?;
+        let n = consts::errno_number(&name).ok_or_else(|| self.error_at(ecol, format!("unknown errno `{name}`")))?;
         Ok(Outcome::Error(n))
     }
 }
@@ -481,19 +408,12 @@ struct Args {
 
 impl Args {
     fn err(&self, col: usize, m: String) -> ParseError {
-        ParseError {
-            line: self.line,
-            column: col,
-            message: m,
-        }
+        ParseError { line: self.line, column: col, message: m }
     }
     fn next(&mut self) -> Result<Arg, ParseError> {
-        self.args.next().ok_or_else(|| {
-            self.err(
-                self.call_col,
-                format!("{} takes more than {} argument(s)", self.call, self.count),
-            )
-        })
+        self.args
+            .next()
+            .ok_or_else(|| self.err(self.call_col, format!("{} takes more than {} argument(s)", self.call, self.count)))
     }
     fn int(&mut self, table: Table) -> Result<u64, ParseError> {
         let arg = self.next()?;
@@ -535,11 +455,7 @@ impl Args {
 
 fn eval(arg: &Arg, table: Table, line: usize) -> Result<u64, ParseError> {
     let ArgKind::Expr(terms) = &arg.kind else {
-        return Err(ParseError {
-            line,
-            column: arg.col,
-            message: "expected a number or constant".into(),
-        });
+        return Err(ParseError { line, column: arg.col, message: "expected a number or constant".into() });
     };
     let mut v = 0u64;
     for (term, col) in terms {
@@ -561,13 +477,7 @@ fn build_call(name: &str, col: usize, args: Vec<Arg>, line: usize) -> Result<Cal
     if name == "clone" {
         return build_clone(args, col, line);
     }
-    let mut a = Args {
-        args: args.into_iter(),
-        call: name.to_string(),
-        call_col: col,
-        count: 0,
-        line,
-    };
+    let mut a = Args { args: args.into_iter(), call: name.to_string(), call_col: col, count: 0, line };
     use Table::*;
     let call = match name {
         "mmap" => Call::Mmap {
@@ -578,67 +488,26 @@ fn build_call(name: &str, col: usize, args: Vec<Arg>, line: usize) -> Result<Cal
             fd: a.signed(Fd)?,
             offset: a.int(Hex)?,
         },
-        "munmap" => Call::Munmap {
-            addr: a.int(Hex)?,
-            len: a.int(Dec)?,
-        },
-        "mprotect" => Call::Mprotect {
-            addr: a.int(Hex)?,
-            len: a.int(Dec)?,
-            prot: a.int(Prot)?,
-        },
-        "pkey_alloc" => Call::PkeyAlloc {
-            flags: a.int(Hex)?,
-            access_rights: a.int(Pkey)?,
-        },
-        "pkey_free" => Call::PkeyFree {
-            pkey: a.signed(Dec)?,
-        },
-        "pkey_mprotect" => Call::PkeyMprotect {
-            addr: a.int(Hex)?,
-            len: a.int(Dec)?,
-            prot: a.int(Prot)?,
-            pkey: a.signed(Dec)?,
-        },
+        "munmap" => Call::Munmap { addr: a.int(Hex)?, len: a.int(Dec)? },
+        "mprotect" => Call::Mprotect { addr: a.int(Hex)?, len: a.int(Dec)?, prot: a.int(Prot)? },
+        "pkey_alloc" => Call::PkeyAlloc { flags: a.int(Hex)?, access_rights: a.int(Pkey)? },
+        "pkey_free" => Call::PkeyFree { pkey: a.signed(Dec)? },
+        "pkey_mprotect" => {
+            Call::PkeyMprotect { addr: a.int(Hex)?, len: a.int(Dec)?, prot: a.int(Prot)?, pkey: a.signed(Dec)? }
+        }
         "mremap" => {
-            let (old_addr, old_len, new_len, flags) =
-                (a.int(Hex)?, a.int(Dec)?, a.int(Dec)?, a.int(Mremap)?);
+            let (old_addr, old_len, new_len, flags) = (a.int(Hex)?, a.int(Dec)?, a.int(Dec)?, a.int(Mremap)?);
             let explicit_new_addr = a.has_more();
             let new_addr = if explicit_new_addr { a.int(Hex)? } else { 0 };
-            Call::Mremap {
-                old_addr,
-                old_len,
-                new_len,
-                flags,
-                new_addr,
-                explicit_new_addr,
-            }
+            Call::Mremap { old_addr, old_len, new_len, flags, new_addr, explicit_new_addr }
         }
-        "madvise" => Call::Madvise {
-            addr: a.int(Hex)?,
-            len: a.int(Dec)?,
-            advice: a.int(Madv)?,
-        },
-        "mlock" => Call::Mlock {
-            addr: a.int(Hex)?,
-            len: a.int(Dec)?,
-        },
-        "mlock2" => Call::Mlock2 {
-            addr: a.int(Hex)?,
-            len: a.int(Dec)?,
-            flags: a.int(Mlock2)?,
-        },
-        "munlock" => Call::Munlock {
-            addr: a.int(Hex)?,
-            len: a.int(Dec)?,
-        },
+        "madvise" => Call::Madvise { addr: a.int(Hex)?, len: a.int(Dec)?, advice: a.int(Madv)? },
+        "mlock" => Call::Mlock { addr: a.int(Hex)?, len: a.int(Dec)? },
+        "mlock2" => Call::Mlock2 { addr: a.int(Hex)?, len: a.int(Dec)?, flags: a.int(Mlock2)? },
+        "munlock" => Call::Munlock { addr: a.int(Hex)?, len: a.int(Dec)? },
         "mlockall" => Call::Mlockall { flags: a.int(Mcl)? },
         "munlockall" => Call::Munlockall,
-        "mseal" => Call::Mseal {
-            addr: a.int(Hex)?,
-            len: a.int(Dec)?,
-            flags: a.int(Hex)?,
-        },
+        "mseal" => Call::Mseal { addr: a.int(Hex)?, len: a.int(Dec)?, flags: a.int(Hex)? },
         "brk" => Call::Brk { addr: a.int(Hex)? },
         "prctl" => {
             let option = a.int(Prctl)?;
@@ -647,25 +516,15 @@ fn build_call(name: &str, col: usize, args: Vec<Arg>, line: usize) -> Result<Cal
                 return Err(ParseError {
                     line,
                     column: col,
-                    message: "only prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, ...) is a trace call"
-                        .into(),
+                    message: "only prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, ...) is a trace call".into(),
                 });
             }
-            Call::PrctlSetVmaAnonName {
-                addr: a.int(Hex)?,
-                len: a.int(Dec)?,
-                name: a.string_or_null()?,
-            }
+            Call::PrctlSetVmaAnonName { addr: a.int(Hex)?, len: a.int(Dec)?, name: a.string_or_null()? }
         }
         "openat" => {
             let (dirfd, path, flags) = (a.signed(Dirfd)?, a.string()?, a.int(Open)?);
             let mode = if a.has_more() { a.int(Oct)? } else { 0 };
-            Call::Openat {
-                dirfd,
-                path,
-                flags,
-                mode,
-            }
+            Call::Openat { dirfd, path, flags, mode }
         }
         "open" => {
             let (path, flags) = (a.string()?, a.int(Open)?);
@@ -674,41 +533,23 @@ fn build_call(name: &str, col: usize, args: Vec<Arg>, line: usize) -> Result<Cal
         }
         "close" => Call::Close { fd: a.signed(Fd)? },
         "dup" => Call::Dup { fd: a.signed(Fd)? },
-        "dup2" => Call::Dup2 {
-            old: a.signed(Fd)?,
-            new: a.signed(Fd)?,
-        },
-        "dup3" => Call::Dup3 {
-            old: a.signed(Fd)?,
-            new: a.signed(Fd)?,
-            flags: a.int(Open)?,
-        },
-        "ftruncate" => Call::Ftruncate {
-            fd: a.signed(Fd)?,
-            len: a.int(Dec)?,
-        },
+        "dup2" => Call::Dup2 { old: a.signed(Fd)?, new: a.signed(Fd)? },
+        "dup3" => Call::Dup3 { old: a.signed(Fd)?, new: a.signed(Fd)?, flags: a.int(Open)? },
+        "ftruncate" => Call::Ftruncate { fd: a.signed(Fd)?, len: a.int(Dec)? },
         "unlink" => Call::Unlink { path: a.string()? },
-        "memfd_create" => Call::MemfdCreate {
-            name: a.string()?,
-            flags: a.int(Mfd)?,
-        },
+        "memfd_create" => Call::MemfdCreate { name: a.string()?, flags: a.int(Mfd)? },
         "memfd_secret" => Call::MemfdSecret { flags: a.int(Hex)? },
         "fcntl" => {
             let fd = a.signed(Fd)?;
             let cmd_col = a.args.as_slice().first().map_or(col, |x| x.col);
             match a.int(Fcntl)? {
-                1033 => Call::FcntlAddSeals {
-                    fd,
-                    seals: a.int(Seals)?,
-                },
+                1033 => Call::FcntlAddSeals { fd, seals: a.int(Seals)? },
                 1034 => Call::FcntlGetSeals { fd },
                 other => {
                     return Err(ParseError {
                         line,
                         column: cmd_col,
-                        message: format!(
-                            "fcntl command {other} is not a trace call (only F_ADD_SEALS, F_GET_SEALS)"
-                        ),
+                        message: format!("fcntl command {other} is not a trace call (only F_ADD_SEALS, F_GET_SEALS)"),
                     });
                 }
             }
@@ -721,25 +562,13 @@ fn build_call(name: &str, col: usize, args: Vec<Arg>, line: usize) -> Result<Cal
                 message: "vfork shares the address space; it is not supported".into(),
             });
         }
-        "exit_group" => Call::ExitGroup {
-            status: a.signed(Dec)?,
-        },
-        "touch" => Call::Touch {
-            addr: a.int(Hex)?,
-            len: a.int(Dec)?,
-        },
-        "peek" => Call::Peek {
-            addr: a.int(Hex)?,
-            len: a.int(Dec)?,
-        },
+        "exit_group" => Call::ExitGroup { status: a.signed(Dec)? },
+        "touch" => Call::Touch { addr: a.int(Hex)?, len: a.int(Dec)? },
+        "peek" => Call::Peek { addr: a.int(Hex)?, len: a.int(Dec)? },
         "maps" => Call::Maps,
         "smaps" => Call::Smaps,
         other => {
-            return Err(ParseError {
-                line,
-                column: col,
-                message: format!("`{other}` is not a call a trace can make"),
-            });
+            return Err(ParseError { line, column: col, message: format!("`{other}` is not a call a trace can make") });
         }
     };
     a.finish()?;
@@ -756,11 +585,7 @@ fn build_clone(args: Vec<Arg>, col: usize, line: usize) -> Result<Call, ParseErr
             flags = Some(eval(value, Table::Dec, line).or_else(|_| eval_clone_flags(value, line))?);
         }
     }
-    let flags = flags.ok_or_else(|| ParseError {
-        line,
-        column: col,
-        message: "clone without `flags=`".into(),
-    })?;
+    let flags = flags.ok_or_else(|| ParseError { line, column: col, message: "clone without `flags=`".into() })?;
     if flags & 0x100 != 0 {
         return Err(ParseError {
             line,
@@ -768,32 +593,22 @@ fn build_clone(args: Vec<Arg>, col: usize, line: usize) -> Result<Call, ParseErr
             message: "clone with CLONE_VM shares the address space; not supported".into(),
         });
     }
-    Ok(Call::Fork {
-        clone_flags: Some(flags),
-    })
+    Ok(Call::Fork { clone_flags: Some(flags) })
 }
 
 fn eval_clone_flags(arg: &Arg, line: usize) -> Result<u64, ParseError> {
     let ArgKind::Expr(terms) = &arg.kind else {
-        return Err(ParseError {
-            line,
-            column: arg.col,
-            message: "bad clone flags".into(),
-        });
+        return Err(ParseError { line, column: arg.col, message: "bad clone flags".into() });
     };
     let mut v = 0;
     for (t, col) in terms {
         v |= match t {
             Term::Num(n) => *n,
-            Term::Sym(s) => consts::CLONE
-                .iter()
-                .find(|(n, _)| n == s)
-                .map(|x| x.1)
-                .ok_or_else(|| ParseError {
-                    line,
-                    column: *col,
-                    message: format!("`{s}` is not a clone flag"),
-                })?,
+            Term::Sym(s) => consts::CLONE.iter().find(|(n, _)| n == s).map(|x| x.1).ok_or_else(|| ParseError {
+                line,
+                column: *col,
+                message: format!("`{s}` is not a clone flag"),
+            })?,
         }
     }
     Ok(v)

@@ -16,16 +16,9 @@ pub fn format_value(v: u64, table: Table) -> String {
         Table::Dirfd if v as i64 == consts::AT_FDCWD => "AT_FDCWD".into(),
         Table::Dirfd => (v as i64).to_string(),
         Table::Prot => flag_set(v, &[], consts::PROT, &[], "PROT_NONE"),
-        Table::Map => flag_set(
-            v,
-            &field(v, 0xf, consts::MAP_TYPE),
-            consts::MAP_BITS,
-            &huge(v, consts::MAP_HUGE),
-            "0",
-        ),
+        Table::Map => flag_set(v, &field(v, 0xf, consts::MAP_TYPE), consts::MAP_BITS, &huge(v, consts::MAP_HUGE), "0"),
         Table::Open => flag_set(v, &field(v, 3, consts::O_ACCMODE), consts::O_BITS, &[], "0"),
-        Table::Mfd => flag_set(v, &[], consts::MFD, &huge(v, consts::MAP_HUGE), "0")
-            .replace("MAP_HUGE_", "MFD_HUGE_"),
+        Table::Mfd => flag_set(v, &[], consts::MFD, &huge(v, consts::MAP_HUGE), "0").replace("MAP_HUGE_", "MFD_HUGE_"),
         Table::Mremap => flag_set(v, &[], consts::MREMAP, &[], "0"),
         Table::Mlock2 => flag_set(v, &[], consts::MLOCK2, &[], "0"),
         Table::Mcl => flag_set(v, &[], consts::MCL, &[], "0"),
@@ -40,11 +33,7 @@ pub fn format_value(v: u64, table: Table) -> String {
 
 /// The symbol of a multi-bit field (`mask`), when its value has one.
 fn field(v: u64, mask: u64, syms: &[Sym]) -> Vec<Sym> {
-    syms.iter()
-        .filter(|(_, s)| *s == v & mask)
-        .copied()
-        .take(1)
-        .collect()
+    syms.iter().filter(|(_, s)| *s == v & mask).copied().take(1).collect()
 }
 
 fn huge(v: u64, syms: &[Sym]) -> Vec<Sym> {
@@ -122,14 +111,7 @@ pub fn format_call(call: &Call) -> String {
     let v = format_value;
     let fd = |x: i64| x.to_string();
     let args: Vec<String> = match call {
-        Call::Mmap {
-            addr,
-            len,
-            prot,
-            flags,
-            fd: f,
-            offset,
-        } => {
+        Call::Mmap { addr, len, prot, flags, fd: f, offset } => {
             vec![
                 v(*addr, Hex),
                 v(*len, Dec),
@@ -144,38 +126,13 @@ pub fn format_call(call: &Call) -> String {
         }
         Call::Touch { addr, len } | Call::Peek { addr, len } => vec![v(*addr, Hex), v(*len, Dec)],
         Call::Mprotect { addr, len, prot } => vec![v(*addr, Hex), v(*len, Dec), v(*prot, Prot)],
-        Call::PkeyAlloc {
-            flags,
-            access_rights,
-        } => vec![v(*flags, Hex).replace("NULL", "0"), v(*access_rights, Pkey)],
+        Call::PkeyAlloc { flags, access_rights } => vec![v(*flags, Hex).replace("NULL", "0"), v(*access_rights, Pkey)],
         Call::PkeyFree { pkey } => vec![pkey.to_string()],
-        Call::PkeyMprotect {
-            addr,
-            len,
-            prot,
-            pkey,
-        } => {
-            vec![
-                v(*addr, Hex),
-                v(*len, Dec),
-                v(*prot, Prot),
-                pkey.to_string(),
-            ]
+        Call::PkeyMprotect { addr, len, prot, pkey } => {
+            vec![v(*addr, Hex), v(*len, Dec), v(*prot, Prot), pkey.to_string()]
         }
-        Call::Mremap {
-            old_addr,
-            old_len,
-            new_len,
-            flags,
-            new_addr,
-            explicit_new_addr,
-        } => {
-            let mut a = vec![
-                v(*old_addr, Hex),
-                v(*old_len, Dec),
-                v(*new_len, Dec),
-                v(*flags, Mremap),
-            ];
+        Call::Mremap { old_addr, old_len, new_len, flags, new_addr, explicit_new_addr } => {
+            let mut a = vec![v(*old_addr, Hex), v(*old_len, Dec), v(*new_len, Dec), v(*flags, Mremap)];
             if *explicit_new_addr {
                 a.push(v(*new_addr, Hex));
             }
@@ -185,11 +142,9 @@ pub fn format_call(call: &Call) -> String {
         Call::Mlock2 { addr, len, flags } => vec![v(*addr, Hex), v(*len, Dec), v(*flags, Mlock2)],
         Call::Mlockall { flags } => vec![v(*flags, Mcl)],
         Call::Munlockall | Call::Maps | Call::Smaps => vec![],
-        Call::Mseal { addr, len, flags } => vec![
-            v(*addr, Hex),
-            v(*len, Dec),
-            format!("{flags:#x}").replace("0x0", "0"),
-        ],
+        Call::Mseal { addr, len, flags } => {
+            vec![v(*addr, Hex), v(*len, Dec), format!("{flags:#x}").replace("0x0", "0")]
+        }
         Call::Brk { addr } => vec![v(*addr, Hex)],
         Call::PrctlSetVmaAnonName { addr, len, name } => vec![
             "PR_SET_VMA".into(),
@@ -198,17 +153,8 @@ pub fn format_call(call: &Call) -> String {
             v(*len, Dec),
             name.as_deref().map_or("NULL".into(), format_string),
         ],
-        Call::Openat {
-            dirfd,
-            path,
-            flags,
-            mode,
-        } => {
-            let mut a = vec![
-                v(*dirfd as u64, Dirfd),
-                format_string(path),
-                v(*flags, Open),
-            ];
+        Call::Openat { dirfd, path, flags, mode } => {
+            let mut a = vec![v(*dirfd as u64, Dirfd), format_string(path), v(*flags, Open)];
             if *mode != 0 {
                 a.push(v(*mode, Oct));
             }
@@ -238,12 +184,7 @@ pub fn format_call(call: &Call) -> String {
             vec![fd(*f), "F_ADD_SEALS".into(), v(*seals, Seals)]
         }
         Call::Fork { clone_flags: None } => vec![],
-        Call::Fork {
-            clone_flags: Some(f),
-        } => vec![
-            "child_stack=NULL".into(),
-            format!("flags={}", clone_flags(*f)),
-        ],
+        Call::Fork { clone_flags: Some(f) } => vec!["child_stack=NULL".into(), format!("flags={}", clone_flags(*f))],
         Call::ExitGroup { status } => vec![status.to_string()],
     };
     format!("{}({})", call.name(), args.join(", "))
@@ -251,19 +192,9 @@ pub fn format_call(call: &Call) -> String {
 
 fn clone_flags(v: u64) -> String {
     let signal = v & 0xff;
-    let mut s = flag_set(
-        v & !0xff,
-        &[],
-        &consts::CLONE[..consts::CLONE.len() - 1],
-        &[],
-        "0",
-    );
+    let mut s = flag_set(v & !0xff, &[], &consts::CLONE[..consts::CLONE.len() - 1], &[], "0");
     if signal == 17 {
-        s = if v & !0xff == 0 {
-            "SIGCHLD".into()
-        } else {
-            format!("{s}|SIGCHLD")
-        };
+        s = if v & !0xff == 0 { "SIGCHLD".into() } else { format!("{s}|SIGCHLD") };
     } else if signal != 0 {
         s = format!("{s}|{signal}");
     }
@@ -286,10 +217,7 @@ pub fn format_outcome(o: Outcome, hex: bool) -> String {
 
 /// Whether a call's successful result is an address (printed in hex).
 pub fn returns_address(call: &Call) -> bool {
-    matches!(
-        call,
-        Call::Mmap { .. } | Call::Mremap { .. } | Call::Brk { .. }
-    )
+    matches!(call, Call::Mmap { .. } | Call::Mremap { .. } | Call::Brk { .. })
 }
 
 /// A whole line: `[pid N] call(args) = result`.

@@ -14,29 +14,13 @@ fn fd() -> impl Strategy<Value = i64> {
 fn call() -> impl Strategy<Value = Call> {
     let a = any::<u64>;
     prop_oneof![
-        (a(), a(), a(), a(), fd(), a()).prop_map(|(addr, len, prot, flags, fd, offset)| {
-            Call::Mmap {
-                addr,
-                len,
-                prot,
-                flags,
-                fd,
-                offset,
-            }
-        }),
+        (a(), a(), a(), a(), fd(), a())
+            .prop_map(|(addr, len, prot, flags, fd, offset)| { Call::Mmap { addr, len, prot, flags, fd, offset } }),
         (a(), a()).prop_map(|(addr, len)| Call::Munmap { addr, len }),
         (a(), a(), a()).prop_map(|(addr, len, prot)| Call::Mprotect { addr, len, prot }),
-        (a(), a()).prop_map(|(flags, access_rights)| Call::PkeyAlloc {
-            flags,
-            access_rights
-        }),
+        (a(), a()).prop_map(|(flags, access_rights)| Call::PkeyAlloc { flags, access_rights }),
         fd().prop_map(|pkey| Call::PkeyFree { pkey }),
-        (a(), a(), a(), fd()).prop_map(|(addr, len, prot, pkey)| Call::PkeyMprotect {
-            addr,
-            len,
-            prot,
-            pkey
-        }),
+        (a(), a(), a(), fd()).prop_map(|(addr, len, prot, pkey)| Call::PkeyMprotect { addr, len, prot, pkey }),
         (a(), a(), a(), a(), a(), any::<bool>()).prop_map(
             |(old_addr, old_len, new_len, flags, n, explicit_new_addr)| {
                 Call::Mremap {
@@ -57,14 +41,12 @@ fn call() -> impl Strategy<Value = Call> {
         Just(Call::Munlockall),
         (a(), a(), a()).prop_map(|(addr, len, flags)| Call::Mseal { addr, len, flags }),
         a().prop_map(|addr| Call::Brk { addr }),
-        (a(), a(), prop::option::of(bytes()))
-            .prop_map(|(addr, len, name)| Call::PrctlSetVmaAnonName { addr, len, name }),
-        (fd(), bytes(), a(), a()).prop_map(|(dirfd, path, flags, mode)| Call::Openat {
-            dirfd,
-            path,
-            flags,
-            mode
+        (a(), a(), prop::option::of(bytes())).prop_map(|(addr, len, name)| Call::PrctlSetVmaAnonName {
+            addr,
+            len,
+            name
         }),
+        (fd(), bytes(), a(), a()).prop_map(|(dirfd, path, flags, mode)| Call::Openat { dirfd, path, flags, mode }),
         (bytes(), a(), a()).prop_map(|(path, flags, mode)| Call::Open { path, flags, mode }),
         fd().prop_map(|fd| Call::Close { fd }),
         fd().prop_map(|fd| Call::Dup { fd }),
@@ -77,9 +59,7 @@ fn call() -> impl Strategy<Value = Call> {
         (fd(), a()).prop_map(|(fd, seals)| Call::FcntlAddSeals { fd, seals }),
         fd().prop_map(|fd| Call::FcntlGetSeals { fd }),
         Just(Call::Fork { clone_flags: None }),
-        a().prop_map(|f| Call::Fork {
-            clone_flags: Some(f & !0x100)
-        }),
+        a().prop_map(|f| Call::Fork { clone_flags: Some(f & !0x100) }),
         fd().prop_map(|status| Call::ExitGroup { status }),
         (a(), a()).prop_map(|(addr, len)| Call::Touch { addr, len }),
         (a(), a()).prop_map(|(addr, len)| Call::Peek { addr, len }),
@@ -89,9 +69,7 @@ fn call() -> impl Strategy<Value = Call> {
 }
 
 fn outcome_for(call: &Call) -> BoxedStrategy<Option<Outcome>> {
-    let errno = (1u16..96)
-        .prop_filter("named", |e| consts::errno_name(*e).is_some())
-        .prop_map(Outcome::Error);
+    let errno = (1u16..96).prop_filter("named", |e| consts::errno_name(*e).is_some()).prop_map(Outcome::Error);
     match call {
         Call::Maps | Call::Smaps => Just(None).boxed(),
         Call::ExitGroup { .. } => prop_oneof![Just(None), Just(Some(Outcome::NoReturn))].boxed(),
@@ -102,23 +80,14 @@ fn outcome_for(call: &Call) -> BoxedStrategy<Option<Outcome>> {
             Just(Some(Outcome::Signal(Signal::Sigbus))),
         ]
         .boxed(),
-        _ => prop_oneof![
-            Just(None),
-            (0u64..(1 << 63)).prop_map(|v| Some(Outcome::Value(v))),
-            errno.prop_map(Some)
-        ]
-        .boxed(),
+        _ => prop_oneof![Just(None), (0u64..(1 << 63)).prop_map(|v| Some(Outcome::Value(v))), errno.prop_map(Some)]
+            .boxed(),
     }
 }
 
 fn line() -> impl Strategy<Value = Line> {
     (call(), prop::option::of(any::<u32>())).prop_flat_map(|(call, pid)| {
-        outcome_for(&call).prop_map(move |result| Line {
-            lineno: 7,
-            pid,
-            call: call.clone(),
-            result,
-        })
+        outcome_for(&call).prop_map(move |result| Line { lineno: 7, pid, call: call.clone(), result })
     })
 }
 
@@ -149,8 +118,7 @@ fn err_at(text: &str) -> (usize, usize, String) {
 
 #[test]
 fn errors_name_line_and_column() {
-    let (l, c, m) =
-        err_at("maps()\n\nmmap(NULL, 4096, PROT_READ|MAP_SHARED, MAP_PRIVATE, -1, 0)\n");
+    let (l, c, m) = err_at("maps()\n\nmmap(NULL, 4096, PROT_READ|MAP_SHARED, MAP_PRIVATE, -1, 0)\n");
     assert_eq!((l, c), (3, 28), "{m}");
     let (l, c, _) = err_at("frobnicate(1)\n");
     assert_eq!((l, c), (1, 1));
@@ -191,15 +159,7 @@ fn strace_decorations_are_accepted() {
     assert_eq!(t.lines[1].result, Some(Outcome::Error(22)));
     assert_eq!(t.lines[2].result, Some(Outcome::Value(1)));
     assert_eq!(t.lines[3].result, Some(Outcome::NoReturn));
-    assert_eq!(
-        t.lines[4].call,
-        Call::Openat {
-            dirfd: -100,
-            path: b"aAA\n".to_vec(),
-            flags: 0o102,
-            mode: 0o600
-        }
-    );
+    assert_eq!(t.lines[4].call, Call::Openat { dirfd: -100, path: b"aAA\n".to_vec(), flags: 0o102, mode: 0o600 });
 }
 
 #[test]
@@ -207,13 +167,7 @@ fn headers_set_the_scope() {
     let t = parse_trace("# whole-space\nmaps()\n").unwrap();
     assert_eq!(t.scope, Some(vmaspace_trace::Scope::WholeSpace));
     let t = parse_trace("# window: 0x1000-2000\nmaps()\n").unwrap();
-    assert_eq!(
-        t.scope,
-        Some(vmaspace_trace::Scope::Window {
-            start: 0x1000,
-            end: 0x2000
-        })
-    );
+    assert_eq!(t.scope, Some(vmaspace_trace::Scope::Window { start: 0x1000, end: 0x2000 }));
     let t = parse_trace("maps()\n").unwrap();
     assert_eq!(t.effective_scope(), vmaspace_trace::DEFAULT_WINDOW);
 }

@@ -57,16 +57,14 @@ impl AddressSpace {
                 return Err(FaultSignal::Sigsegv);
             }
             let s = vma.start;
-            self.expand_downwards(s, page)
-                .map_err(|_| FaultSignal::Sigsegv)?
+            self.expand_downwards(s, page).map_err(|_| FaultSignal::Sigsegv)?
         } else {
             vma.start
         };
         let vma = self.tree.get(vma_start).expect("faulting VMA");
         // access_error()
         let write = access == Access::Write;
-        if (write && !vma.flags.contains(VmFlags::WRITE)) || (!write && !vma.flags.is_accessible())
-        {
+        if (write && !vma.flags.contains(VmFlags::WRITE)) || (!write && !vma.flags.is_accessible()) {
             return Err(FaultSignal::Sigsegv);
         }
         if !self.pkeys.allows(vma.flags.pkey(), write) {
@@ -81,12 +79,7 @@ impl AddressSpace {
     /// Whether an access to `page` has anything to fault in: a missing page, a copy-on-write
     /// of a file page in a private VMA, or the first write to a clean shared page.
     fn needs_fault(&self, vma_start: u64, page: u64, access: Access) -> bool {
-        let private = !self
-            .tree
-            .get(vma_start)
-            .expect("VMA")
-            .flags
-            .contains(VmFlags::SHARED);
+        let private = !self.tree.get(vma_start).expect("VMA").flags.contains(VmFlags::SHARED);
         match self.pages.get(&page) {
             None => true,
             Some(Page::Anon) => false,
@@ -104,8 +97,7 @@ impl AddressSpace {
         if !self.needs_fault(start, page, access) {
             return Ok(());
         }
-        self.fault_in(start, page, access)
-            .map_err(|_| Errno::EFAULT)
+        self.fault_in(start, page, access).map_err(|_| Errno::EFAULT)
     }
 
     /// Makes `page` present in the VMA at `vma_start` (Linux: `do_anonymous_page`,
@@ -158,8 +150,7 @@ impl AddressSpace {
             self.next_anon_vma += 1;
             self.next_anon_vma
         });
-        self.tree.get_mut(vma_start).expect("VMA").anon_vma =
-            Some(AnonVmaRef { id, forked: false });
+        self.tree.get_mut(vma_start).expect("VMA").anon_vma = Some(AnonVmaRef { id, forked: false });
     }
 
     /// Linux: `find_mergeable_anon_vma()`: next first, then prev.

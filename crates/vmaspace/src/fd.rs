@@ -19,10 +19,7 @@ const F_ALL_SEALS: u64 = 0x3f;
 impl AddressSpace {
     /// Opens `/dev/null` as fds 0, 1 and 2, as the process a trace runs in has them.
     pub fn open_stdio(&mut self) {
-        let (null, _) = self
-            .vfs
-            .lookup(b"/dev/null", false)
-            .expect("/dev/null exists");
+        let (null, _) = self.vfs.lookup(b"/dev/null", false).expect("/dev/null exists");
         let modes = [(true, false), (false, true), (false, true)];
         for (fd, (read, write)) in modes.into_iter().enumerate() {
             let f = self.vfs.open_inode(null.clone(), FMode { read, write });
@@ -30,10 +27,14 @@ impl AddressSpace {
         }
     }
 
+    /// Makes an open file (of any driver, the embedder's included) available to `mmap` as the
+    /// lowest free descriptor, which is returned.
+    pub fn install_file(&mut self, file: Arc<OpenFile>) -> SysResult {
+        self.install_fd(file)
+    }
+
     fn install_fd(&mut self, file: Arc<OpenFile>) -> SysResult {
-        let fd = (0..)
-            .find(|fd| !self.fds.contains_key(fd))
-            .expect("a free fd");
+        let fd = (0..).find(|fd| !self.fds.contains_key(fd)).expect("a free fd");
         if fd as u64 >= self.settings.rlimit_nofile {
             return Err(Errno::EMFILE);
         }
@@ -44,10 +45,7 @@ impl AddressSpace {
     /// The file open as `fd`. Descriptor arguments are `unsigned int` in the kernel: the upper
     /// 32 bits of the register are ignored.
     pub(crate) fn fd_file(&self, fd: i64) -> Result<Arc<OpenFile>, Errno> {
-        fd_index(fd)
-            .and_then(|fd| self.fds.get(&fd))
-            .cloned()
-            .ok_or(Errno::EBADF)
+        fd_index(fd).and_then(|fd| self.fds.get(&fd)).cloned().ok_or(Errno::EBADF)
     }
 
     /// `openat(dirfd, path, flags, mode)`.
@@ -73,22 +71,10 @@ impl AddressSpace {
         }
         // OPEN_FMODE(): O_ACCMODE 3 opens for neither reading nor writing.
         let mode = match flags & open::ACCMODE {
-            open::RDONLY => FMode {
-                read: true,
-                write: false,
-            },
-            open::WRONLY => FMode {
-                read: false,
-                write: true,
-            },
-            open::RDWR => FMode {
-                read: true,
-                write: true,
-            },
-            _ => FMode {
-                read: false,
-                write: false,
-            },
+            open::RDONLY => FMode { read: true, write: false },
+            open::WRONLY => FMode { read: false, write: true },
+            open::RDWR => FMode { read: true, write: true },
+            _ => FMode { read: false, write: false },
         };
         if flags & open::TRUNC != 0 && mode.write && inode.kind == InodeKind::Regular {
             inode.state().size = 0;
@@ -118,9 +104,7 @@ impl AddressSpace {
     /// `dup2(old, new)`.
     pub fn dup2(&mut self, old: i64, new: i64) -> SysResult {
         let f = self.fd_file(old)?;
-        let new32 = fd_index(new)
-            .filter(|n| (*n as u64) < self.settings.rlimit_nofile)
-            .ok_or(Errno::EBADF)?;
+        let new32 = fd_index(new).filter(|n| (*n as u64) < self.settings.rlimit_nofile).ok_or(Errno::EBADF)?;
         self.fds.insert(new32, f);
         Ok(new32 as u64)
     }
@@ -151,9 +135,7 @@ impl AddressSpace {
             if f.inode.kind == InodeKind::Secretmem && st.size != 0 {
                 return Err(Errno::EINVAL);
             }
-            if (len < st.size && st.seals & seal::SHRINK != 0)
-                || (len > st.size && st.seals & seal::GROW != 0)
-            {
+            if (len < st.size && st.seals & seal::SHRINK != 0) || (len > st.size && st.seals & seal::GROW != 0) {
                 return Err(Errno::EPERM);
             }
             st.size = len;
@@ -170,17 +152,11 @@ impl AddressSpace {
         let vmas: Vec<(u64, u64, u64)> = self
             .tree
             .iter()
-            .filter(|v| {
-                v.file
-                    .as_ref()
-                    .is_some_and(|vf| Arc::ptr_eq(&vf.inode, inode))
-            })
+            .filter(|v| v.file.as_ref().is_some_and(|vf| Arc::ptr_eq(&vf.inode, inode)))
             .map(|v| (v.start, v.end, v.pgoff))
             .collect();
         for (start, end, pgoff) in vmas {
-            let past = end_index
-                .saturating_sub(pgoff)
-                .saturating_mul(crate::addr::PAGE_SIZE);
+            let past = end_index.saturating_sub(pgoff).saturating_mul(crate::addr::PAGE_SIZE);
             let first_gone = start.saturating_add(past);
             if first_gone >= end {
                 continue;
@@ -220,9 +196,7 @@ impl AddressSpace {
         }
         let mut path = b"/memfd:".to_vec();
         path.extend_from_slice(name);
-        let inode = self
-            .vfs
-            .new_internal(InodeKind::Shmem, dev::SHMEM, &path, 0);
+        let inode = self.vfs.new_internal(InodeKind::Shmem, dev::SHMEM, &path, 0);
         {
             let mut st = inode.state();
             st.seals = seal::SEAL;
@@ -233,13 +207,7 @@ impl AddressSpace {
                 st.seals = 0;
             }
         }
-        let file = self.vfs.open_inode(
-            inode,
-            FMode {
-                read: true,
-                write: true,
-            },
-        );
+        let file = self.vfs.open_inode(inode, FMode { read: true, write: true });
         self.install_fd(file)
     }
 
@@ -248,16 +216,8 @@ impl AddressSpace {
         if flags & !open::CLOEXEC != 0 {
             return Err(Errno::EINVAL);
         }
-        let inode = self
-            .vfs
-            .new_internal(InodeKind::Secretmem, dev::SECRETMEM, b"/secretmem", 0);
-        let file = self.vfs.open_inode(
-            inode,
-            FMode {
-                read: true,
-                write: true,
-            },
-        );
+        let inode = self.vfs.new_internal(InodeKind::Secretmem, dev::SECRETMEM, b"/secretmem", 0);
+        let file = self.vfs.open_inode(inode, FMode { read: true, write: true });
         self.install_fd(file)
     }
 
@@ -292,10 +252,7 @@ impl AddressSpace {
         if seals & seal::EXEC != 0 && f.inode.state().executable {
             seals |= seal::SHRINK | seal::GROW | seal::WRITE | seal::FUTURE_WRITE;
         }
-        if seals & seal::WRITE != 0
-            && current & seal::WRITE == 0
-            && self.has_writable_shared_mapping(&f)
-        {
+        if seals & seal::WRITE != 0 && current & seal::WRITE == 0 && self.has_writable_shared_mapping(&f) {
             return Err(Errno::EBUSY);
         }
         f.inode.state().seals |= seals;
@@ -305,9 +262,7 @@ impl AddressSpace {
     fn has_writable_shared_mapping(&self, f: &Arc<OpenFile>) -> bool {
         self.tree.iter().any(|v| {
             v.flags.contains(VmFlags::SHARED | VmFlags::MAYWRITE)
-                && v.file
-                    .as_ref()
-                    .is_some_and(|vf| Arc::ptr_eq(&vf.inode, &f.inode))
+                && v.file.as_ref().is_some_and(|vf| Arc::ptr_eq(&vf.inode, &f.inode))
         })
     }
 }

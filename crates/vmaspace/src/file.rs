@@ -73,11 +73,7 @@ pub struct VmaView {
 
 impl fmt::Debug for VmaView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "VmaView({:#x}-{:#x} pgoff {:#x} {:?})",
-            self.start, self.end, self.pgoff, self.flags
-        )
+        write!(f, "VmaView({:#x}-{:#x} pgoff {:#x} {:?})", self.start, self.end, self.pgoff, self.flags)
     }
 }
 
@@ -121,10 +117,7 @@ pub struct VmOperations {
 impl VmOperations {
     /// Operations with nothing set but a label (like `generic_file_vm_ops` for the model).
     pub fn labelled(label: &'static str) -> VmOperations {
-        VmOperations {
-            label,
-            ..VmOperations::default()
-        }
+        VmOperations { label, ..VmOperations::default() }
     }
     pub fn has_close(&self) -> bool {
         self.close.is_some()
@@ -183,12 +176,7 @@ pub struct Inode {
 
 impl Inode {
     pub fn new(ino: u64, dev: (u32, u32), kind: InodeKind, state: InodeState) -> Inode {
-        Inode {
-            ino,
-            dev,
-            kind,
-            state: Mutex::new(state),
-        }
+        Inode { ino, dev, kind, state: Mutex::new(state) }
     }
     /// Whether the inode's mount is `noexec` (secretmem's internal mount is): mappings get no
     /// `VM_MAYEXEC`, and `PROT_EXEC` is refused.
@@ -267,12 +255,7 @@ pub struct CFileOperations {
 
 impl fmt::Debug for CFileOperations {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "CFileOperations {{ mmap: {}, mmap_prepare: {} }}",
-            self.mmap.is_some(),
-            self.mmap_prepare.is_some()
-        )
+        write!(f, "CFileOperations {{ mmap: {}, mmap_prepare: {} }}", self.mmap.is_some(), self.mmap_prepare.is_some())
     }
 }
 
@@ -302,17 +285,8 @@ pub struct FileOperations {
 
 impl FileOperations {
     /// Operations from a C-style table.
-    pub fn from_c_table(
-        label: &'static str,
-        table: CFileOperations,
-        placement: Placement,
-    ) -> FileOperations {
-        FileOperations {
-            label,
-            hook: MmapHook::try_from(table),
-            placement,
-            mmap_sync: false,
-        }
+    pub fn from_c_table(label: &'static str, table: CFileOperations, placement: Placement) -> FileOperations {
+        FileOperations { label, hook: MmapHook::try_from(table), placement, mmap_sync: false }
     }
 }
 
@@ -335,12 +309,7 @@ pub struct OpenFile {
 
 impl OpenFile {
     pub fn new(id: u64, inode: Arc<Inode>, mode: FMode, ops: Arc<FileOperations>) -> OpenFile {
-        OpenFile {
-            id,
-            inode,
-            mode,
-            ops,
-        }
+        OpenFile { id, inode, mode, ops }
     }
     /// A number identifying this open file description within its [`crate::Vfs`].
     pub fn id(&self) -> u64 {
@@ -353,6 +322,22 @@ impl OpenFile {
 /// Read-only: [`mm`](Self::mm), [`file`](Self::file), [`start`](Self::start),
 /// [`end`](Self::end). Read-write: `pgoff`, `vm_file`, `vm_flags`, `page_prot`. Write-only:
 /// `vm_ops`, `private_data` (they start empty; a hook sets them, it cannot read them).
+///
+/// The type enforces the three kinds: a hook cannot move the mapping,
+///
+/// ```compile_fail
+/// fn move_it(desc: &mut vmaspace::VmAreaDesc<'_>) {
+///     desc.set_start(0);
+/// }
+/// ```
+///
+/// nor read back the write-only fields:
+///
+/// ```compile_fail
+/// fn peek(desc: &vmaspace::VmAreaDesc<'_>) {
+///     let _ = desc.vm_ops();
+/// }
+/// ```
 pub struct VmAreaDesc<'a> {
     mm: MmInfo,
     file: &'a Arc<OpenFile>,
@@ -368,11 +353,7 @@ pub struct VmAreaDesc<'a> {
 
 impl fmt::Debug for VmAreaDesc<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "VmAreaDesc({:#x}-{:#x} pgoff {:#x} {:?})",
-            self.start, self.end, self.pgoff, self.vm_flags
-        )
+        write!(f, "VmAreaDesc({:#x}-{:#x} pgoff {:#x} {:?})", self.start, self.end, self.pgoff, self.vm_flags)
     }
 }
 
@@ -491,11 +472,7 @@ pub struct LegacyVma<'a> {
 
 impl fmt::Debug for LegacyVma<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "LegacyVma({:#x}-{:#x} pgoff {:#x} {:?})",
-            self.start, self.end, self.pgoff, self.flags
-        )
+        write!(f, "LegacyVma({:#x}-{:#x} pgoff {:#x} {:?})", self.start, self.end, self.pgoff, self.flags)
     }
 }
 
@@ -503,11 +480,7 @@ impl fmt::Debug for LegacyVma<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DriverBug {
     /// A legacy `.mmap` moved `vm_start`.
-    ChangedStart {
-        file: &'static str,
-        from: u64,
-        to: u64,
-    },
+    ChangedStart { file: &'static str, from: u64, to: u64 },
     /// A legacy `.mmap` added `VM_MAYWRITE`.
     AddedMayWrite { file: &'static str },
     /// An operations table with both `.mmap` and `.mmap_prepare`.

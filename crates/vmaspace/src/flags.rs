@@ -109,9 +109,9 @@ impl VmFlags {
 
 /// Bit → mnemonic (fs/proc/task_mmu.c). Empty strings print nothing; `??` marks unnamed bits.
 const MNEMONICS: [&str; 43] = [
-    "rd", "wr", "ex", "sh", "mr", "mw", "me", "ms", "gd", "um", "pf", "??", "uw", "lo", "io", "sr",
-    "rr", "dc", "de", "lf", "ac", "nr", "ht", "sf", "ar", "wf", "dd", "sd", "mm", "hg", "nh", "mg",
-    "", "", "", "", "??", "ss", "??", "??", "dp", "ui", "sl",
+    "rd", "wr", "ex", "sh", "mr", "mw", "me", "ms", "gd", "um", "pf", "??", "uw", "lo", "io", "sr", "rr", "dc", "de",
+    "lf", "ac", "nr", "ht", "sf", "ar", "wf", "dd", "sd", "mm", "hg", "nh", "mg", "", "", "", "", "??", "ss", "??",
+    "??", "dp", "ui", "sl",
 ];
 
 impl BitOr for VmFlags {

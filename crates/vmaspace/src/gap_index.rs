@@ -39,12 +39,7 @@ pub(crate) struct GapIndex {
 
 impl Default for GapIndex {
     fn default() -> GapIndex {
-        GapIndex {
-            nodes: Vec::new(),
-            free: Vec::new(),
-            root: NIL,
-            seed: 0x9e37_79b9,
-        }
+        GapIndex { nodes: Vec::new(), free: Vec::new(), root: NIL, seed: 0x9e37_79b9 }
     }
 }
 
@@ -115,14 +110,7 @@ impl GapIndex {
     /// Adds the VMA starting at `key` with the gap below it starting at `gap_start`.
     pub fn insert(&mut self, key: u64, gap_start: u64) {
         let prio = self.next_prio();
-        let node = Node {
-            key,
-            gap_start,
-            max_gap: key - gap_start,
-            prio,
-            left: NIL,
-            right: NIL,
-        };
+        let node = Node { key, gap_start, max_gap: key - gap_start, prio, left: NIL, right: NIL };
         let i = match self.free.pop() {
             Some(i) => {
                 self.nodes[i as usize] = node;

@@ -12,27 +12,16 @@ use crate::merge::Vmg;
 use crate::vma::{AnonVmaRef, Vma};
 use std::sync::Arc;
 
-const BASE: VmFlags =
-    VmFlags(VmFlags::READ.0 | VmFlags::WRITE.0 | VmFlags::MAYREAD.0 | VmFlags::MAYWRITE.0);
-const DUMMY: AnonVmaRef = AnonVmaRef {
-    id: 1,
-    forked: false,
-};
-const DUMMY_2: AnonVmaRef = AnonVmaRef {
-    id: 2,
-    forked: false,
-};
+const BASE: VmFlags = VmFlags(VmFlags::READ.0 | VmFlags::WRITE.0 | VmFlags::MAYREAD.0 | VmFlags::MAYWRITE.0);
+const DUMMY: AnonVmaRef = AnonVmaRef { id: 1, forked: false };
+const DUMMY_2: AnonVmaRef = AnonVmaRef { id: 2, forked: false };
 
 fn dummy_ops() -> Arc<VmOperations> {
     Arc::new(VmOperations::labelled("vma_dummy_vm_ops"))
 }
 
 fn close_ops() -> Arc<VmOperations> {
-    Arc::new(VmOperations {
-        label: "close",
-        close: Some(Arc::new(|_| {})),
-        ..VmOperations::default()
-    })
+    Arc::new(VmOperations { label: "close", close: Some(Arc::new(|_| {})), ..VmOperations::default() })
 }
 
 fn mm() -> AddressSpace {
@@ -50,9 +39,7 @@ fn link(mm: &mut AddressSpace, start: u64, end: u64, pgoff: u64, flags: VmFlags)
 }
 
 fn vma(mm: &AddressSpace, start: u64) -> &Vma {
-    mm.tree
-        .get(start)
-        .unwrap_or_else(|| panic!("no VMA at {start:#x}: {:?}", mm.tree))
+    mm.tree.get(start).unwrap_or_else(|| panic!("no VMA at {start:#x}: {:?}", mm.tree))
 }
 
 fn set(mm: &mut AddressSpace, start: u64, f: impl FnOnce(&mut Vma)) {
@@ -64,24 +51,12 @@ fn range(mm: &AddressSpace, start: u64) -> (u64, u64, u64) {
     (v.start, v.end, v.pgoff)
 }
 
-fn do_merge_new(
-    mm: &mut AddressSpace,
-    start: u64,
-    end: u64,
-    pgoff: u64,
-    flags: VmFlags,
-) -> Option<u64> {
+fn do_merge_new(mm: &mut AddressSpace, start: u64, end: u64, pgoff: u64, flags: VmFlags) -> Option<u64> {
     mm.vma_merge_new_range(&Vmg::new_range(start, end, pgoff, flags, None))
 }
 
 /// `try_merge_new_vma()`: merge, else allocate and link.
-fn try_merge_new(
-    mm: &mut AddressSpace,
-    start: u64,
-    end: u64,
-    pgoff: u64,
-    flags: VmFlags,
-) -> (u64, bool) {
+fn try_merge_new(mm: &mut AddressSpace, start: u64, end: u64, pgoff: u64, flags: VmFlags) -> (u64, bool) {
     match do_merge_new(mm, start, end, pgoff, flags) {
         Some(s) => (s, true),
         None => (link(mm, start, end, pgoff, flags), false),
@@ -116,9 +91,7 @@ fn simple_merge() {
 fn simple_modify() {
     let mut mm = mm();
     link(&mut mm, 0, 0x3000, 0, BASE);
-    let r = mm
-        .vma_modify(0, 0x1000, 0x2000, VmFlags::READ | VmFlags::MAYREAD)
-        .unwrap();
+    let r = mm.vma_modify(0, 0x1000, 0x2000, VmFlags::READ | VmFlags::MAYREAD).unwrap();
     assert_eq!(range(&mm, r), (0x1000, 0x2000, 1));
     assert_eq!(range(&mm, 0), (0, 0x1000, 0));
     assert_eq!(range(&mm, 0x2000), (0x2000, 0x3000, 2));
@@ -198,16 +171,8 @@ fn merge_new() {
 
 #[test]
 fn vma_merge_special_flags() {
-    let specials = [
-        VmFlags::IO,
-        VmFlags::DONTEXPAND,
-        VmFlags::PFNMAP,
-        VmFlags::MIXEDMAP,
-    ];
-    assert_eq!(
-        specials.iter().fold(VmFlags::NONE, |a, b| a | *b),
-        VmFlags::SPECIAL
-    );
+    let specials = [VmFlags::IO, VmFlags::DONTEXPAND, VmFlags::PFNMAP, VmFlags::MIXEDMAP];
+    assert_eq!(specials.iter().fold(VmFlags::NONE, |a, b| a | *b), VmFlags::SPECIAL);
     let mut mm = mm();
     link(&mut mm, 0, 0x3000, 0, BASE);
     for f in specials {
@@ -217,10 +182,7 @@ fn vma_merge_special_flags() {
     link(&mut mm, 0x3000, 0x4000, 3, BASE);
     for f in specials {
         set(&mut mm, 0, |v| v.flags = BASE | f);
-        assert_eq!(
-            do_merge_existing(&mut mm, 0x3000, 0x3000, 0x4000, BASE | f, None),
-            None
-        );
+        assert_eq!(do_merge_existing(&mut mm, 0x3000, 0x3000, 0x4000, BASE | f, None), None);
     }
     assert_eq!(mm.map_count(), 2);
 }
@@ -240,20 +202,14 @@ fn vma_merge_with_close() {
     link(&mut mm, 0, 0x3000, 0, BASE);
     link(&mut mm, 0x3000, 0x5000, 3, BASE);
     set(&mut mm, 0x3000, |v| v.ops = Some(close_ops()));
-    assert_eq!(
-        do_merge_existing(&mut mm, 0x3000, 0x3000, 0x5000, BASE, None),
-        None
-    );
+    assert_eq!(do_merge_existing(&mut mm, 0x3000, 0x3000, 0x5000, BASE, None), None);
     assert_eq!(mm.map_count(), 2);
     // c. Whole middle with close, merging into next: refused.
     let mut mm = self::mm();
     link(&mut mm, 0x3000, 0x5000, 3, BASE);
     link(&mut mm, 0x5000, 0x9000, 5, BASE);
     set(&mut mm, 0x3000, |v| v.ops = Some(close_ops()));
-    assert_eq!(
-        do_merge_existing(&mut mm, 0x3000, 0x3000, 0x5000, BASE, None),
-        None
-    );
+    assert_eq!(do_merge_existing(&mut mm, 0x3000, 0x3000, 0x5000, BASE, None), None);
     assert_eq!(mm.map_count(), 2);
     // d. prev, middle with close, next: refused.
     let mut mm = self::mm();
@@ -261,10 +217,7 @@ fn vma_merge_with_close() {
     link(&mut mm, 0x3000, 0x5000, 3, BASE);
     link(&mut mm, 0x5000, 0x9000, 5, BASE);
     set(&mut mm, 0x3000, |v| v.ops = Some(close_ops()));
-    assert_eq!(
-        do_merge_existing(&mut mm, 0x3000, 0x3000, 0x5000, BASE, None),
-        None
-    );
+    assert_eq!(do_merge_existing(&mut mm, 0x3000, 0x3000, 0x5000, BASE, None), None);
     assert_eq!(mm.map_count(), 3);
     // e. next has close: the merge becomes prev + middle.
     let mut mm = self::mm();
@@ -272,10 +225,7 @@ fn vma_merge_with_close() {
     link(&mut mm, 0x3000, 0x5000, 3, BASE);
     link(&mut mm, 0x5000, 0x9000, 5, BASE);
     set(&mut mm, 0x5000, |v| v.ops = Some(close_ops()));
-    assert_eq!(
-        do_merge_existing(&mut mm, 0x3000, 0x3000, 0x5000, BASE, None),
-        Some(0)
-    );
+    assert_eq!(do_merge_existing(&mut mm, 0x3000, 0x3000, 0x5000, BASE, None), Some(0));
     assert_eq!(range(&mm, 0), (0, 0x5000, 0));
     assert_eq!(mm.map_count(), 2);
 }
@@ -359,18 +309,10 @@ fn merge_existing() {
     link(&mut mm, 0, 0x3000, 0, BASE);
     link(&mut mm, 0x3000, 0x8000, 3, BASE);
     link(&mut mm, 0x8000, 0xa000, 8, BASE);
-    for (s, e) in [
-        (0x4000, 0x5000),
-        (0x5000, 0x6000),
-        (0x6000, 0x7000),
-        (0x4000, 0x7000),
-        (0x4000, 0x6000),
-        (0x5000, 0x6000),
-    ] {
-        assert_eq!(
-            do_merge_existing(&mut mm, 0x3000, s, e, BASE, Some(DUMMY)),
-            None
-        );
+    for (s, e) in
+        [(0x4000, 0x5000), (0x5000, 0x6000), (0x6000, 0x7000), (0x4000, 0x7000), (0x4000, 0x6000), (0x5000, 0x6000)]
+    {
+        assert_eq!(do_merge_existing(&mut mm, 0x3000, s, e, BASE, Some(DUMMY)), None);
     }
     assert_eq!(mm.map_count(), 3);
 }
@@ -384,10 +326,7 @@ fn anon_vma_non_mergeable() {
     set(&mut mm, 0, |v| v.anon_vma = Some(DUMMY));
     set(&mut mm, 0x7000, |v| v.anon_vma = Some(DUMMY_2));
     // a. Existing: prev and next have different anon_vmas, so only prev merges.
-    assert_eq!(
-        do_merge_existing(&mut mm, 0x3000, 0x3000, 0x7000, BASE, None),
-        Some(0)
-    );
+    assert_eq!(do_merge_existing(&mut mm, 0x3000, 0x3000, 0x7000, BASE, None), Some(0));
     assert_eq!(range(&mm, 0), (0, 0x7000, 0));
     assert_eq!(range(&mm, 0x7000), (0x7000, 0x9000, 7));
     assert_eq!(mm.map_count(), 2);
@@ -419,10 +358,7 @@ fn dup_anon_vma() {
     link(&mut mm, 0x3000, 0x5000, 3, BASE);
     link(&mut mm, 0x5000, 0x8000, 5, BASE);
     set(&mut mm, 0x5000, |v| v.anon_vma = Some(DUMMY));
-    assert_eq!(
-        do_merge_existing(&mut mm, 0x3000, 0x3000, 0x5000, BASE, None),
-        Some(0)
-    );
+    assert_eq!(do_merge_existing(&mut mm, 0x3000, 0x3000, 0x5000, BASE, None), Some(0));
     assert_eq!(range(&mm, 0), (0, 0x8000, 0));
     assert_eq!(vma(&mm, 0).anon_vma, Some(DUMMY));
     // c. Merge both with the middle's anon_vma.
@@ -431,10 +367,7 @@ fn dup_anon_vma() {
     link(&mut mm, 0x3000, 0x5000, 3, BASE);
     link(&mut mm, 0x5000, 0x8000, 5, BASE);
     set(&mut mm, 0x3000, |v| v.anon_vma = Some(DUMMY));
-    assert_eq!(
-        do_merge_existing(&mut mm, 0x3000, 0x3000, 0x5000, BASE, Some(DUMMY)),
-        Some(0)
-    );
+    assert_eq!(do_merge_existing(&mut mm, 0x3000, 0x3000, 0x5000, BASE, Some(DUMMY)), Some(0));
     assert_eq!(range(&mm, 0), (0, 0x8000, 0));
     assert_eq!(vma(&mm, 0).anon_vma, Some(DUMMY));
     // d. Merge left, partial, with the middle's anon_vma.
@@ -442,10 +375,7 @@ fn dup_anon_vma() {
     link(&mut mm, 0, 0x3000, 0, BASE);
     link(&mut mm, 0x3000, 0x8000, 3, BASE);
     set(&mut mm, 0x3000, |v| v.anon_vma = Some(DUMMY));
-    assert_eq!(
-        do_merge_existing(&mut mm, 0x3000, 0x3000, 0x5000, BASE, Some(DUMMY)),
-        Some(0)
-    );
+    assert_eq!(do_merge_existing(&mut mm, 0x3000, 0x3000, 0x5000, BASE, Some(DUMMY)), Some(0));
     assert_eq!(range(&mm, 0), (0, 0x5000, 0));
     assert_eq!(vma(&mm, 0).anon_vma, Some(DUMMY));
     // e. Merge right, partial, with the middle's anon_vma.

@@ -108,9 +108,7 @@ impl Default for Settings {
             rlimit_nofile: 1024,
             cap_ipc_lock: true,
             cap_sys_rawio: true,
-            overcommit: Overcommit::Guess {
-                ram_and_swap_pages: (24u64 << 30) >> addr::PAGE_SHIFT,
-            },
+            overcommit: Overcommit::Guess { ram_and_swap_pages: (24u64 << 30) >> addr::PAGE_SHIFT },
         }
     }
 }
@@ -194,12 +192,7 @@ pub(crate) struct Pkeys {
 
 impl Default for Pkeys {
     fn default() -> Pkeys {
-        Pkeys {
-            allocated: 1,
-            execute_only: None,
-            access_denied: 0,
-            write_denied: 0,
-        }
+        Pkeys { allocated: 1, execute_only: None, access_denied: 0, write_denied: 0 }
     }
 }
 
@@ -315,13 +308,9 @@ impl AddressSpace {
     /// Checks every invariant; the error says which one fails.
     pub fn validate(&self) -> Result<(), String> {
         let mut prev_end = 0u64;
-        let mut sum = Counters {
-            locked_vm: self.counters.locked_vm,
-            ..Counters::default()
-        };
+        let mut sum = Counters { locked_vm: self.counters.locked_vm, ..Counters::default() };
         for v in self.tree.iter() {
-            if v.start >= v.end || !addr::is_page_aligned(v.start) || !addr::is_page_aligned(v.end)
-            {
+            if v.start >= v.end || !addr::is_page_aligned(v.start) || !addr::is_page_aligned(v.end) {
                 return Err(format!("bad range {v:?}"));
             }
             if v.start < prev_end {
@@ -334,28 +323,13 @@ impl AddressSpace {
             sum.account(v.flags, v.pages() as i64);
         }
         if sum != self.counters {
-            return Err(format!(
-                "counters {:?} but the VMAs add up to {sum:?}",
-                self.counters
-            ));
+            return Err(format!("counters {:?} but the VMAs add up to {sum:?}", self.counters));
         }
-        let locked: u64 = self
-            .tree
-            .iter()
-            .filter(|v| v.flags.contains(VmFlags::LOCKED))
-            .map(|v| v.pages())
-            .sum();
+        let locked: u64 = self.tree.iter().filter(|v| v.flags.contains(VmFlags::LOCKED)).map(|v| v.pages()).sum();
         if locked != self.counters.locked_vm {
-            return Err(format!(
-                "locked_vm {} but VM_LOCKED VMAs hold {locked} pages",
-                self.counters.locked_vm
-            ));
+            return Err(format!("locked_vm {} but VM_LOCKED VMAs hold {locked} pages", self.counters.locked_vm));
         }
-        if let Some((&page, _)) = self
-            .pages
-            .iter()
-            .find(|(p, _)| self.tree.vma_lookup(**p).is_none())
-        {
+        if let Some((&page, _)) = self.pages.iter().find(|(p, _)| self.tree.vma_lookup(**p).is_none()) {
             return Err(format!("page {page:#x} is present outside every VMA"));
         }
         Ok(())

@@ -33,13 +33,7 @@ pub(crate) struct Vmg {
 
 impl Vmg {
     /// A proposal for a new range (`VMG_STATE`).
-    pub fn new_range(
-        start: u64,
-        end: u64,
-        pgoff: u64,
-        flags: VmFlags,
-        file: Option<Arc<OpenFile>>,
-    ) -> Vmg {
+    pub fn new_range(start: u64, end: u64, pgoff: u64, flags: VmFlags, file: Option<Arc<OpenFile>>) -> Vmg {
         Vmg {
             start,
             end,
@@ -163,14 +157,7 @@ impl AddressSpace {
 
     /// Linux: `vma_expand()`: grows `target` to `[start, end)`, removing `next` when the new
     /// range swallows it. Returns the target's new start.
-    pub(crate) fn vma_expand(
-        &mut self,
-        target: u64,
-        start: u64,
-        end: u64,
-        pgoff: u64,
-        next: Option<&Vma>,
-    ) -> u64 {
+    pub(crate) fn vma_expand(&mut self, target: u64, start: u64, end: u64, pgoff: u64, next: Option<&Vma>) -> u64 {
         let mut t = self.tree.remove(target).expect("merge target exists");
         if let Some(n) = next.filter(|n| n.start != target && n.end == end) {
             let removed = self.tree.remove(n.start).expect("merged next exists");
@@ -194,22 +181,11 @@ impl AddressSpace {
         if vmg.flags.intersects(VmFlags::SPECIAL) || (!left_side && !right_side) {
             return None;
         }
-        let prev = if left_side {
-            self.tree.prev_of(middle.start).cloned()
-        } else {
-            None
-        };
+        let prev = if left_side { self.tree.prev_of(middle.start).cloned() } else { None };
         let merge_left = left_side && vmg.can_merge_left(prev.as_ref());
-        let next = if right_side {
-            self.tree
-                .next_from(middle.end)
-                .filter(|n| n.start == middle.end)
-                .cloned()
-        } else {
-            None
-        };
-        let mut merge_right =
-            right_side && vmg.can_merge_right(prev.as_ref(), next.as_ref(), merge_left);
+        let next =
+            if right_side { self.tree.next_from(middle.end).filter(|n| n.start == middle.end).cloned() } else { None };
+        let mut merge_right = right_side && vmg.can_merge_right(prev.as_ref(), next.as_ref(), merge_left);
         if !merge_left && !merge_right {
             return None;
         }
@@ -226,14 +202,7 @@ impl AddressSpace {
             let mut t = self.tree.remove(p.start)?;
             self.tree.remove(middle.start);
             self.tree.remove(n.start);
-            dup_anon_vma(
-                &mut t,
-                if n.anon_vma.is_some() {
-                    n.anon_vma
-                } else {
-                    mid_anon
-                },
-            );
+            dup_anon_vma(&mut t, if n.anon_vma.is_some() { n.anon_vma } else { mid_anon });
             t.end = n.end;
             let s = t.start;
             self.tree.insert(t);
@@ -298,18 +267,8 @@ impl AddressSpace {
     /// Linux: `vma_modify()`: makes `[start, end)` of the VMA at `vma_start` a VMA of its own
     /// that can take `flags`: merged into a neighbour, or split out. Returns its start; the
     /// caller writes the new attributes.
-    pub(crate) fn vma_modify(
-        &mut self,
-        vma_start: u64,
-        start: u64,
-        end: u64,
-        flags: VmFlags,
-    ) -> Result<u64, Errno> {
-        let vma = self
-            .tree
-            .get(vma_start)
-            .expect("vma_modify of a VMA")
-            .clone();
+    pub(crate) fn vma_modify(&mut self, vma_start: u64, start: u64, end: u64, flags: VmFlags) -> Result<u64, Errno> {
+        let vma = self.tree.get(vma_start).expect("vma_modify of a VMA").clone();
         let vmg = Vmg::modify(&vma, start, end, flags);
         if let Some(merged) = self.vma_merge_existing_range(&vmg) {
             return Ok(merged);
@@ -326,12 +285,7 @@ impl AddressSpace {
     }
 
     /// Linux: `split_vma()`: refuses at `max_map_count`, then [`Self::__split_vma`].
-    pub(crate) fn split_vma(
-        &mut self,
-        vma_start: u64,
-        addr: u64,
-        keep: SplitKeep,
-    ) -> Result<(), Errno> {
+    pub(crate) fn split_vma(&mut self, vma_start: u64, addr: u64, keep: SplitKeep) -> Result<(), Errno> {
         if self.map_count() >= self.settings.max_map_count {
             return Err(Errno::ENOMEM);
         }
@@ -342,12 +296,7 @@ impl AddressSpace {
     /// attribute; the upper half's pgoff moves with its start. `keep` says which half is the
     /// original VMA (only matters to callers that hold on to it; the model keys VMAs by start).
     #[allow(non_snake_case)]
-    pub(crate) fn __split_vma(
-        &mut self,
-        vma_start: u64,
-        addr: u64,
-        _keep: SplitKeep,
-    ) -> Result<(), Errno> {
+    pub(crate) fn __split_vma(&mut self, vma_start: u64, addr: u64, _keep: SplitKeep) -> Result<(), Errno> {
         let vma = self.tree.get(vma_start).expect("split of a VMA");
         debug_assert!(vma.start < addr && addr < vma.end);
         if let Some(may_split) = vma.ops.as_ref().and_then(|o| o.may_split.clone()) {

@@ -5,8 +5,7 @@ use crate::addr::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, page_align};
 use crate::drivers;
 use crate::errno::{Errno, SysResult};
 use crate::file::{
-    DriverBug, InodeKind, LegacyVma, MmapHook, OpenFile, PageProt, PrivateData, VmAreaDesc,
-    VmOperations,
+    DriverBug, InodeKind, LegacyVma, MmapHook, OpenFile, PageProt, PrivateData, VmAreaDesc, VmOperations,
 };
 use crate::flags::{VmFlags, map, prot, seal};
 use crate::merge::Vmg;
@@ -35,24 +34,12 @@ impl AddressSpace {
     ///
     /// `MAP_HUGETLB` and hugetlbfs files are not modelled yet: once the arguments pass Linux's
     /// checks, such a mapping returns `ENOSYS` (a value this kernel never returns from mmap).
-    pub fn mmap(
-        &mut self,
-        addr: u64,
-        len: u64,
-        prot: u64,
-        flags: u64,
-        fd: i64,
-        offset: u64,
-    ) -> SysResult {
+    pub fn mmap(&mut self, addr: u64, len: u64, prot: u64, flags: u64, fd: i64, offset: u64) -> SysResult {
         if offset & !PAGE_MASK != 0 {
             return Err(Errno::EINVAL);
         }
         let pgoff = offset >> PAGE_SHIFT;
-        let file = if flags & map::ANONYMOUS == 0 {
-            Some(self.fd_file(fd)?)
-        } else {
-            None
-        };
+        let file = if flags & map::ANONYMOUS == 0 { Some(self.fd_file(fd)?) } else { None };
         if flags & map::HUGETLB != 0 {
             return self.mmap_hugetlb(file.is_some(), flags);
         }
@@ -111,11 +98,7 @@ impl AddressSpace {
         if self.map_count() > self.settings.max_map_count {
             return Err(Errno::ENOMEM);
         }
-        let pkey = if prot == prot::EXEC {
-            self.execute_only_pkey()
-        } else {
-            0
-        };
+        let pkey = if prot == prot::EXEC { self.execute_only_pkey() } else { 0 };
         let mut vm_flags = calc_vm_prot_bits(prot, pkey)
             | calc_vm_flag_bits(flags)
             | self.def_flags
@@ -123,9 +106,7 @@ impl AddressSpace {
             | VmFlags::MAYWRITE
             | VmFlags::MAYEXEC;
         addr = self.get_unmapped_area(file.as_ref(), addr, len, pgoff, flags, vm_flags)?;
-        if flags & map::FIXED_NOREPLACE != 0
-            && self.tree.find_intersection(addr, addr + len).is_some()
-        {
+        if flags & map::FIXED_NOREPLACE != 0 && self.tree.find_intersection(addr, addr + len).is_some() {
             return Err(Errno::EEXIST);
         }
         if flags & map::LOCKED != 0 && !self.can_do_mlock() {
@@ -146,15 +127,10 @@ impl AddressSpace {
                 }
                 map::DROPPABLE | map::PRIVATE => {
                     if flags & map::TYPE == map::DROPPABLE {
-                        if flags & (map::LOCKED | map::HUGETLB) != 0
-                            || vm_flags.intersects(VmFlags::GROWSDOWN)
-                        {
+                        if flags & (map::LOCKED | map::HUGETLB) != 0 || vm_flags.intersects(VmFlags::GROWSDOWN) {
                             return Err(Errno::EINVAL);
                         }
-                        vm_flags |= VmFlags::DROPPABLE
-                            | VmFlags::NORESERVE
-                            | VmFlags::WIPEONFORK
-                            | VmFlags::DONTDUMP;
+                        vm_flags |= VmFlags::DROPPABLE | VmFlags::NORESERVE | VmFlags::WIPEONFORK | VmFlags::DONTDUMP;
                     }
                     pgoff = addr >> PAGE_SHIFT;
                 }
@@ -166,27 +142,15 @@ impl AddressSpace {
             vm_flags |= VmFlags::NORESERVE;
         }
         let addr = self.mmap_region(file, addr, len, vm_flags, pgoff)?;
-        let populate = vm_flags.contains(VmFlags::LOCKED)
-            || flags & (map::POPULATE | map::NONBLOCK) == map::POPULATE;
-        Ok((
-            addr,
-            if populate {
-                Populate::Yes
-            } else {
-                Populate::No
-            },
-        ))
+        let populate = vm_flags.contains(VmFlags::LOCKED) || flags & (map::POPULATE | map::NONBLOCK) == map::POPULATE;
+        Ok((addr, if populate { Populate::Yes } else { Populate::No }))
     }
 
     /// Linux: `round_hint_to_min()`.
     fn round_hint_to_min(&self, hint: u64) -> u64 {
         let hint = hint & PAGE_MASK;
         let min = self.settings.mmap_min_addr;
-        if hint != 0 && hint < min {
-            page_align(min).unwrap_or(min)
-        } else {
-            hint
-        }
+        if hint != 0 && hint < min { page_align(min).unwrap_or(min) } else { hint }
     }
 
     /// Linux: `can_do_mlock()`.
@@ -301,10 +265,7 @@ impl AddressSpace {
         }
         self.clean_up_area(&mut detached);
         let mut page_prot = PageProt::from_flags(vm_flags);
-        let mut user = HookOutput {
-            vm_ops: None,
-            private_data: None,
-        };
+        let mut user = HookOutput { vm_ops: None, private_data: None };
         if let (Some(MmapHook::Prepare(h)), Some(f)) = (&hook, &file) {
             let mut desc = VmAreaDesc::new(self.mm_info(), f, addr, end, pgoff, vm_flags);
             if let Err(e) = h.mmap_prepare(&mut desc) {
@@ -316,25 +277,19 @@ impl AddressSpace {
             file = Some(out.vm_file);
             vm_flags = out.vm_flags;
             page_prot = out.page_prot;
-            user = HookOutput {
-                vm_ops: out.vm_ops,
-                private_data: out.private_data,
-            };
+            user = HookOutput { vm_ops: out.vm_ops, private_data: out.private_data };
         }
         let vmg = Vmg::new_range(addr, end, pgoff, vm_flags, file.clone());
         let merged = self.vma_merge_new_range(&vmg);
         let vma_start = match merged {
             Some(s) => s,
-            None => {
-                match self.mmap_new_vma(file, hook.as_ref(), addr, end, pgoff, vm_flags, page_prot)
-                {
-                    Ok(s) => s,
-                    Err(e) => {
-                        self.abort_munmap(detached);
-                        return Err(e);
-                    }
+            None => match self.mmap_new_vma(file, hook.as_ref(), addr, end, pgoff, vm_flags, page_prot) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.abort_munmap(detached);
+                    return Err(e);
                 }
-            }
+            },
         };
         let vma = self.tree.get_mut(vma_start).expect("mapped VMA");
         if matches!(hook, Some(MmapHook::Prepare(_))) {
@@ -345,15 +300,13 @@ impl AddressSpace {
             vma.private_data = user.private_data;
         }
         let flags = vma.flags;
-        if flags.contains(VmFlags::LOCKED) && flags.intersects(VmFlags::SPECIAL | VmFlags::HUGETLB)
-        {
+        if flags.contains(VmFlags::LOCKED) && flags.intersects(VmFlags::SPECIAL | VmFlags::HUGETLB) {
             vma.flags.remove(VmFlags::LOCKED_MASK);
         }
         // __mmap_complete()
         self.complete_munmap_vmas(detached);
         self.counters.account(flags, pglen as i64);
-        if flags.contains(VmFlags::LOCKED) && !flags.intersects(VmFlags::SPECIAL | VmFlags::HUGETLB)
-        {
+        if flags.contains(VmFlags::LOCKED) && !flags.intersects(VmFlags::SPECIAL | VmFlags::HUGETLB) {
             self.counters.locked_vm += pglen;
         }
         Ok(addr)
@@ -388,17 +341,10 @@ impl AddressSpace {
         let mut vma = Vma::new(start, end, pgoff, flags);
         vma.page_prot = page_prot;
         match (file, hook) {
-            (Some(f), Some(MmapHook::Legacy(h))) => {
-                self.call_legacy_mmap(&mut vma, f, h.as_ref())?
-            }
+            (Some(f), Some(MmapHook::Legacy(h))) => self.call_legacy_mmap(&mut vma, f, h.as_ref())?,
             (Some(f), _) => vma.file = Some(f),
             (None, _) if flags.contains(VmFlags::SHARED) => {
-                let (f, ops) = drivers::shmem::shmem_zero_setup(
-                    &self.vfs,
-                    &self.mm_info(),
-                    end - start,
-                    flags,
-                )?;
+                let (f, ops) = drivers::shmem::shmem_zero_setup(&self.vfs, &self.mm_info(), end - start, flags)?;
                 vma.file = Some(f);
                 vma.ops = Some(ops);
             }
@@ -431,16 +377,9 @@ impl AddressSpace {
         };
         h.mmap(&mut l)?;
         if l.start != vma.start {
-            self.report_bug(DriverBug::ChangedStart {
-                file: label,
-                from: vma.start,
-                to: l.start,
-            });
+            self.report_bug(DriverBug::ChangedStart { file: label, from: vma.start, to: l.start });
         }
-        if l.flags != vma.flags
-            && !vma.flags.contains(VmFlags::MAYWRITE)
-            && l.flags.contains(VmFlags::MAYWRITE)
-        {
+        if l.flags != vma.flags && !vma.flags.contains(VmFlags::MAYWRITE) && l.flags.contains(VmFlags::MAYWRITE) {
             self.report_bug(DriverBug::AddedMayWrite { file: label });
         }
         // The tree slot was fixed before the hook ran: the VMA keeps its range.
@@ -499,9 +438,7 @@ impl AddressSpace {
             }
             let (from, to) = (addr.max(vma.start), end.min(vma.end));
             addr = vma.end;
-            if vma.flags.intersects(VmFlags::IO | VmFlags::PFNMAP)
-                || vma.flags.contains(VmFlags::LOCKONFAULT)
-            {
+            if vma.flags.intersects(VmFlags::IO | VmFlags::PFNMAP) || vma.flags.contains(VmFlags::LOCKONFAULT) {
                 continue;
             }
             if !vma.flags.is_accessible() {
@@ -509,11 +446,7 @@ impl AddressSpace {
                 continue;
             }
             let write = vma.flags.contains(VmFlags::WRITE) && !vma.flags.contains(VmFlags::SHARED);
-            let access = if write {
-                crate::Access::Write
-            } else {
-                crate::Access::Read
-            };
+            let access = if write { crate::Access::Write } else { crate::Access::Read };
             let mut page = from;
             while page < to {
                 if self.populate_page(page, access).is_err() {

@@ -29,10 +29,8 @@ impl AddressSpace {
         }
         let k = self.pkeys.alloc().ok_or(Errno::ENOSPC)?;
         let bit = 1u16 << k;
-        self.pkeys.access_denied =
-            (self.pkeys.access_denied & !bit) | if access_rights & 1 != 0 { bit } else { 0 };
-        self.pkeys.write_denied =
-            (self.pkeys.write_denied & !bit) | if access_rights & 2 != 0 { bit } else { 0 };
+        self.pkeys.access_denied = (self.pkeys.access_denied & !bit) | if access_rights & 1 != 0 { bit } else { 0 };
+        self.pkeys.write_denied = (self.pkeys.write_denied & !bit) | if access_rights & 2 != 0 { bit } else { 0 };
         Ok(u64::from(k))
     }
 
@@ -55,13 +53,7 @@ impl AddressSpace {
 
     /// Linux: `do_mprotect_pkey()`. Changes the VMAs in order; a hole or a refused VMA stops
     /// it with the VMAs before already changed, as in Linux.
-    fn do_mprotect_pkey(
-        &mut self,
-        mut start: u64,
-        len: u64,
-        prot: u64,
-        pkey: Option<i64>,
-    ) -> SysResult {
+    fn do_mprotect_pkey(&mut self, mut start: u64, len: u64, prot: u64, pkey: Option<i64>) -> SysResult {
         let grows = prot & (prot::GROWSDOWN | prot::GROWSUP);
         let prot = prot & !grows;
         if grows == prot::GROWSDOWN | prot::GROWSUP || !is_page_aligned(start) {
@@ -71,10 +63,7 @@ impl AddressSpace {
             return Ok(0);
         }
         let len = page_align(len).ok_or(Errno::ENOMEM)?;
-        let end = start
-            .checked_add(len)
-            .filter(|e| *e > start)
-            .ok_or(Errno::ENOMEM)?;
+        let end = start.checked_add(len).filter(|e| *e > start).ok_or(Errno::ENOMEM)?;
         if prot & !(prot::READ | prot::WRITE | prot::EXEC | prot::SEM) != 0 {
             return Err(Errno::EINVAL);
         }
@@ -83,10 +72,7 @@ impl AddressSpace {
         {
             return Err(Errno::EINVAL);
         }
-        let first = self
-            .tree
-            .find_intersection(start, end)
-            .ok_or(Errno::ENOMEM)?;
+        let first = self.tree.find_intersection(start, end).ok_or(Errno::ENOMEM)?;
         if grows & prot::GROWSDOWN != 0 {
             start = first.start;
             if !first.flags.contains(VmFlags::GROWSDOWN) {
@@ -108,8 +94,8 @@ impl AddressSpace {
                 return Err(Errno::ENOMEM);
             }
             let new_pkey = self.override_mprotect_pkey(&vma.flags, prot, pkey);
-            let newflags = calc_vm_prot_bits(prot, new_pkey)
-                | (vma.flags & !(VmFlags::ACCESS_FLAGS | VmFlags::PKEY_MASK));
+            let newflags =
+                calc_vm_prot_bits(prot, new_pkey) | (vma.flags & !(VmFlags::ACCESS_FLAGS | VmFlags::PKEY_MASK));
             // Each of READ/WRITE/EXEC needs its MAY* bit, four bits higher.
             if newflags.0 & !(newflags.0 >> 4) & VmFlags::ACCESS_FLAGS.0 != 0 {
                 return Err(Errno::EACCES);
@@ -140,9 +126,7 @@ impl AddressSpace {
             if k > 0 {
                 return k;
             }
-        } else if (*flags & VmFlags::ACCESS_FLAGS) == VmFlags::EXEC
-            && Some(flags.pkey()) == self.pkeys.execute_only
-        {
+        } else if (*flags & VmFlags::ACCESS_FLAGS) == VmFlags::EXEC && Some(flags.pkey()) == self.pkeys.execute_only {
             return 0;
         }
         flags.pkey()
@@ -150,13 +134,7 @@ impl AddressSpace {
 
     /// Linux: `mprotect_fixup()`: `[start, end)` of the VMA at `vma_start` takes `newflags`.
     /// Returns the end of the VMA that now holds the range.
-    fn mprotect_fixup(
-        &mut self,
-        vma_start: u64,
-        start: u64,
-        end: u64,
-        mut newflags: VmFlags,
-    ) -> Result<u64, Errno> {
+    fn mprotect_fixup(&mut self, vma_start: u64, start: u64, end: u64, mut newflags: VmFlags) -> Result<u64, Errno> {
         let vma = self.tree.get(vma_start).expect("mprotect of a VMA").clone();
         if vma.is_sealed() {
             return Err(Errno::EPERM);
@@ -170,21 +148,15 @@ impl AddressSpace {
             if !self.may_expand_vm(newflags, nrpages) && self.may_expand_vm(oldflags, nrpages) {
                 return Err(Errno::ENOMEM);
             }
-            let unaccounted = VmFlags::ACCOUNT
-                | VmFlags::WRITE
-                | VmFlags::HUGETLB
-                | VmFlags::SHARED
-                | VmFlags::NORESERVE;
+            let unaccounted =
+                VmFlags::ACCOUNT | VmFlags::WRITE | VmFlags::HUGETLB | VmFlags::SHARED | VmFlags::NORESERVE;
             if !oldflags.intersects(unaccounted) {
                 if !self.vm_enough_memory(nrpages) {
                     return Err(Errno::ENOMEM);
                 }
                 newflags |= VmFlags::ACCOUNT;
             }
-        } else if oldflags.contains(VmFlags::ACCOUNT)
-            && vma.is_anonymous()
-            && vma.anon_vma.is_none()
-        {
+        } else if oldflags.contains(VmFlags::ACCOUNT) && vma.is_anonymous() && vma.anon_vma.is_none() {
             // An unfaulted anonymous VMA made non-writable gives its commitment back.
             newflags.remove(VmFlags::ACCOUNT);
         }

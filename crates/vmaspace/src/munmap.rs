@@ -45,11 +45,7 @@ impl AddressSpace {
     /// takes those inside out of the tree. On error the VMAs are put back, but a split already
     /// made at `start` stays (as in Linux).
     pub(crate) fn gather_munmap_vmas(&mut self, start: u64, end: u64) -> Result<Detached, Errno> {
-        let first = self
-            .tree
-            .find_intersection(start, end)
-            .expect("gather of a mapped range")
-            .clone();
+        let first = self.tree.find_intersection(start, end).expect("gather of a mapped range").clone();
         if start > first.start {
             if end < first.end && self.map_count() >= self.settings.max_map_count {
                 return Err(Errno::ENOMEM);

@@ -44,21 +44,13 @@ impl AddressSpace {
             None => None,
         };
         let addr = match placement {
-            Some(Placement::Thp) => {
-                self.thp_get_unmapped_area(file, addr, len, pgoff, flags, VmFlags::NONE)?
-            }
+            Some(Placement::Thp) => self.thp_get_unmapped_area(file, addr, len, pgoff, flags, VmFlags::NONE)?,
             Some(Placement::Zero) if shared => {
                 self.mm_get_unmapped_area(None, addr, len, pgoff, flags, VmFlags::NONE)?
             }
-            Some(Placement::Zero) => {
-                self.thp_get_unmapped_area(file, addr, len, pgoff, flags, VmFlags::NONE)?
-            }
-            Some(Placement::Shmem) => {
-                self.mm_get_unmapped_area(file, addr, len, pgoff, flags, VmFlags::NONE)?
-            }
-            Some(Placement::Default) => {
-                self.mm_get_unmapped_area(file, addr, len, pgoff, flags, vm_flags)?
-            }
+            Some(Placement::Zero) => self.thp_get_unmapped_area(file, addr, len, pgoff, flags, VmFlags::NONE)?,
+            Some(Placement::Shmem) => self.mm_get_unmapped_area(file, addr, len, pgoff, flags, VmFlags::NONE)?,
+            Some(Placement::Default) => self.mm_get_unmapped_area(file, addr, len, pgoff, flags, vm_flags)?,
             None if addr == 0 && len.is_multiple_of(PMD_SIZE) => {
                 self.thp_get_unmapped_area(None, addr, len, pgoff, flags, vm_flags)?
             }
@@ -115,9 +107,7 @@ impl AddressSpace {
         }
         let len_pad = len.checked_add(size)?;
         off.checked_add(len_pad)?;
-        let ret = self
-            .mm_get_unmapped_area(file, addr, len_pad, pgoff, flags, vm_flags)
-            .ok()?;
+        let ret = self.mm_get_unmapped_area(file, addr, len_pad, pgoff, flags, vm_flags).ok()?;
         if ret == addr {
             return Some(addr);
         }
@@ -154,11 +144,7 @@ impl AddressSpace {
             addr &= PAGE_MASK;
             if self.hint_valid(addr, len) {
                 let gap = self.settings.stack_guard_gap;
-                if self
-                    .tree
-                    .find_vma(addr)
-                    .is_none_or(|v| addr + len <= v.start_gap(gap))
-                {
+                if self.tree.find_vma(addr).is_none_or(|v| addr + len <= v.start_gap(gap)) {
                     return Ok(addr);
                 }
             }
@@ -169,19 +155,11 @@ impl AddressSpace {
         }
         let info = UnmappedAreaInfo {
             length: len,
-            low_limit: if flags & map::ABOVE4G != 0 {
-                1 << 32
-            } else {
-                PAGE_SIZE
-            },
+            low_limit: if flags & map::ABOVE4G != 0 { 1 << 32 } else { PAGE_SIZE },
             high_limit,
             align_mask: 0,
             align_offset: pgoff << PAGE_SHIFT,
-            start_gap: if vm_flags.contains(VmFlags::SHADOW_STACK) {
-                PAGE_SIZE
-            } else {
-                0
-            },
+            start_gap: if vm_flags.contains(VmFlags::SHADOW_STACK) { PAGE_SIZE } else { 0 },
         };
         match self.unmapped_area_topdown(info) {
             Some(a) => Ok(a),
@@ -215,14 +193,7 @@ impl AddressSpace {
             (0x4000_0000, 0x8000_0000)
         } else {
             let big = addr > DEFAULT_MAP_WINDOW;
-            (
-                self.settings.mmap_legacy_base,
-                if big {
-                    self.settings.task_size
-                } else {
-                    DEFAULT_MAP_WINDOW
-                },
-            )
+            (self.settings.mmap_legacy_base, if big { self.settings.task_size } else { DEFAULT_MAP_WINDOW })
         };
         if len > end {
             return Err(Errno::ENOMEM);
@@ -230,13 +201,7 @@ impl AddressSpace {
         if addr != 0 {
             let a = page_align(addr).unwrap_or(0);
             let gap = self.settings.stack_guard_gap;
-            if a != 0
-                && end - len >= a
-                && self
-                    .tree
-                    .find_vma(a)
-                    .is_none_or(|v| a + len <= v.start_gap(gap))
-            {
+            if a != 0 && end - len >= a && self.tree.find_vma(a).is_none_or(|v| a + len <= v.start_gap(gap)) {
                 return Ok(a);
             }
         }
@@ -246,11 +211,7 @@ impl AddressSpace {
             high_limit: end,
             align_mask: 0,
             align_offset: pgoff << PAGE_SHIFT,
-            start_gap: if vm_flags.contains(VmFlags::SHADOW_STACK) {
-                PAGE_SIZE
-            } else {
-                0
-            },
+            start_gap: if vm_flags.contains(VmFlags::SHADOW_STACK) { PAGE_SIZE } else { 0 },
         };
         self.unmapped_area(info).ok_or(Errno::ENOMEM)
     }
@@ -258,10 +219,7 @@ impl AddressSpace {
     /// Linux: `unmapped_area_topdown()`: the highest gap that fits, respecting the guard gap
     /// below a stack VMA above it.
     fn unmapped_area_topdown(&self, info: UnmappedAreaInfo) -> Option<u64> {
-        let length = info
-            .length
-            .checked_add(info.align_mask)?
-            .checked_add(info.start_gap)?;
+        let length = info.length.checked_add(info.align_mask)?.checked_add(info.start_gap)?;
         let low_limit = info.low_limit.max(self.settings.mmap_min_addr);
         let mut high_limit = info.high_limit;
         let guard = self.settings.stack_guard_gap;
@@ -282,10 +240,7 @@ impl AddressSpace {
 
     /// Linux: `unmapped_area()`: the lowest gap that fits.
     fn unmapped_area(&self, info: UnmappedAreaInfo) -> Option<u64> {
-        let length = info
-            .length
-            .checked_add(info.align_mask)?
-            .checked_add(info.start_gap)?;
+        let length = info.length.checked_add(info.align_mask)?.checked_add(info.start_gap)?;
         let mut low_limit = info.low_limit.max(self.settings.mmap_min_addr);
         let high_limit = info.high_limit;
         let guard = self.settings.stack_guard_gap;

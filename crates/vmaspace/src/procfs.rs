@@ -76,11 +76,7 @@ impl AddressSpace {
             if f.contains(VmFlags::READ) { 'r' } else { '-' },
             if f.contains(VmFlags::WRITE) { 'w' } else { '-' },
             if f.contains(VmFlags::EXEC) { 'x' } else { '-' },
-            if f.contains(VmFlags::MAYSHARE) {
-                's'
-            } else {
-                'p'
-            },
+            if f.contains(VmFlags::MAYSHARE) { 's' } else { 'p' },
             offset,
             dev.0,
             dev.1,
@@ -119,12 +115,7 @@ impl AddressSpace {
             }
             return Some(name);
         }
-        if let Some(name) = v
-            .ops
-            .as_ref()
-            .and_then(|o| o.name.clone())
-            .and_then(|n| n(&v.view()))
-        {
+        if let Some(name) = v.ops.as_ref().and_then(|o| o.name.clone()).and_then(|n| n(&v.view())) {
             return Some(name);
         }
         if v.start < self.brk && v.end > self.start_brk {

@@ -60,10 +60,7 @@ fn parse_line(text: &str) -> Option<Line<'_>> {
         end: u64::from_str_radix(e, 16).ok()?,
         perms: perms.as_bytes().get(..4).filter(|_| perms.len() == 4)?,
         offset: u64::from_str_radix(offset, 16).ok()?,
-        dev: (
-            u32::from_str_radix(maj, 16).ok()?,
-            u32::from_str_radix(min, 16).ok()?,
-        ),
+        dev: (u32::from_str_radix(maj, 16).ok()?, u32::from_str_radix(min, 16).ok()?),
         ino: ino.parse().ok()?,
         name,
     })
@@ -93,16 +90,9 @@ impl AddressSpace {
             if raw.trim().is_empty() {
                 continue;
             }
-            let err = |m: &str| SeedError {
-                line: i + 1,
-                message: m.to_string(),
-            };
+            let err = |m: &str| SeedError { line: i + 1, message: m.to_string() };
             let l = parse_line(raw).ok_or_else(|| err("not a maps line"))?;
-            if l.start >= l.end
-                || !is_page_aligned(l.start)
-                || !is_page_aligned(l.end)
-                || !is_page_aligned(l.offset)
-            {
+            if l.start >= l.end || !is_page_aligned(l.start) || !is_page_aligned(l.end) || !is_page_aligned(l.offset) {
                 return Err(err("the range or offset is not page aligned"));
             }
             if l.ino != 0 || l.dev != (0, 0) {
@@ -115,17 +105,11 @@ impl AddressSpace {
         let mut prev_end = 0;
         for (lineno, l) in lines {
             if l.name == "[vsyscall]" {
-                self.gate = Some(GateArea {
-                    start: l.start,
-                    end: l.end,
-                });
+                self.gate = Some(GateArea { start: l.start, end: l.end });
                 continue;
             }
             if l.start < prev_end {
-                return Err(SeedError {
-                    line: lineno,
-                    message: "overlaps the line before it".into(),
-                });
+                return Err(SeedError { line: lineno, message: "overlaps the line before it".into() });
             }
             prev_end = l.end;
             let vma = self.seed_vma(&l, &mut files, &sizes);
@@ -146,11 +130,7 @@ impl AddressSpace {
     ) -> Vma {
         let p = l.perms;
         let mut flags = VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC;
-        for (c, f) in [
-            (b'r', VmFlags::READ),
-            (b'w', VmFlags::WRITE),
-            (b'x', VmFlags::EXEC),
-        ] {
+        for (c, f) in [(b'r', VmFlags::READ), (b'w', VmFlags::WRITE), (b'x', VmFlags::EXEC)] {
             if p.contains(&c) {
                 flags |= f;
             }
@@ -194,10 +174,7 @@ impl AddressSpace {
             let mut v = Vma::new(l.start, l.end, l.start >> PAGE_SHIFT, flags);
             if flags.contains(VmFlags::WRITE) {
                 self.next_anon_vma += 1;
-                v.anon_vma = Some(AnonVmaRef {
-                    id: self.next_anon_vma,
-                    forked: false,
-                });
+                v.anon_vma = Some(AnonVmaRef { id: self.next_anon_vma, forked: false });
             }
             return v;
         }
@@ -223,13 +200,7 @@ impl AddressSpace {
                 executable: false,
             };
             let inode = Arc::new(Inode::new(l.ino, l.dev, kind, state));
-            self.vfs.open_inode(
-                inode,
-                FMode {
-                    read: true,
-                    write: shared && flags.contains(VmFlags::WRITE),
-                },
-            )
+            self.vfs.open_inode(inode, FMode { read: true, write: shared && flags.contains(VmFlags::WRITE) })
         });
         let mut v = Vma::new(l.start, l.end, l.offset >> PAGE_SHIFT, flags);
         v.ops = match file.inode.kind {

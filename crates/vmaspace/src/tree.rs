@@ -69,10 +69,7 @@ impl VmaTree {
         // The gap that reaches `high` or above it, clipped.
         let (gs, ge) = match self.next_from(high) {
             Some(v) => (self.end_before(v.start), v.start),
-            None => (
-                self.by_start.values().next_back().map_or(0, |v| v.end),
-                u64::MAX,
-            ),
+            None => (self.by_start.values().next_back().map_or(0, |v| v.end), u64::MAX),
         };
         let (s, e) = (gs.max(low), ge.min(high));
         if e > s && e - s >= length {
@@ -123,19 +120,12 @@ impl VmaTree {
         {
             return Some(v);
         }
-        self.by_start
-            .range((Excluded(addr), Unbounded))
-            .next()
-            .map(|(_, v)| v)
+        self.by_start.range((Excluded(addr), Unbounded)).next().map(|(_, v)| v)
     }
 
     /// Linux: `vma_lookup()`: the VMA containing `addr`.
     pub fn vma_lookup(&self, addr: u64) -> Option<&Vma> {
-        self.by_start
-            .range(..=addr)
-            .next_back()
-            .map(|(_, v)| v)
-            .filter(|v| v.end > addr)
+        self.by_start.range(..=addr).next_back().map(|(_, v)| v).filter(|v| v.end > addr)
     }
 
     /// Linux: `find_vma_intersection()`: the first VMA intersecting `[start, end)`.
@@ -157,11 +147,7 @@ impl VmaTree {
     pub fn starts_in(&self, start: u64, end: u64) -> Vec<u64> {
         let first = self.find_vma(start).map(|v| v.start);
         match first {
-            Some(f) if f < end => self
-                .by_start
-                .range((Included(f), Excluded(end)))
-                .map(|(s, _)| *s)
-                .collect(),
+            Some(f) if f < end => self.by_start.range((Included(f), Excluded(end))).map(|(s, _)| *s).collect(),
             _ => Vec::new(),
         }
     }
@@ -182,11 +168,7 @@ impl VmaTree {
         if let Some(v) = self.vma_lookup(limit.saturating_sub(1)) {
             top = v.start;
         }
-        let mut iter = self
-            .by_start
-            .range(..top)
-            .rev()
-            .map(|(_, v)| (v.start, v.end));
+        let mut iter = self.by_start.range(..top).rev().map(|(_, v)| (v.start, v.end));
         let mut done = false;
         std::iter::from_fn(move || {
             while !done {

@@ -56,21 +56,10 @@ impl Vfs {
             next_file_id: 1,
         };
         for (path, ino) in [(&b"/dev/zero"[..], 4u64), (&b"/dev/null"[..], 5)] {
-            let state = InodeState {
-                path: path.to_vec(),
-                linked: true,
-                size: 0,
-                seals: 0,
-                executable: false,
-            };
-            inner.files.insert(
-                path.to_vec(),
-                Arc::new(Inode::new(ino, dev::DEVTMPFS, InodeKind::CharDevice, state)),
-            );
+            let state = InodeState { path: path.to_vec(), linked: true, size: 0, seals: 0, executable: false };
+            inner.files.insert(path.to_vec(), Arc::new(Inode::new(ino, dev::DEVTMPFS, InodeKind::CharDevice, state)));
         }
-        Vfs {
-            inner: Mutex::new(inner),
-        }
+        Vfs { inner: Mutex::new(inner) }
     }
 
     fn lock(&self) -> MutexGuard<'_, VfsInner> {
@@ -128,12 +117,7 @@ impl Vfs {
     }
 
     /// A new open file description with the given operations (for drivers of an embedder).
-    pub fn open_with_ops(
-        &self,
-        inode: Arc<Inode>,
-        mode: FMode,
-        ops: Arc<FileOperations>,
-    ) -> Arc<OpenFile> {
+    pub fn open_with_ops(&self, inode: Arc<Inode>, mode: FMode, ops: Arc<FileOperations>) -> Arc<OpenFile> {
         let mut g = self.lock();
         g.next_file_id += 1;
         Arc::new(OpenFile::new(g.next_file_id, inode, mode, ops))
@@ -153,19 +137,8 @@ impl Vfs {
             return Err(Errno::ENOENT);
         }
         g.next_ino += 1;
-        let state = InodeState {
-            path: abs.clone(),
-            linked: true,
-            size: 0,
-            seals: 0,
-            executable: false,
-        };
-        let inode = Arc::new(Inode::new(
-            g.next_ino,
-            g.root_dev,
-            InodeKind::Regular,
-            state,
-        ));
+        let state = InodeState { path: abs.clone(), linked: true, size: 0, seals: 0, executable: false };
+        let inode = Arc::new(Inode::new(g.next_ino, g.root_dev, InodeKind::Regular, state));
         g.files.insert(abs, inode.clone());
         Ok((inode, true))
     }
@@ -185,22 +158,10 @@ impl Vfs {
 
     /// A new object on an internal mount (shmem, secretmem), never linked: maps shows its name
     /// with ` (deleted)`.
-    pub fn new_internal(
-        &self,
-        kind: InodeKind,
-        dev: (u32, u32),
-        name: &[u8],
-        size: u64,
-    ) -> Arc<Inode> {
+    pub fn new_internal(&self, kind: InodeKind, dev: (u32, u32), name: &[u8], size: u64) -> Arc<Inode> {
         let mut g = self.lock();
         g.next_shmem_ino += 1;
-        let state = InodeState {
-            path: name.to_vec(),
-            linked: false,
-            size,
-            seals: 0,
-            executable: false,
-        };
+        let state = InodeState { path: name.to_vec(), linked: false, size, seals: 0, executable: false };
         Arc::new(Inode::new(g.next_shmem_ino, dev, kind, state))
     }
 }

@@ -131,11 +131,7 @@ impl Vma {
 
 impl fmt::Debug for Vma {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Vma({:#x}-{:#x} pgoff {:#x} {:?}",
-            self.start, self.end, self.pgoff, self.flags
-        )?;
+        write!(f, "Vma({:#x}-{:#x} pgoff {:#x} {:?}", self.start, self.end, self.pgoff, self.flags)?;
         if let Some(file) = &self.file {
             write!(f, " file#{}", file.id)?;
         }

@@ -13,48 +13,17 @@ const PAGE: u64 = 0x1000;
 
 #[derive(Debug, Clone)]
 enum Op {
-    MmapFixed {
-        page: u64,
-        pages: u64,
-        prot: u64,
-        noreserve: bool,
-    },
-    MmapHint {
-        pages: u64,
-        prot: u64,
-    },
-    MmapFile {
-        page: u64,
-        pages: u64,
-        off: u64,
-        shared: bool,
-    },
-    Munmap {
-        page: u64,
-        pages: u64,
-    },
-    Mprotect {
-        page: u64,
-        pages: u64,
-        prot: u64,
-    },
-    Touch {
-        page: u64,
-        pages: u64,
-    },
-    Peek {
-        page: u64,
-        pages: u64,
-    },
+    MmapFixed { page: u64, pages: u64, prot: u64, noreserve: bool },
+    MmapHint { pages: u64, prot: u64 },
+    MmapFile { page: u64, pages: u64, off: u64, shared: bool },
+    Munmap { page: u64, pages: u64 },
+    Mprotect { page: u64, pages: u64, prot: u64 },
+    Touch { page: u64, pages: u64 },
+    Peek { page: u64, pages: u64 },
 }
 
 fn prot_s() -> impl Strategy<Value = u64> {
-    prop_oneof![
-        Just(prot::NONE),
-        Just(prot::READ),
-        Just(prot::READ | prot::WRITE),
-        Just(prot::READ | prot::EXEC)
-    ]
+    prop_oneof![Just(prot::NONE), Just(prot::READ), Just(prot::READ | prot::WRITE), Just(prot::READ | prot::EXEC)]
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -82,30 +51,15 @@ fn check(mm: &AddressSpace, reference: &Reference) -> Result<(), TestCaseError> 
     mm.validate().map_err(TestCaseError::fail)?;
     for p in 0..PAGES {
         let addr = ARENA + p * PAGE;
-        let got = mm
-            .find_vma(addr)
-            .filter(|v| v.start() <= addr)
-            .map(|v| access(v.flags()));
-        prop_assert_eq!(
-            got,
-            reference.get(&p).copied(),
-            "page {} ({:#x})\n{}",
-            p,
-            addr,
-            mm.maps()
-        );
+        let got = mm.find_vma(addr).filter(|v| v.start() <= addr).map(|v| access(v.flags()));
+        prop_assert_eq!(got, reference.get(&p).copied(), "page {} ({:#x})\n{}", p, addr, mm.maps());
     }
     Ok(())
 }
 
 fn apply(mm: &mut AddressSpace, reference: &mut Reference, op: &Op) -> Result<(), TestCaseError> {
     match *op {
-        Op::MmapFixed {
-            page,
-            pages,
-            prot,
-            noreserve,
-        } => {
+        Op::MmapFixed { page, pages, prot, noreserve } => {
             let mut flags = map::PRIVATE | map::ANONYMOUS | map::FIXED;
             if noreserve {
                 flags |= map::NORESERVE;
@@ -118,27 +72,11 @@ fn apply(mm: &mut AddressSpace, reference: &mut Reference, op: &Op) -> Result<()
         }
         Op::MmapHint { pages, prot } => {
             let r = mm.mmap(0, pages * PAGE, prot, map::PRIVATE | map::ANONYMOUS, -1, 0);
-            prop_assert!(
-                r.is_ok_and(|a| a + pages * PAGE <= 0x7fff_f7ff_f000),
-                "{:?}",
-                r
-            );
+            prop_assert!(r.is_ok_and(|a| a + pages * PAGE <= 0x7fff_f7ff_f000), "{:?}", r);
         }
-        Op::MmapFile {
-            page,
-            pages,
-            off,
-            shared,
-        } => {
+        Op::MmapFile { page, pages, off, shared } => {
             let kind = if shared { map::SHARED } else { map::PRIVATE };
-            let r = mm.mmap(
-                ARENA + page * PAGE,
-                pages * PAGE,
-                prot::READ,
-                kind | map::FIXED,
-                3,
-                off * PAGE,
-            );
+            let r = mm.mmap(ARENA + page * PAGE, pages * PAGE, prot::READ, kind | map::FIXED, 3, off * PAGE);
             prop_assert_eq!(r, Ok(ARENA + page * PAGE));
             for p in page..page + pages {
                 reference.insert(p, prot::READ);
@@ -168,9 +106,7 @@ fn apply(mm: &mut AddressSpace, reference: &mut Reference, op: &Op) -> Result<()
                     refused.unwrap_or(page)
                 }
                 (r, h) => {
-                    return Err(TestCaseError::fail(format!(
-                        "mprotect gave {r:?} with hole {h:?}"
-                    )));
+                    return Err(TestCaseError::fail(format!("mprotect gave {r:?} with hole {h:?}")));
                 }
             };
             for p in page..upto {
@@ -201,9 +137,8 @@ fn apply(mm: &mut AddressSpace, reference: &mut Reference, op: &Op) -> Result<()
 /// The test file is 16 pages long: file pages beyond it raise SIGBUS.
 fn past_eof(mm: &AddressSpace, p: u64) -> bool {
     let addr = ARENA + p * PAGE;
-    mm.find_vma(addr).is_some_and(|v| {
-        v.file().is_some() && !v.is_anonymous() && v.pgoff() + (addr - v.start()) / PAGE >= 16
-    })
+    mm.find_vma(addr)
+        .is_some_and(|v| v.file().is_some() && !v.is_anonymous() && v.pgoff() + (addr - v.start()) / PAGE >= 16)
 }
 
 fn fresh() -> AddressSpace {

@@ -8,8 +8,7 @@ use std::sync::{Arc, OnceLock};
 /// `ext4_file_vm_ops` (no close: mappings of one open file merge).
 pub fn ext4_file_vm_ops() -> Arc<VmOperations> {
     static OPS: OnceLock<Arc<VmOperations>> = OnceLock::new();
-    OPS.get_or_init(|| Arc::new(VmOperations::labelled("ext4_file_vm_ops")))
-        .clone()
+    OPS.get_or_init(|| Arc::new(VmOperations::labelled("ext4_file_vm_ops"))).clone()
 }
 
 /// ext4's `mmap_prepare`.

@@ -7,8 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 pub fn secretmem_vm_ops() -> Arc<VmOperations> {
     static OPS: OnceLock<Arc<VmOperations>> = OnceLock::new();
-    OPS.get_or_init(|| Arc::new(VmOperations::labelled("secretmem_vm_ops")))
-        .clone()
+    OPS.get_or_init(|| Arc::new(VmOperations::labelled("secretmem_vm_ops"))).clone()
 }
 
 /// secretmem's `mmap_prepare`: shared only, locked and never dumped.
@@ -17,17 +16,11 @@ pub struct SecretmemMmapPrepare;
 
 impl MmapPrepare for SecretmemMmapPrepare {
     fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<(), Errno> {
-        if !desc
-            .vm_flags()
-            .intersects(VmFlags::SHARED | VmFlags::MAYSHARE)
-        {
+        if !desc.vm_flags().intersects(VmFlags::SHARED | VmFlags::MAYSHARE) {
             return Err(Errno::EINVAL);
         }
         let pages = desc.size() >> crate::addr::PAGE_SHIFT;
-        if !desc
-            .mm()
-            .mlock_future_ok(desc.vm_flags() | VmFlags::LOCKED, pages)
-        {
+        if !desc.mm().mlock_future_ok(desc.vm_flags() | VmFlags::LOCKED, pages) {
             return Err(Errno::EAGAIN);
         }
         desc.set_vm_flags(desc.vm_flags() | VmFlags::LOCKED | VmFlags::DONTDUMP);

@@ -3,8 +3,7 @@
 
 use crate::errno::Errno;
 use crate::file::{
-    FMode, FileOperations, InodeKind, LegacyMmap, LegacyVma, MmInfo, MmapHook, OpenFile, Placement,
-    VmOperations,
+    FMode, FileOperations, InodeKind, LegacyMmap, LegacyVma, MmInfo, MmapHook, OpenFile, Placement, VmOperations,
 };
 use crate::flags::VmFlags;
 use crate::vfs::{Vfs, dev};
@@ -13,15 +12,13 @@ use std::sync::{Arc, OnceLock};
 /// `shmem_vm_ops`: mappings of linked shmem files.
 pub fn shmem_vm_ops() -> Arc<VmOperations> {
     static OPS: OnceLock<Arc<VmOperations>> = OnceLock::new();
-    OPS.get_or_init(|| Arc::new(VmOperations::labelled("shmem_vm_ops")))
-        .clone()
+    OPS.get_or_init(|| Arc::new(VmOperations::labelled("shmem_vm_ops"))).clone()
 }
 
 /// `shmem_anon_vm_ops`: mappings of unlinked shmem objects (memfd, shared anonymous memory).
 pub fn shmem_anon_vm_ops() -> Arc<VmOperations> {
     static OPS: OnceLock<Arc<VmOperations>> = OnceLock::new();
-    OPS.get_or_init(|| Arc::new(VmOperations::labelled("shmem_anon_vm_ops")))
-        .clone()
+    OPS.get_or_init(|| Arc::new(VmOperations::labelled("shmem_anon_vm_ops"))).clone()
 }
 
 /// `shmem_mmap()`.
@@ -31,11 +28,7 @@ pub struct ShmemMmap;
 impl LegacyMmap for ShmemMmap {
     fn mmap(&self, vma: &mut LegacyVma<'_>) -> Result<(), Errno> {
         let linked = vma.vm_file.as_ref().is_some_and(|f| f.inode.state().linked);
-        vma.vm_ops = Some(if linked {
-            shmem_vm_ops()
-        } else {
-            shmem_anon_vm_ops()
-        });
+        vma.vm_ops = Some(if linked { shmem_vm_ops() } else { shmem_anon_vm_ops() });
         Ok(())
     }
 }
@@ -64,12 +57,6 @@ pub fn shmem_zero_setup(
         return Err(Errno::ENOMEM);
     }
     let inode = vfs.new_internal(InodeKind::Shmem, dev::SHMEM, b"/dev/zero", size);
-    let file = vfs.open_inode(
-        inode,
-        FMode {
-            read: true,
-            write: true,
-        },
-    );
+    let file = vfs.open_inode(inode, FMode { read: true, write: true });
     Ok((file, shmem_anon_vm_ops()))
 }
