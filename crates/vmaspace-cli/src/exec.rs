@@ -23,7 +23,6 @@ impl std::fmt::Display for Unusable {
 pub fn not_implemented(call: &Call) -> Option<&'static str> {
     use vmaspace::flags::{map, mfd};
     match call {
-        Call::Mremap { .. } => Some("mremap"),
         Call::Madvise { .. } => Some("madvise"),
         Call::Mlock { .. } | Call::Mlock2 { .. } | Call::Munlock { .. } | Call::Mlockall { .. } | Call::Munlockall => {
             Some("mlock")
@@ -173,6 +172,9 @@ pub fn apply(mm: &mut AddressSpace, call: &Call) -> Outcome {
         Call::PkeyMprotect { addr, len, prot, pkey } => outcome(mm.pkey_mprotect(*addr, *len, *prot, *pkey)),
         Call::PkeyAlloc { flags, access_rights } => outcome(mm.pkey_alloc(*flags, *access_rights)),
         Call::PkeyFree { pkey } => outcome(mm.pkey_free(*pkey)),
+        Call::Mremap { old_addr, old_len, new_len, flags, new_addr, .. } => {
+            outcome(mm.mremap(*old_addr, *old_len, *new_len, *flags, *new_addr))
+        }
         Call::Touch { addr, len } => fault(mm.touch(*addr, *len)),
         Call::Peek { addr, len } => fault(mm.peek(*addr, *len)),
         Call::Openat { dirfd, path, flags, mode } => outcome(mm.openat(*dirfd, path, *flags, *mode)),

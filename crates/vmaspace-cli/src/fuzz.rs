@@ -223,10 +223,33 @@ impl Gen {
         }
     }
 
+    fn mremap(&mut self) -> Option<Call> {
+        let (old_addr, old_len) =
+            if self.rng.chance(70) { self.range_in_vma()? } else { (self.address(), self.length()) };
+        let new_len = match self.rng.weighted(&[30, 25, 25, 10, 10]) {
+            0 => old_len,
+            1 => old_len.saturating_sub((1 + self.rng.below(4)) * PAGE).max(PAGE),
+            2 => old_len + (1 + self.rng.below(8)) * PAGE,
+            3 => 0,
+            _ => self.length(),
+        };
+        let flags = [0, 1, 3, 5, 7, 2, 4, 8][self.rng.weighted(&[20, 30, 25, 10, 3, 3, 3, 2])];
+        let new_addr = if flags & 6 != 0 || self.rng.chance(5) { self.address() } else { 0 };
+        if self.is_protected(old_addr & !(PAGE - 1), old_len.max(new_len).max(PAGE))
+            || (flags & 6 != 0 && self.is_protected(new_addr & !(PAGE - 1), new_len.max(PAGE)))
+            || new_len > MAX_TOUCH && self.mm.counters().locked_vm > 0
+        {
+            return None;
+        }
+        Some(Call::Mremap { old_addr, old_len, new_len, flags, new_addr, explicit_new_addr: true })
+    }
+
     fn pkey_call(&mut self) -> Option<Call> {
         Some(match self.rng.below(3) {
             0 => Call::PkeyAlloc { flags: self.rng.pick(&[0, 0, 0, 1]), access_rights: self.rng.below(5) },
-            1 => Call::PkeyFree { pkey: self.rng.below(5) as i64 },
+            // Never key 0: freeing it lets PROT_EXEC's execute-only key become key 0, which
+            // denies the executor access to all its own memory (the kernel kills it).
+            1 => Call::PkeyFree { pkey: 1 + self.rng.below(4) as i64 },
             _ => {
                 let pkey = self.rng.below(6) as i64 - 1;
                 let p = self.prot();
@@ -237,7 +260,7 @@ impl Gen {
 
     fn call(&mut self) -> Call {
         loop {
-            let c = match self.rng.weighted(&[30, 15, 15, 10, 6, 15, 3]) {
+            let c = match self.rng.weighted(&[30, 15, 15, 10, 6, 15, 3, 12]) {
                 0 => self.mmap(),
                 1 => self.range_call(|addr, len| Call::Munmap { addr, len }, u64::MAX),
                 2 => {
@@ -247,7 +270,8 @@ impl Gen {
                 3 => self.range_call(|addr, len| Call::Touch { addr, len }, MAX_TOUCH),
                 4 => self.range_call(|addr, len| Call::Peek { addr, len }, MAX_TOUCH),
                 5 => Some(self.file_call()),
-                _ => self.pkey_call(),
+                6 => self.pkey_call(),
+                _ => self.mremap(),
             };
             // mprotect of a locked VMA to writable populates it: keep that small.
             if let Some(c) = c.filter(|c| !self.too_costly(c)) {

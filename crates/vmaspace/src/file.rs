@@ -110,8 +110,6 @@ pub struct VmOperations {
     pub fault: Option<Fault>,
     /// The name maps shows for the VMA (`[vdso]`).
     pub name: Option<Name>,
-    /// Refuses `mremap` of the VMA when set (special mappings).
-    pub refuses_mremap: bool,
 }
 
 impl VmOperations {

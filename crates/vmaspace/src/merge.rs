@@ -240,7 +240,6 @@ impl AddressSpace {
 
     /// Linux: `vma_merge_extend()`: grows the VMA at `vma_start` by `delta` bytes into the gap
     /// above it, merging with the next VMA when the new end meets it. Returns the expanded VMA.
-    #[cfg_attr(not(test), allow(dead_code))] // mremap's in-place growth (not modelled yet)
     pub(crate) fn vma_merge_extend(&mut self, vma_start: u64, delta: u64) -> Option<u64> {
         let vma = self.tree.get(vma_start)?.clone();
         let mut vmg = Vmg::modify(&vma, vma.end, vma.end + delta, vma.flags);

@@ -75,7 +75,6 @@ fn special_ops(name: &str) -> Arc<VmOperations> {
         close: Some(Arc::new(|_| {})),
         may_split: Some(Arc::new(|_, _| Err(crate::Errno::EINVAL))),
         name: Some(Arc::new(move |_| Some(label.to_string()))),
-        refuses_mremap: true,
         ..VmOperations::default()
     })
 }
