@@ -229,7 +229,7 @@ impl Gen {
         let new_len = match self.rng.weighted(&[30, 25, 25, 10, 10]) {
             0 => old_len,
             1 => old_len.saturating_sub((1 + self.rng.below(4)) * PAGE).max(PAGE),
-            2 => old_len + (1 + self.rng.below(8)) * PAGE,
+            2 => old_len.wrapping_add((1 + self.rng.below(8)) * PAGE),
             3 => 0,
             _ => self.length(),
         };

@@ -294,10 +294,10 @@ impl AddressSpace {
     fn copy_vma(&mut self, vma_start: u64, addr: u64, len: u64, pgoff: u64) -> u64 {
         let vma = self.tree.get(vma_start).expect("VMA").clone();
         let pgoff = if vma.is_anonymous() && vma.anon_vma.is_none() { addr >> PAGE_SHIFT } else { pgoff };
-        let mut vmg = Vmg::modify(&vma, addr, addr + len, vma.flags);
-        vmg.middle = None;
-        vmg.middle_forked = false;
-        vmg.pgoff = pgoff;
+        // VMG_VMA_STATE of the source for the new range, with no middle.
+        let mut vmg = Vmg::new_range(addr, addr + len, pgoff, vma.flags, vma.file.clone());
+        vmg.anon_vma = vma.anon_vma;
+        vmg.anon_name = vma.anon_name.clone();
         if let Some(merged) = self.vma_merge_new_range(&vmg) {
             return merged;
         }

@@ -160,3 +160,67 @@ proptest! {
         }
     }
 }
+
+/// Any argument values at all: every call returns (an errno, at worst) and the invariants hold.
+#[derive(Debug, Clone)]
+enum Wild {
+    Mmap(u64, u64, u64, u64, i64, u64),
+    Munmap(u64, u64),
+    Mprotect(u64, u64, u64),
+    Mremap(u64, u64, u64, u64, u64),
+    Touch(u64, u64),
+    Peek(u64, u64),
+    Ftruncate(i64, u64),
+    PkeyMprotect(u64, u64, u64, i64),
+}
+
+fn wild_u64() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        any::<u64>(),
+        (0u64..64).prop_map(|p| ARENA + p * PAGE),
+        (0u64..64).prop_map(|p| p * PAGE),
+        Just(u64::MAX),
+        Just(u64::MAX - PAGE + 1),
+        Just(0x7fff_ffff_f000),
+        (0u64..8).prop_map(|k| 1 << (40 + k)),
+    ]
+}
+
+fn wild() -> impl Strategy<Value = Wild> {
+    let u = wild_u64;
+    let fd = prop_oneof![Just(-1i64), Just(3), any::<i64>()];
+    prop_oneof![
+        (u(), u(), any::<u64>(), any::<u64>(), fd.clone(), u())
+            .prop_map(|(a, b, c, d, e, f)| Wild::Mmap(a, b, c, d, e, f)),
+        (u(), u()).prop_map(|(a, b)| Wild::Munmap(a, b)),
+        (u(), u(), any::<u64>()).prop_map(|(a, b, c)| Wild::Mprotect(a, b, c)),
+        (u(), u(), u(), 0u64..16, u()).prop_map(|(a, b, c, d, e)| Wild::Mremap(a, b, c, d, e)),
+        (u(), 0u64..(64 * PAGE)).prop_map(|(a, b)| Wild::Touch(a, b)),
+        (u(), 0u64..(64 * PAGE)).prop_map(|(a, b)| Wild::Peek(a, b)),
+        (fd.clone(), u()).prop_map(|(a, b)| Wild::Ftruncate(a, b)),
+        (u(), u(), any::<u64>(), -2i64..18).prop_map(|(a, b, c, d)| Wild::PkeyMprotect(a, b, c, d)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    #[test]
+    fn any_arguments_return_an_errno_or_a_result(calls in prop::collection::vec(wild(), 1..40)) {
+        let mut mm = fresh();
+        for c in &calls {
+            // Populating mappings are bounded by the 24 GiB overcommit guess, so wild lengths
+            // cannot ask the model to fault in terabytes.
+            match *c {
+                Wild::Mmap(a, l, p, f, fd, o) => { let _ = mm.mmap(a, l, p, f & !(map::POPULATE | map::LOCKED), fd, o); }
+                Wild::Munmap(a, l) => { let _ = mm.munmap(a, l); }
+                Wild::Mprotect(a, l, p) => { let _ = mm.mprotect(a, l, p); }
+                Wild::Mremap(a, o, n, f, na) => { let _ = mm.mremap(a, o, n, f, na); }
+                Wild::Touch(a, l) => { let _ = mm.touch(a, l); }
+                Wild::Peek(a, l) => { let _ = mm.peek(a, l); }
+                Wild::Ftruncate(fd, l) => { let _ = mm.ftruncate(fd, l); }
+                Wild::PkeyMprotect(a, l, p, k) => { let _ = mm.pkey_mprotect(a, l, p, k); }
+            }
+            mm.validate().map_err(TestCaseError::fail)?;
+        }
+    }
+}
