@@ -30,7 +30,6 @@ pub fn not_implemented(call: &Call) -> Option<&'static str> {
         Call::Mseal { .. } => Some("mseal"),
         Call::Brk { .. } => Some("brk"),
         Call::PrctlSetVmaAnonName { .. } => Some("prctl(PR_SET_VMA)"),
-        Call::Fork { .. } => Some("fork"),
         Call::Mmap { flags, .. } if flags & map::HUGETLB != 0 => Some("MAP_HUGETLB"),
         Call::MemfdCreate { flags, .. } if flags & mfd::HUGETLB != 0 => Some("MFD_HUGETLB"),
         Call::Openat { path, .. } | Call::Open { path, .. } | Call::Unlink { path } if outside_model_fs(path) => {
@@ -47,23 +46,32 @@ fn outside_model_fs(path: &[u8]) -> bool {
 /// Checks a trace before anything runs: calls the model does not do, `[pid N]` lines for
 /// processes no fork created, lines for processes that have exited.
 pub fn check_runnable(trace: &Trace) -> Result<(), Unusable> {
-    let mut exited: Vec<Option<u32>> = Vec::new();
+    let labels = trace.fork_labels();
+    let mut forks = labels.iter();
+    let mut alive: Vec<Option<u32>> = vec![None];
     for line in &trace.lines {
+        let bad = |m: String| Err(Unusable { line: line.lineno, message: m });
         if let Some(what) = not_implemented(&line.call) {
-            return Err(Unusable { line: line.lineno, message: format!("not implemented in the model yet: {what}") });
+            return bad(format!("not implemented in the model yet: {what}"));
         }
-        if line.pid.is_some() {
-            return Err(Unusable {
-                line: line.lineno,
-                message: format!("[pid {}] names no process a fork created", line.pid.unwrap_or(0)),
-            });
+        if !alive.contains(&line.pid) {
+            return match line.pid {
+                Some(p) if labels.contains(&p) => bad(format!("[pid {p}] runs before its fork or after it exited")),
+                Some(p) => bad(format!("[pid {p}] names no process a fork created")),
+                None => bad("the first process has exited".into()),
+            };
         }
-        if exited.contains(&line.pid) {
-            return Err(Unusable { line: line.lineno, message: "the process of this line has exited".into() });
+        match line.call {
+            Call::Fork { .. } => alive.push(forks.next().copied()),
+            Call::ExitGroup { .. } => alive.retain(|p| *p != line.pid),
+            _ => {}
         }
-        if let Call::ExitGroup { .. } = line.call {
-            exited.push(line.pid);
-        }
+    }
+    if labels.len() > vmaspace_oracle::MAX_FORKS {
+        return Err(Unusable {
+            line: 0,
+            message: format!("a trace may fork at most {} times", vmaspace_oracle::MAX_FORKS),
+        });
     }
     Ok(())
 }
@@ -72,6 +80,8 @@ pub fn check_runnable(trace: &Trace) -> Result<(), Unusable> {
 #[derive(Debug)]
 pub struct Model {
     pub procs: HashMap<Option<u32>, AddressSpace>,
+    /// The labels of the children forks will create, in order.
+    pub fork_labels: std::collections::VecDeque<u32>,
 }
 
 /// How to start the model.
@@ -95,16 +105,31 @@ impl Model {
         }
         let mut procs = HashMap::new();
         procs.insert(None, mm);
-        Ok(Model { procs })
+        Ok(Model { procs, fork_labels: Default::default() })
     }
 
     /// Runs one line; None for checkpoints.
     pub fn apply(&mut self, line: &Line) -> Option<Outcome> {
+        if let Call::Fork { .. } = line.call {
+            let label = self.fork_labels.pop_front()?;
+            let child = self.procs.get(&line.pid)?.fork();
+            return Some(match child {
+                Ok(child) => {
+                    self.procs.insert(Some(label), child);
+                    Outcome::Value(u64::from(label))
+                }
+                Err(e) => Outcome::Error(e.number() as u16),
+            });
+        }
         let mm = self.procs.get_mut(&line.pid)?;
         if line.call.is_checkpoint() {
             return None;
         }
-        Some(apply(mm, &line.call))
+        let out = apply(mm, &line.call);
+        if let Call::ExitGroup { .. } = line.call {
+            self.procs.remove(&line.pid);
+        }
+        Some(out)
     }
 
     /// The checkpoint text of a line's process.

@@ -37,7 +37,12 @@ const MAX_TOUCH: u64 = 64 * PAGE;
 /// next to and across the VMAs the trace has made.
 struct Gen {
     rng: Rng,
+    /// The process the next line runs in.
     mm: AddressSpace,
+    pid: Option<u32>,
+    /// The other processes (forked children, or the first process while a child runs).
+    others: Vec<(Option<u32>, AddressSpace)>,
+    forks: u32,
     /// The executor's own mappings: no call may change or write them.
     protected: Vec<(u64, u64)>,
 }
@@ -49,7 +54,7 @@ impl Gen {
                 .expect("the executor's maps seed the model");
         let mm = model.procs.into_values().next().expect("one process");
         let protected = mm.vmas().map(|v| (v.start(), v.end())).collect();
-        Gen { rng: Rng::new(seed), mm, protected }
+        Gen { rng: Rng::new(seed), mm, pid: None, others: Vec::new(), forks: 0, protected }
     }
 
     fn is_protected(&self, start: u64, len: u64) -> bool {
@@ -290,8 +295,44 @@ impl Gen {
         }
     }
 
+    /// Picks the process of the next line, and sometimes forks or ends one.
+    fn process_step(&mut self) -> Option<Call> {
+        if !self.others.is_empty() && self.rng.chance(20) {
+            let i = self.rng.below(self.others.len() as u64) as usize;
+            let (pid, mm) = self.others.swap_remove(i);
+            let old = std::mem::replace(&mut self.mm, mm);
+            self.others.push((self.pid, old));
+            self.pid = pid;
+        }
+        if self.forks < 4 && self.rng.chance(2) {
+            self.forks += 1;
+            let child = self.mm.fork().ok()?;
+            self.others.push((Some(1000 + self.forks), child));
+            return Some(Call::Fork { clone_flags: None });
+        }
+        if self.pid.is_some() && self.rng.chance(1) {
+            return Some(Call::ExitGroup { status: 0 });
+        }
+        None
+    }
+
     fn trace(mut self, ops: usize) -> Trace {
-        let lines = (0..ops).map(|i| Line { lineno: i + 3, pid: None, call: self.call(), result: None }).collect();
+        let mut lines = Vec::with_capacity(ops);
+        for i in 0..ops {
+            let pid = self.pid;
+            let call = match self.process_step() {
+                Some(c @ Call::ExitGroup { .. }) => {
+                    let first = self.others.iter().position(|(p, _)| p.is_none()).expect("the first process lives");
+                    let (p, mm) = self.others.swap_remove(first);
+                    self.mm = mm;
+                    self.pid = p;
+                    c
+                }
+                Some(c) => c,
+                None => self.call(),
+            };
+            lines.push(Line { lineno: i + 3, pid, call, result: None });
+        }
         Trace { scope: Some(Scope::WholeSpace), header: vec!["# whole-space".into()], lines }
     }
 }

@@ -52,6 +52,7 @@ pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelR
     };
     let opts = ModelOptions { cwd, initial_maps, brk: args.brk };
     let mut model = Model::new(&opts)?;
+    model.fork_labels = s.trace.fork_labels().into();
     let runnable = s.runnable();
     let mut run = ModelRun { results: Vec::new(), texts: Vec::new(), mismatch: None };
     for line in &runnable.lines {
@@ -75,9 +76,6 @@ pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelR
                 format_outcome(got, hex)
             ));
             break;
-        }
-        if let Call::ExitGroup { .. } = line.call {
-            model.procs.remove(&line.pid);
         }
     }
     Ok(run)

@@ -304,28 +304,11 @@ impl Proc {
     }
 }
 
-/// Assigns each `fork` line its label: the result written in the trace, or 1001, 1002, ...
-pub fn fork_labels(trace: &Trace) -> Vec<u32> {
-    let mut next = 1001u32;
-    let mut labels = Vec::new();
-    for line in &trace.lines {
-        if let Call::Fork { .. } = line.call {
-            let label = match line.result {
-                Some(Outcome::Value(v)) if v <= u32::MAX as u64 => v as u32,
-                _ => next,
-            };
-            next = next.max(label) + 1;
-            labels.push(label);
-        }
-    }
-    labels
-}
-
 /// Runs a trace on the live kernel.
 pub fn run(trace: &Trace, opts: &RunOptions) -> Result<KernelRun, OracleError> {
     let exe = install_executor()?;
     let scratch = Scratch::new()?;
-    let labels = fork_labels(trace);
+    let labels = trace.fork_labels();
     if labels.len() > MAX_FORKS {
         return Err(OracleError::Io(format!("a trace may fork at most {MAX_FORKS} times")));
     }

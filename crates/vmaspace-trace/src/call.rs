@@ -283,3 +283,23 @@ impl Trace {
         self.scope.unwrap_or(DEFAULT_WINDOW)
     }
 }
+
+impl Trace {
+    /// The label of each `fork` line's child, in trace order: the result written in the trace,
+    /// or 1001, 1002, ... (always above any label already taken).
+    pub fn fork_labels(&self) -> Vec<u32> {
+        let mut next = 1001u32;
+        let mut labels = Vec::new();
+        for line in &self.lines {
+            if let Call::Fork { .. } = line.call {
+                let label = match line.result {
+                    Some(Outcome::Value(v)) if v <= u64::from(u32::MAX) => v as u32,
+                    _ => next,
+                };
+                next = next.max(label).saturating_add(1);
+                labels.push(label);
+            }
+        }
+        labels
+    }
+}

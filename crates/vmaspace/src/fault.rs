@@ -122,6 +122,12 @@ impl AddressSpace {
             }
             return Ok(());
         }
+        // do_cow_fault() prepares the anon_vma before it reads the file page, so a private
+        // write fault that ends in SIGBUS still leaves the VMA with an anon_vma.
+        let cow = write && !shared;
+        if cow {
+            self.anon_vma_prepare(vma_start);
+        }
         if let Some(f) = &vma.file {
             let size = f.inode.state().size;
             let index = vma.pgoff_at(page);
@@ -129,8 +135,7 @@ impl AddressSpace {
                 return Err(FaultSignal::Sigbus);
             }
         }
-        if write && !shared {
-            self.anon_vma_prepare(vma_start);
+        if cow {
             self.pages.insert(page, Page::Anon);
         } else {
             self.pages.insert(page, Page::File { dirty: write });

@@ -4,7 +4,7 @@
 use crate::AddressSpace;
 use crate::errno::{Errno, SysResult};
 use crate::file::{FMode, Inode, InodeKind, OpenFile};
-use crate::flags::{VmFlags, mfd, open, seal};
+use crate::flags::{mfd, open, seal};
 use crate::vfs::dev;
 use std::sync::Arc;
 
@@ -233,7 +233,6 @@ impl AddressSpace {
     /// `fcntl(fd, F_ADD_SEALS, seals)` (Linux: `memfd_add_seals()`, with the 6.18 stable fix
     /// that makes `F_SEAL_EXEC`'s implied `F_SEAL_WRITE` check for writable mappings).
     ///
-    /// The writable-mapping check sees this address space's mappings only.
     pub fn fcntl_add_seals(&mut self, fd: i64, seals: u64) -> SysResult {
         let f = self.fd_file(fd)?;
         // Checked in this order: the open mode, the seal bits, then whether the file can be
@@ -252,18 +251,11 @@ impl AddressSpace {
         if seals & seal::EXEC != 0 && f.inode.state().executable {
             seals |= seal::SHRINK | seal::GROW | seal::WRITE | seal::FUTURE_WRITE;
         }
-        if seals & seal::WRITE != 0 && current & seal::WRITE == 0 && self.has_writable_shared_mapping(&f) {
+        if seals & seal::WRITE != 0 && current & seal::WRITE == 0 && f.inode.state().writable_mappings > 0 {
             return Err(Errno::EBUSY);
         }
         f.inode.state().seals |= seals;
         Ok(0)
-    }
-
-    fn has_writable_shared_mapping(&self, f: &Arc<OpenFile>) -> bool {
-        self.tree.iter().any(|v| {
-            v.flags.contains(VmFlags::SHARED | VmFlags::MAYWRITE)
-                && v.file.as_ref().is_some_and(|vf| Arc::ptr_eq(&vf.inode, &f.inode))
-        })
     }
 }
 

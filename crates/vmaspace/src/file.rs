@@ -160,6 +160,9 @@ pub struct InodeState {
     pub seals: u64,
     /// Any execute permission bit in the mode (memfds without `MFD_NOEXEC_SEAL` are 0777).
     pub executable: bool,
+    /// VMAs of any process that map the inode shared and may write it (`i_mmap_writable`);
+    /// `F_SEAL_WRITE` is refused while there are any.
+    pub writable_mappings: u64,
 }
 
 /// An inode: the object a mapping shows as `dev inode name`.

@@ -25,6 +25,7 @@ pub mod fault;
 mod fd;
 pub mod file;
 pub mod flags;
+mod fork;
 mod gap_index;
 mod merge;
 mod mmap;
@@ -237,7 +238,7 @@ impl AddressSpace {
         mm
     }
 
-    fn bare(settings: Settings, vfs: Arc<Vfs>) -> AddressSpace {
+    pub(crate) fn bare(settings: Settings, vfs: Arc<Vfs>) -> AddressSpace {
         AddressSpace {
             tree: VmaTree::default(),
             settings,

@@ -197,6 +197,7 @@ impl AddressSpace {
                 size,
                 seals: 0,
                 executable: false,
+                writable_mappings: 0,
             };
             let inode = Arc::new(Inode::new(l.ino, l.dev, kind, state));
             self.vfs.open_inode(inode, FMode { read: true, write: shared && flags.contains(VmFlags::WRITE) })

@@ -11,10 +11,39 @@ use std::ops::Bound::{Excluded, Included, Unbounded};
 /// * For consecutive VMAs `a, b`: `a.end <= b.start`.
 /// * Every VMA has `start < end`, both page aligned, and is stored under its start.
 /// * `gaps` holds, for every VMA, the gap between it and the VMA before it.
-#[derive(Clone, Default, Debug)]
+/// * Every VMA in the tree that maps a file shared and writable counts once in that inode's
+///   `writable_mappings` (Linux: `vma_link_file` / `mapping_allow_writable`).
+#[derive(Default, Debug)]
 pub struct VmaTree {
     by_start: BTreeMap<u64, Vma>,
     gaps: GapIndex,
+}
+
+/// Counts a VMA in (or out of) its inode's writable shared mappings.
+fn count_writable(v: &Vma, delta: i64) {
+    if let Some(f) = &v.file
+        && v.flags.is_shared_maywrite()
+    {
+        let mut st = f.inode.state();
+        st.writable_mappings = st.writable_mappings.saturating_add_signed(delta);
+    }
+}
+
+impl Clone for VmaTree {
+    fn clone(&self) -> VmaTree {
+        for v in self.by_start.values() {
+            count_writable(v, 1);
+        }
+        VmaTree { by_start: self.by_start.clone(), gaps: self.gaps.clone() }
+    }
+}
+
+impl Drop for VmaTree {
+    fn drop(&mut self) {
+        for v in self.by_start.values() {
+            count_writable(v, -1);
+        }
+    }
 }
 
 impl VmaTree {
@@ -38,6 +67,7 @@ impl VmaTree {
         let (start, end) = (vma.start, vma.end);
         let gap_start = self.prev_of(start).map_or(0, |p| p.end);
         let next = self.next_from(start).map(|n| n.start);
+        count_writable(&vma, 1);
         let old = self.by_start.insert(start, vma);
         debug_assert!(old.is_none(), "two VMAs at one start");
         self.gaps.insert(start, gap_start);
@@ -47,6 +77,7 @@ impl VmaTree {
     }
     pub(crate) fn remove(&mut self, start: u64) -> Option<Vma> {
         let v = self.by_start.remove(&start)?;
+        count_writable(&v, -1);
         self.gaps.remove(start);
         if let Some(n) = self.next_from(start).map(|n| n.start) {
             let gap_start = self.prev_of(start).map_or(0, |p| p.end);

@@ -56,7 +56,14 @@ impl Vfs {
             next_file_id: 1,
         };
         for (path, ino) in [(&b"/dev/zero"[..], 4u64), (&b"/dev/null"[..], 5)] {
-            let state = InodeState { path: path.to_vec(), linked: true, size: 0, seals: 0, executable: false };
+            let state = InodeState {
+                path: path.to_vec(),
+                linked: true,
+                size: 0,
+                seals: 0,
+                executable: false,
+                writable_mappings: 0,
+            };
             inner.files.insert(path.to_vec(), Arc::new(Inode::new(ino, dev::DEVTMPFS, InodeKind::CharDevice, state)));
         }
         Vfs { inner: Mutex::new(inner) }
@@ -137,7 +144,8 @@ impl Vfs {
             return Err(Errno::ENOENT);
         }
         g.next_ino += 1;
-        let state = InodeState { path: abs.clone(), linked: true, size: 0, seals: 0, executable: false };
+        let state =
+            InodeState { path: abs.clone(), linked: true, size: 0, seals: 0, executable: false, writable_mappings: 0 };
         let inode = Arc::new(Inode::new(g.next_ino, g.root_dev, InodeKind::Regular, state));
         g.files.insert(abs, inode.clone());
         Ok((inode, true))
@@ -161,7 +169,8 @@ impl Vfs {
     pub fn new_internal(&self, kind: InodeKind, dev: (u32, u32), name: &[u8], size: u64) -> Arc<Inode> {
         let mut g = self.lock();
         g.next_shmem_ino += 1;
-        let state = InodeState { path: name.to_vec(), linked: false, size, seals: 0, executable: false };
+        let state =
+            InodeState { path: name.to_vec(), linked: false, size, seals: 0, executable: false, writable_mappings: 0 };
         Arc::new(Inode::new(g.next_shmem_ino, dev, kind, state))
     }
 }

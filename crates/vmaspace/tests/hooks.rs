@@ -58,7 +58,14 @@ impl LegacyMmap for Misbehaving {
 
 fn device(mm: &mut AddressSpace, hook: Result<MmapHook, vmaspace::file::HookTableError>, mode: FMode) -> i64 {
     let ops = Arc::new(FileOperations { label: "dev", hook, placement: Placement::Default, mmap_sync: false });
-    let state = InodeState { path: b"/dev/test".to_vec(), linked: true, size: 1 << 30, seals: 0, executable: false };
+    let state = InodeState {
+        path: b"/dev/test".to_vec(),
+        linked: true,
+        size: 1 << 30,
+        seals: 0,
+        executable: false,
+        writable_mappings: 0,
+    };
     let inode = Arc::new(Inode::new(77, (0, 6), InodeKind::CharDevice, state));
     let file: Arc<OpenFile> = mm.vfs().open_with_ops(inode, mode, ops);
     mm.install_file(file).unwrap() as i64

@@ -1,0 +1,58 @@
+//! fork (Linux: `dup_mmap()`).
+
+use crate::errno::Errno;
+use crate::flags::VmFlags;
+use crate::vma::AnonVmaRef;
+use crate::{AddressSpace, Counters};
+
+impl AddressSpace {
+    /// The address space of a child made by `fork()`: every VMA copied except `VM_DONTCOPY`
+    /// ones, none of them locked; a VMA with an anon_vma gets its own, chained to the parent's
+    /// (which keeps it from merging with its neighbours); `VM_WIPEONFORK` VMAs start empty.
+    /// The descriptor table is shared file by file, as fork shares open file descriptions.
+    ///
+    /// Linux: `dup_mmap()`.
+    pub fn fork(&self) -> Result<AddressSpace, Errno> {
+        let mut child = AddressSpace::bare(self.settings.clone(), self.vfs.clone());
+        child.fds = self.fds.clone();
+        child.def_flags = self.def_flags & VmFlags::INIT_DEF_MASK;
+        child.start_brk = self.start_brk;
+        child.brk = self.brk;
+        child.start_stack = self.start_stack;
+        child.gate = self.gate;
+        child.pkeys = self.pkeys.clone();
+        child.next_anon_vma = self.next_anon_vma;
+        let mut counters = Counters::default();
+        for v in self.tree.iter() {
+            if v.flags.contains(VmFlags::DONTCOPY) {
+                continue;
+            }
+            if v.flags.contains(VmFlags::ACCOUNT) && !self.vm_enough_memory(v.pages()) {
+                return Err(Errno::ENOMEM);
+            }
+            let mut c = v.clone();
+            c.flags.remove(VmFlags::LOCKED_MASK);
+            let wipe = v.flags.contains(VmFlags::WIPEONFORK);
+            c.anon_vma = match (wipe, v.anon_vma) {
+                (false, Some(_)) => {
+                    child.next_anon_vma += 1;
+                    Some(AnonVmaRef { id: child.next_anon_vma, forked: true })
+                }
+                _ => None,
+            };
+            // copy_page_range(): only anonymous memory is copied; shared pages fault back in.
+            if c.anon_vma.is_some() {
+                for (a, p) in self.pages.range(v.start..v.end) {
+                    child.pages.insert(*a, *p);
+                }
+            }
+            if let Some(open) = c.ops.as_ref().and_then(|o| o.open.clone()) {
+                open(&c.view());
+            }
+            counters.account(c.flags, c.pages() as i64);
+            child.tree.insert(c);
+        }
+        child.counters = counters;
+        Ok(child)
+    }
+}
