@@ -23,13 +23,6 @@ impl std::fmt::Display for Unusable {
 pub fn not_implemented(call: &Call) -> Option<&'static str> {
     use vmaspace::flags::{map, mfd};
     match call {
-        Call::Madvise { .. } => Some("madvise"),
-        Call::Mlock { .. } | Call::Mlock2 { .. } | Call::Munlock { .. } | Call::Mlockall { .. } | Call::Munlockall => {
-            Some("mlock")
-        }
-        Call::Mseal { .. } => Some("mseal"),
-        Call::Brk { .. } => Some("brk"),
-        Call::PrctlSetVmaAnonName { .. } => Some("prctl(PR_SET_VMA)"),
         Call::Mmap { flags, .. } if flags & map::HUGETLB != 0 => Some("MAP_HUGETLB"),
         Call::MemfdCreate { flags, .. } if flags & mfd::HUGETLB != 0 => Some("MFD_HUGETLB"),
         Call::Openat { path, .. } | Call::Open { path, .. } | Call::Unlink { path } if outside_model_fs(path) => {
@@ -199,6 +192,17 @@ pub fn apply(mm: &mut AddressSpace, call: &Call) -> Outcome {
         Call::PkeyFree { pkey } => outcome(mm.pkey_free(*pkey)),
         Call::Mremap { old_addr, old_len, new_len, flags, new_addr, .. } => {
             outcome(mm.mremap(*old_addr, *old_len, *new_len, *flags, *new_addr))
+        }
+        Call::Madvise { addr, len, advice } => outcome(mm.madvise(*addr, *len, *advice)),
+        Call::Mlock { addr, len } => outcome(mm.mlock(*addr, *len)),
+        Call::Mlock2 { addr, len, flags } => outcome(mm.mlock2(*addr, *len, *flags)),
+        Call::Munlock { addr, len } => outcome(mm.munlock(*addr, *len)),
+        Call::Mlockall { flags } => outcome(mm.mlockall(*flags)),
+        Call::Munlockall => outcome(mm.munlockall()),
+        Call::Mseal { addr, len, flags } => outcome(mm.mseal(*addr, *len, *flags)),
+        Call::Brk { addr } => outcome(mm.brk(*addr)),
+        Call::PrctlSetVmaAnonName { addr, len, name } => {
+            outcome(mm.prctl_set_vma_anon_name(*addr, *len, name.as_deref()))
         }
         Call::Touch { addr, len } => fault(mm.touch(*addr, *len)),
         Call::Peek { addr, len } => fault(mm.peek(*addr, *len)),

@@ -249,6 +249,90 @@ impl Gen {
         Some(Call::Mremap { old_addr, old_len, new_len, flags, new_addr, explicit_new_addr: true })
     }
 
+    /// Whether new mappings are locked (and so populated) now.
+    fn locking_future(&self) -> bool {
+        self.mm.def_flags().contains(vmaspace::VmFlags::LOCKED)
+    }
+
+    /// Total bytes the trace has mapped (bounds what mlockall may populate).
+    fn mapped_bytes(&self) -> u64 {
+        self.mm.vmas().filter(|v| !self.protected.contains(&(v.start(), v.end()))).map(|v| v.end() - v.start()).sum()
+    }
+
+    /// Every advice but MADV_COLLAPSE, which the model does not do (it answers EINVAL; the
+    /// kernel collapses THP-eligible ranges): an explicit, documented exclusion.
+    fn madvise(&mut self) -> Option<Call> {
+        use vmaspace::advice::*;
+        let all = [
+            NORMAL,
+            RANDOM,
+            SEQUENTIAL,
+            WILLNEED,
+            DONTNEED,
+            FREE,
+            REMOVE,
+            DONTFORK,
+            DOFORK,
+            MERGEABLE,
+            UNMERGEABLE,
+            HUGEPAGE,
+            NOHUGEPAGE,
+            DONTDUMP,
+            DODUMP,
+            WIPEONFORK,
+            KEEPONFORK,
+            COLD,
+            PAGEOUT,
+            POPULATE_READ,
+            POPULATE_WRITE,
+            DONTNEED_LOCKED,
+            GUARD_INSTALL,
+            GUARD_REMOVE,
+            100,
+            101,
+            5,
+            26,
+            0xffff_ffff,
+        ];
+        let advice = self.rng.pick(&all);
+        let max = if matches!(advice, POPULATE_READ | POPULATE_WRITE | WILLNEED) { MAX_TOUCH } else { u64::MAX };
+        self.range_call(|addr, len| Call::Madvise { addr, len, advice }, max)
+    }
+
+    fn lock_call(&mut self) -> Option<Call> {
+        match self.rng.weighted(&[40, 20, 25, 6, 9]) {
+            0 => self.range_call(|addr, len| Call::Mlock { addr, len }, MAX_TOUCH),
+            1 => {
+                let flags = self.rng.pick(&[0, 1, 1, 2, 0x1_0000_0001]);
+                self.range_call(|addr, len| Call::Mlock2 { addr, len, flags }, MAX_TOUCH)
+            }
+            2 => self.range_call(|addr, len| Call::Munlock { addr, len }, u64::MAX),
+            3 => {
+                let flags = self.rng.pick(&[1, 2, 3, 5, 6, 7, 4, 0, 8]);
+                // MCL_CURRENT populates everything mapped: only while that is small.
+                (flags & 1 == 0 || self.mapped_bytes() <= 256 * MAX_TOUCH).then_some(Call::Mlockall { flags })
+            }
+            _ => Some(Call::Munlockall),
+        }
+    }
+
+    fn mseal(&mut self) -> Option<Call> {
+        let flags = if self.rng.chance(5) { 1 } else { 0 };
+        self.range_call(|addr, len| Call::Mseal { addr, len, flags }, u64::MAX)
+    }
+
+    fn brk(&mut self) -> Call {
+        let cur = self.mm.current_brk();
+        let addr = match self.rng.below(5) {
+            0 => 0,
+            1 => cur + (1 + self.rng.below(8)) * PAGE,
+            2 => cur.saturating_sub((1 + self.rng.below(4)) * PAGE),
+            3 => cur + self.rng.below(3 * PAGE),
+            _ => cur,
+        };
+        Call::Brk { addr }
+    }
+
     fn pkey_call(&mut self) -> Option<Call> {
         Some(match self.rng.below(3) {
             0 => Call::PkeyAlloc { flags: self.rng.pick(&[0, 0, 0, 1]), access_rights: self.rng.below(5) },
@@ -265,7 +349,7 @@ impl Gen {
 
     fn call(&mut self) -> Call {
         loop {
-            let c = match self.rng.weighted(&[30, 15, 15, 10, 6, 15, 3, 12]) {
+            let c = match self.rng.weighted(&[30, 15, 15, 10, 6, 15, 3, 12, 10, 5, 2, 3, 1]) {
                 0 => self.mmap(),
                 1 => self.range_call(|addr, len| Call::Munmap { addr, len }, u64::MAX),
                 2 => {
@@ -276,7 +360,12 @@ impl Gen {
                 4 => self.range_call(|addr, len| Call::Peek { addr, len }, MAX_TOUCH),
                 5 => Some(self.file_call()),
                 6 => self.pkey_call(),
-                _ => self.mremap(),
+                7 => self.mremap(),
+                8 => self.madvise(),
+                9 => self.lock_call(),
+                10 => self.mseal(),
+                11 => Some(self.brk()),
+                _ => Some(Call::PrctlSetVmaAnonName { addr: self.address(), len: PAGE, name: Some(b"x".to_vec()) }),
             };
             // mprotect of a locked VMA to writable populates it: keep that small.
             if let Some(c) = c.filter(|c| !self.too_costly(c)) {
@@ -287,7 +376,11 @@ impl Gen {
     }
 
     fn too_costly(&self, c: &Call) -> bool {
+        let locked_future = self.locking_future();
         match c {
+            Call::Mmap { len, .. } if locked_future => *len > MAX_TOUCH,
+            Call::Mremap { new_len, .. } if locked_future => *new_len > MAX_TOUCH,
+            Call::Brk { addr } if locked_future => addr.saturating_sub(self.mm.current_brk()) > MAX_TOUCH,
             Call::Mprotect { len, .. } | Call::PkeyMprotect { len, .. } => {
                 *len > MAX_TOUCH && self.mm.counters().locked_vm > 0
             }

@@ -3,6 +3,7 @@
 
 use crate::addr::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::Errno;
+use crate::file::InodeKind;
 use crate::flags::VmFlags;
 use crate::vma::AnonVmaRef;
 use crate::{AddressSpace, Page};
@@ -67,7 +68,7 @@ impl AddressSpace {
         if (write && !vma.flags.contains(VmFlags::WRITE)) || (!write && !vma.flags.is_accessible()) {
             return Err(FaultSignal::Sigsegv);
         }
-        if !self.pkeys.allows(vma.flags.pkey(), write) {
+        if !self.pkeys.allows(vma.flags.pkey(), write) || self.pages.get(&page) == Some(&Page::Guard) {
             return Err(FaultSignal::Sigsegv);
         }
         if !self.needs_fault(vma_start, page, access) {
@@ -82,22 +83,100 @@ impl AddressSpace {
         let private = !self.tree.get(vma_start).expect("VMA").flags.contains(VmFlags::SHARED);
         match self.pages.get(&page) {
             None => true,
-            Some(Page::Anon) => false,
+            Some(Page::Anon | Page::Guard) => false,
             Some(Page::File { dirty }) => access == Access::Write && (private || !dirty),
         }
     }
 
-    /// `populate_vma_page_range` for one page: a fault without the user-access checks
-    /// (`FOLL_FORCE`).
-    pub(crate) fn populate_page(&mut self, page: u64, access: Access) -> Result<(), Errno> {
-        let Some(vma) = self.tree.vma_lookup(page) else {
-            return Err(Errno::EFAULT);
-        };
-        let start = vma.start;
-        if !self.needs_fault(start, page, access) {
-            return Ok(());
+    /// Linux: `check_vma_flags()`: may get_user_pages touch this VMA this way?
+    fn gup_vma_allowed(&self, vma: &crate::Vma, write: bool, force: bool) -> bool {
+        let f = vma.flags;
+        if f.intersects(VmFlags::IO | VmFlags::PFNMAP)
+            || vma.file.as_ref().is_some_and(|x| x.inode.kind == InodeKind::Secretmem)
+        {
+            return false;
         }
-        self.fault_in(start, page, access).map_err(|_| Errno::EFAULT)
+        let allowed = if write {
+            f.contains(VmFlags::WRITE) || (force && !f.contains(VmFlags::SHARED) && f.contains(VmFlags::MAYWRITE))
+        } else {
+            f.contains(VmFlags::READ) || (force && f.contains(VmFlags::MAYREAD))
+        };
+        allowed && self.pkeys.allows(f.pkey(), write)
+    }
+
+    /// One page of get_user_pages: a fault without the user-access checks. Guard markers and
+    /// faults that would raise a signal are `EFAULT`.
+    fn gup_page(&mut self, vma_start: u64, page: u64, access: Access) -> Result<(), Errno> {
+        match self.pages.get(&page) {
+            Some(Page::Guard) => return Err(Errno::EFAULT),
+            _ if !self.needs_fault(vma_start, page, access) => return Ok(()),
+            _ => {}
+        }
+        self.fault_in(vma_start, page, access).map_err(|_| Errno::EFAULT)
+    }
+
+    /// Linux: `__mm_populate()`: faults in the VMAs of `[start, start+len)` as `MAP_POPULATE`,
+    /// `MAP_LOCKED` and `mlock` do (holes are skipped). With `ignore_errors` a VMA that fails is
+    /// left and the next one done; otherwise the first error is returned (`EFAULT`).
+    pub(crate) fn mm_populate(&mut self, start: u64, len: u64, ignore_errors: bool) -> Result<(), Errno> {
+        let end = start.saturating_add(len);
+        let mut cursor = start;
+        while cursor < end
+            && let Some(vma) = self.tree.find_intersection(cursor, end).cloned()
+        {
+            cursor = vma.end;
+            let (from, to) = (start.max(vma.start), end.min(vma.end));
+            if vma.flags.intersects(VmFlags::IO | VmFlags::PFNMAP) || vma.flags.contains(VmFlags::LOCKONFAULT) {
+                continue;
+            }
+            let r = self.populate_vma_page_range(&vma, from, to);
+            if let Err(e) = r
+                && !ignore_errors
+            {
+                return Err(e);
+            }
+            if cursor >= end {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Linux: `populate_vma_page_range()`.
+    fn populate_vma_page_range(&mut self, vma: &crate::Vma, from: u64, to: u64) -> Result<(), Errno> {
+        if !vma.flags.is_accessible() {
+            return Err(Errno::EFAULT);
+        }
+        let write = vma.flags.0 & (VmFlags::WRITE | VmFlags::SHARED).0 == VmFlags::WRITE.0;
+        if !self.gup_vma_allowed(vma, write, !write) {
+            return Err(Errno::EFAULT);
+        }
+        let access = if write { Access::Write } else { Access::Read };
+        let mut page = from;
+        while page < to {
+            self.gup_page(vma.start, page, access)?;
+            page += PAGE_SIZE;
+        }
+        Ok(())
+    }
+
+    /// Linux: `faultin_page_range()` for `MADV_POPULATE_READ` / `MADV_POPULATE_WRITE`:
+    /// `ENOMEM` at a hole, `EINVAL` for a VMA that does not allow the access, `EFAULT` for a
+    /// fault that would raise a signal.
+    pub(crate) fn faultin_page_range(&mut self, start: u64, end: u64, write: bool) -> Result<(), Errno> {
+        let access = if write { Access::Write } else { Access::Read };
+        let mut page = start;
+        while page < end {
+            let vma = self.tree.vma_lookup(page).ok_or(Errno::ENOMEM)?.clone();
+            if !self.gup_vma_allowed(&vma, write, false) {
+                return Err(Errno::EINVAL);
+            }
+            while page < end.min(vma.end) {
+                self.gup_page(vma.start, page, access)?;
+                page += PAGE_SIZE;
+            }
+        }
+        Ok(())
     }
 
     /// Makes `page` present in the VMA at `vma_start` (Linux: `do_anonymous_page`,

@@ -42,8 +42,13 @@ impl VmFlags {
     pub const STARTGAP_FLAGS: VmFlags = VmFlags((1 << 8) | (1 << 37));
     /// `VM_INIT_DEF_MASK`: the only def_flags a fork keeps.
     pub const INIT_DEF_MASK: VmFlags = VmFlags(1 << 30);
-    /// Bits ignored when deciding whether two VMAs can merge (6.18: only `VM_SOFTDIRTY`).
-    pub const IGNORE_MERGE: VmFlags = VmFlags(1 << 27);
+    /// Flags a VMA keeps through merges and splits: soft-dirty and the guard-region mark.
+    /// (Linux 6.18.2 has only `VM_SOFTDIRTY`; the 6.18.44 kernel of these machines has
+    /// `VM_MAYBE_GUARD` as 6.19 does: `live-kernel.md` §7.)
+    pub const STICKY: VmFlags = VmFlags((1 << 27) | (1 << 11));
+    /// Bits ignored when deciding whether two VMAs can merge (`VM_IGNORE_MERGE` = the sticky
+    /// flags).
+    pub const IGNORE_MERGE: VmFlags = VmFlags((1 << 27) | (1 << 11));
 
     pub fn bits(self) -> u64 {
         self.0
@@ -109,7 +114,7 @@ impl VmFlags {
 
 /// Bit → mnemonic (fs/proc/task_mmu.c). Empty strings print nothing; `??` marks unnamed bits.
 const MNEMONICS: [&str; 43] = [
-    "rd", "wr", "ex", "sh", "mr", "mw", "me", "ms", "gd", "um", "pf", "??", "uw", "lo", "io", "sr", "rr", "dc", "de",
+    "rd", "wr", "ex", "sh", "mr", "mw", "me", "ms", "gd", "um", "pf", "gu", "uw", "lo", "io", "sr", "rr", "dc", "de",
     "lf", "ac", "nr", "ht", "sf", "ar", "wf", "dd", "sd", "mm", "hg", "nh", "mg", "", "", "", "", "??", "ss", "??",
     "??", "dp", "ui", "sl",
 ];

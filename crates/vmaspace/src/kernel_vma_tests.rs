@@ -104,7 +104,7 @@ fn simple_modify() {
 fn simple_expand() {
     let mut mm = mm();
     link(&mut mm, 0, 0x1000, 0, BASE);
-    mm.vma_expand(0, 0, 0x3000, 0, None);
+    mm.vma_expand(0, 0, 0x3000, 0, None, VmFlags::NONE);
     assert_eq!(range(&mm, 0), (0, 0x3000, 0));
 }
 
@@ -349,7 +349,7 @@ fn dup_anon_vma() {
     link(&mut mm, 0x3000, 0x5000, 3, BASE);
     set(&mut mm, 0x3000, |v| v.anon_vma = Some(DUMMY));
     let next = vma(&mm, 0x3000).clone();
-    mm.vma_expand(0, 0, 0x5000, 0, Some(&next));
+    mm.vma_expand(0, 0, 0x5000, 0, Some(&next), VmFlags::NONE);
     assert_eq!(vma(&mm, 0).anon_vma, Some(DUMMY));
     assert_eq!(mm.map_count(), 1);
     // b. Merge both with next's anon_vma.

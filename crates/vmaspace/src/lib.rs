@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+mod brk;
 pub mod drivers;
 pub mod errno;
 pub mod fault;
@@ -27,11 +28,16 @@ pub mod file;
 pub mod flags;
 mod fork;
 mod gap_index;
+mod madvise;
 mod merge;
+mod mlock;
 mod mmap;
 mod mprotect;
 mod mremap;
+pub use madvise::advice;
+pub use mlock::{MLOCK_ONFAULT, mcl};
 pub use mremap::mremap_flags;
+mod mseal;
 mod munmap;
 mod placement;
 mod procfs;
@@ -148,6 +154,8 @@ pub(crate) enum Page {
     Anon,
     /// A page of the mapped file or shmem object (read, or written through a shared mapping).
     File { dirty: bool },
+    /// A guard region marker (`MADV_GUARD_INSTALL`): any access raises SIGSEGV.
+    Guard,
 }
 
 /// `[vsyscall]`: the gate area, printed after the VMAs but not one of them.
@@ -284,6 +292,14 @@ impl AddressSpace {
     /// Driver misbehaviour Linux reports with WARN and tolerates.
     pub fn driver_bugs(&self) -> &[DriverBug] {
         &self.bugs
+    }
+    /// `mm->def_flags`: flags every new mapping gets (`mlockall(MCL_FUTURE)` sets `VM_LOCKED`).
+    pub fn def_flags(&self) -> VmFlags {
+        self.def_flags
+    }
+    /// The program break.
+    pub fn current_brk(&self) -> u64 {
+        self.brk
     }
     /// Sets the program break (an empty address space has no program image).
     pub fn set_brk(&mut self, brk: u64) {

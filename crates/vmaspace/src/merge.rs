@@ -152,16 +152,29 @@ impl AddressSpace {
             }
         }
         let target = target?;
-        Some(self.vma_expand(target, start, end, pgoff, next.as_ref()))
+        let sticky = vmg.flags & VmFlags::STICKY;
+        Some(self.vma_expand(target, start, end, pgoff, next.as_ref(), sticky))
     }
 
     /// Linux: `vma_expand()`: grows `target` to `[start, end)`, removing `next` when the new
     /// range swallows it. Returns the target's new start.
-    pub(crate) fn vma_expand(&mut self, target: u64, start: u64, end: u64, pgoff: u64, next: Option<&Vma>) -> u64 {
+    ///
+    /// The target keeps the sticky flags of every VMA taking part and `sticky` (the proposal's).
+    pub(crate) fn vma_expand(
+        &mut self,
+        target: u64,
+        start: u64,
+        end: u64,
+        pgoff: u64,
+        next: Option<&Vma>,
+        sticky: VmFlags,
+    ) -> u64 {
         let mut t = self.tree.remove(target).expect("merge target exists");
+        t.flags |= sticky;
         if let Some(n) = next.filter(|n| n.start != target && n.end == end) {
             let removed = self.tree.remove(n.start).expect("merged next exists");
             dup_anon_vma(&mut t, removed.anon_vma);
+            t.flags |= removed.flags & VmFlags::STICKY;
         }
         t.start = start;
         t.end = end;
@@ -197,12 +210,20 @@ impl AddressSpace {
             merge_right = false;
         }
         let mid_anon = middle.anon_vma;
+        // Sticky flags of every VMA taking part end up on the target.
+        let sticky = |others: &[Option<&Vma>]| {
+            others
+                .iter()
+                .flatten()
+                .fold((vmg.flags | middle.flags) & VmFlags::STICKY, |acc, v| acc | (v.flags & VmFlags::STICKY))
+        };
         if merge_left && merge_right {
             let (p, n) = (prev?, next?);
             let mut t = self.tree.remove(p.start)?;
             self.tree.remove(middle.start);
             self.tree.remove(n.start);
             dup_anon_vma(&mut t, if n.anon_vma.is_some() { n.anon_vma } else { mid_anon });
+            t.flags |= sticky(&[Some(&p), Some(&n)]);
             t.end = n.end;
             let s = t.start;
             self.tree.insert(t);
@@ -213,6 +234,7 @@ impl AddressSpace {
             let mut t = self.tree.remove(p.start)?;
             let mut m = self.tree.remove(middle.start)?;
             dup_anon_vma(&mut t, mid_anon);
+            t.flags |= sticky(&[Some(&p)]);
             t.end = end;
             if !remove_middle {
                 m.pgoff = m.pgoff_at(end);
@@ -228,6 +250,7 @@ impl AddressSpace {
         let mut t = self.tree.remove(n.start)?;
         let mut m = self.tree.remove(middle.start)?;
         dup_anon_vma(&mut t, mid_anon);
+        t.flags |= sticky(&[Some(&n)]);
         t.pgoff = t.pgoff.wrapping_sub((n.start - start) >> PAGE_SHIFT);
         t.start = start;
         if !remove_middle {

@@ -1,7 +1,7 @@
 //! mmap (Linux: `ksys_mmap_pgoff` → `do_mmap` → `mmap_region` → `__mmap_region`).
 
 use crate::AddressSpace;
-use crate::addr::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, page_align};
+use crate::addr::{PAGE_MASK, PAGE_SHIFT, page_align};
 use crate::drivers;
 use crate::errno::{Errno, SysResult};
 use crate::file::{
@@ -47,7 +47,7 @@ impl AddressSpace {
         if populate == Populate::Yes {
             // vm_mmap_pgoff(): population errors are ignored.
             let len = page_align(len).unwrap_or(len);
-            let _ = self.mm_populate(addr, len);
+            let _ = self.mm_populate(addr, len, true);
         }
         Ok(addr)
     }
@@ -300,13 +300,16 @@ impl AddressSpace {
             vma.private_data = user.private_data;
         }
         let flags = vma.flags;
-        if flags.contains(VmFlags::LOCKED) && flags.intersects(VmFlags::SPECIAL | VmFlags::HUGETLB) {
+        // __mmap_complete(): these cannot be locked. (Droppable memory too, as measured on
+        // 6.18.44: mlockall(MCL_FUTURE) leaves MAP_DROPPABLE mappings unlocked.)
+        let unlockable = VmFlags::SPECIAL | VmFlags::HUGETLB | VmFlags::DROPPABLE;
+        if flags.contains(VmFlags::LOCKED) && flags.intersects(unlockable) {
             vma.flags.remove(VmFlags::LOCKED_MASK);
         }
         // __mmap_complete()
         self.complete_munmap_vmas(detached);
         self.counters.account(flags, pglen as i64);
-        if flags.contains(VmFlags::LOCKED) && !flags.intersects(VmFlags::SPECIAL | VmFlags::HUGETLB) {
+        if flags.contains(VmFlags::LOCKED) && !flags.intersects(unlockable) {
             self.counters.locked_vm += pglen;
         }
         Ok(addr)
@@ -420,43 +423,6 @@ impl AddressSpace {
             }
             None => 0,
         }
-    }
-
-    /// Linux: `mm_populate()` → `__mm_populate(ignore_errors)`: faults in `[start, start+len)`
-    /// as `MAP_POPULATE` and `mlock` do. Returns `Err` for a VMA that cannot be populated
-    /// (no access) or a hole, as `__mm_populate` would before `mlock` maps it to `ENOMEM`.
-    pub(crate) fn mm_populate(&mut self, start: u64, len: u64) -> Result<(), Errno> {
-        let end = start.saturating_add(len);
-        let mut addr = start;
-        let mut result = Ok(());
-        while addr < end {
-            let Some(vma) = self.tree.find_vma(addr).filter(|v| v.start < end).cloned() else {
-                break;
-            };
-            if vma.start > addr {
-                result = Err(Errno::ENOMEM);
-            }
-            let (from, to) = (addr.max(vma.start), end.min(vma.end));
-            addr = vma.end;
-            if vma.flags.intersects(VmFlags::IO | VmFlags::PFNMAP) || vma.flags.contains(VmFlags::LOCKONFAULT) {
-                continue;
-            }
-            if !vma.flags.is_accessible() {
-                result = Err(Errno::ENOMEM);
-                continue;
-            }
-            let write = vma.flags.contains(VmFlags::WRITE) && !vma.flags.contains(VmFlags::SHARED);
-            let access = if write { crate::Access::Write } else { crate::Access::Read };
-            let mut page = from;
-            while page < to {
-                if self.populate_page(page, access).is_err() {
-                    result = Err(Errno::ENOMEM);
-                    break;
-                }
-                page += PAGE_SIZE;
-            }
-        }
-        result
     }
 }
 

@@ -3,7 +3,6 @@
 use crate::AddressSpace;
 use crate::addr::{PAGE_SIZE, is_page_aligned, page_align};
 use crate::errno::{Errno, SysResult};
-use crate::fault::Access;
 use crate::flags::{VmFlags, prot};
 use crate::mmap::calc_vm_prot_bits;
 
@@ -162,19 +161,16 @@ impl AddressSpace {
         }
         let target = self.vma_modify(vma_start, start, end, newflags)?;
         let t = self.tree.get_mut(target).expect("modified VMA");
-        t.flags = newflags;
+        t.flags = newflags | (t.flags & VmFlags::STICKY);
         t.page_prot = crate::file::PageProt::from_flags(newflags);
         let result_end = t.end;
         self.counters.account(oldflags, -(nrpages as i64));
         self.counters.account(newflags, nrpages as i64);
+        // A private locked VMA becoming writable is faulted in for writing now.
         if oldflags.0 & (VmFlags::WRITE | VmFlags::SHARED | VmFlags::LOCKED).0 == VmFlags::LOCKED.0
             && newflags.contains(VmFlags::WRITE)
         {
-            let mut p = start;
-            while p < end {
-                let _ = self.populate_page(p, Access::Write);
-                p += PAGE_SIZE;
-            }
+            let _ = self.mm_populate(start, end - start, true);
         }
         Ok(result_end)
     }

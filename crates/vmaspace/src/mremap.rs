@@ -75,7 +75,7 @@ impl AddressSpace {
                 .and_then(|()| if vrm.implies_new_addr() { self.mremap_to(&mut vrm) } else { self.mremap_at(&mut vrm) })
         };
         if res.is_ok() && vrm.populate_expand {
-            let _ = self.mm_populate(vrm.new_addr + vrm.old_len, vrm.delta);
+            let _ = self.mm_populate(vrm.new_addr + vrm.old_len, vrm.delta, true);
         }
         res
     }

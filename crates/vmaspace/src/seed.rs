@@ -118,7 +118,26 @@ impl AddressSpace {
             }
             self.tree.insert(vma);
         }
+        if self.brk == 0 {
+            self.set_brk(self.program_image_end());
+        }
         Ok(())
+    }
+
+    /// Where the break of a process without `[heap]` is: the end of its program image, the
+    /// run of adjacent VMAs from the lowest one when that is a file mapping (the kernel puts
+    /// `start_brk` right after the bss of a static, non-randomized executable).
+    fn program_image_end(&self) -> u64 {
+        let mut vmas = self.tree.iter();
+        let Some(first) = vmas.next().filter(|v| v.file.is_some()) else { return 0 };
+        let mut end = first.end;
+        for v in vmas {
+            if v.start != end {
+                break;
+            }
+            end = v.end;
+        }
+        end
     }
 
     fn seed_vma(

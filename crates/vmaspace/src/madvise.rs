@@ -1,0 +1,285 @@
+//! madvise and prctl(PR_SET_VMA) (Linux: mm/madvise.c).
+
+use crate::addr::{PAGE_SIZE, is_page_aligned};
+use crate::errno::{Errno, SysResult};
+use crate::flags::VmFlags;
+use crate::{AddressSpace, Page};
+
+/// `MADV_*` values.
+pub mod advice {
+    pub const NORMAL: u64 = 0;
+    pub const RANDOM: u64 = 1;
+    pub const SEQUENTIAL: u64 = 2;
+    pub const WILLNEED: u64 = 3;
+    pub const DONTNEED: u64 = 4;
+    pub const FREE: u64 = 8;
+    pub const REMOVE: u64 = 9;
+    pub const DONTFORK: u64 = 10;
+    pub const DOFORK: u64 = 11;
+    pub const MERGEABLE: u64 = 12;
+    pub const UNMERGEABLE: u64 = 13;
+    pub const HUGEPAGE: u64 = 14;
+    pub const NOHUGEPAGE: u64 = 15;
+    pub const DONTDUMP: u64 = 16;
+    pub const DODUMP: u64 = 17;
+    pub const WIPEONFORK: u64 = 18;
+    pub const KEEPONFORK: u64 = 19;
+    pub const COLD: u64 = 20;
+    pub const PAGEOUT: u64 = 21;
+    pub const POPULATE_READ: u64 = 22;
+    pub const POPULATE_WRITE: u64 = 23;
+    pub const DONTNEED_LOCKED: u64 = 24;
+    pub const COLLAPSE: u64 = 25;
+    pub const GUARD_INSTALL: u64 = 102;
+    pub const GUARD_REMOVE: u64 = 103;
+}
+use advice::*;
+
+/// Linux: `madvise_behavior_valid()` for this kernel's configuration (KSM and THP on,
+/// `CONFIG_MEMORY_FAILURE` off, so `MADV_HWPOISON` and `MADV_SOFT_OFFLINE` are invalid).
+fn behavior_valid(b: u64) -> bool {
+    matches!(b, 0..=4 | 8..=25 | GUARD_INSTALL | GUARD_REMOVE)
+}
+
+/// Linux: `is_discard()`: what a sealed read-only anonymous VMA refuses.
+fn is_discard(b: u64) -> bool {
+    matches!(b, FREE | DONTNEED | DONTNEED_LOCKED | REMOVE | DONTFORK | WIPEONFORK | GUARD_INSTALL)
+}
+
+impl AddressSpace {
+    /// `madvise(start, len, advice)`.
+    ///
+    /// Linux: `do_madvise()`. VMAs are walked in order; a hole makes the result `ENOMEM` but the
+    /// walk goes on; an error on a VMA stops it there.
+    pub fn madvise(&mut self, start: u64, len: u64, behavior: u64) -> SysResult {
+        // `behavior` is an int.
+        let behavior = behavior as u32 as i32 as i64 as u64;
+        if !behavior_valid(behavior) || !is_page_aligned(start) {
+            return Err(Errno::EINVAL);
+        }
+        let alen = len.wrapping_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+        if len != 0 && alen == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let end = start.checked_add(alen).ok_or(Errno::EINVAL)?;
+        if end == start {
+            return Ok(0);
+        }
+        if behavior == POPULATE_READ || behavior == POPULATE_WRITE {
+            return self.faultin_page_range(start, end, behavior == POPULATE_WRITE).map(|()| 0);
+        }
+        self.madvise_walk_vmas(start, end, behavior).map(|()| 0)
+    }
+
+    /// Linux: `madvise_walk_vmas()`.
+    fn madvise_walk_vmas(&mut self, mut start: u64, last_end: u64, behavior: u64) -> Result<(), Errno> {
+        let mut unmapped = Ok(());
+        let mut vma = self.tree.find_vma(start).map(|v| v.start);
+        loop {
+            let Some(vs) = vma else { return Err(Errno::ENOMEM) };
+            let v = self.tree.get(vs).expect("VMA").clone();
+            if start < v.start {
+                unmapped = Err(Errno::ENOMEM);
+                start = v.start;
+                if start >= last_end {
+                    break;
+                }
+            }
+            let end = v.end.min(last_end);
+            let result_end = self.madvise_vma_behavior(vs, start, end, behavior)?;
+            let end = end.max(result_end);
+            if end >= last_end {
+                break;
+            }
+            vma = self.tree.find_vma(result_end).map(|v| v.start);
+            start = end;
+        }
+        unmapped
+    }
+
+    /// Linux: `madvise_vma_behavior()` for `[start, end)` of one VMA. Returns the end of the VMA
+    /// that holds the range afterwards.
+    fn madvise_vma_behavior(&mut self, vs: u64, start: u64, end: u64, behavior: u64) -> Result<u64, Errno> {
+        let vma = self.tree.get(vs).expect("VMA").clone();
+        let f = vma.flags;
+        // can_madvise_modify(): sealed anonymous memory the process cannot write refuses
+        // discards.
+        if vma.is_sealed()
+            && is_discard(behavior)
+            && vma.is_anonymous()
+            && !(f.contains(VmFlags::WRITE) && self.pkeys.allows(f.pkey(), true))
+        {
+            return Err(Errno::EPERM);
+        }
+        let mut new = f;
+        match behavior {
+            REMOVE => return self.madvise_remove(vs, start, end).map(|()| vma.end),
+            WILLNEED => return Ok(vma.end),
+            COLD | PAGEOUT => {
+                // can_madv_lru_vma()
+                if f.intersects(VmFlags::LOCKED | VmFlags::PFNMAP | VmFlags::HUGETLB) {
+                    return Err(Errno::EINVAL);
+                }
+                return Ok(vma.end);
+            }
+            // Not modelled: collapsing into transparent huge pages. The model answers as Linux
+            // does for every VMA that is not THP-eligible (which, with THP in `madvise` mode,
+            // is every VMA without MADV_HUGEPAGE).
+            COLLAPSE => return Err(Errno::EINVAL),
+            FREE | DONTNEED | DONTNEED_LOCKED => {
+                return self.madvise_dontneed(vs, start, end, behavior).map(|()| vma.end);
+            }
+            GUARD_INSTALL => return self.madvise_guard_install(vs, start, end).map(|()| vma.end),
+            GUARD_REMOVE => return self.madvise_guard_remove(vs, start, end).map(|()| vma.end),
+            NORMAL => new.remove(VmFlags::RAND_READ | VmFlags::SEQ_READ),
+            SEQUENTIAL => {
+                new.remove(VmFlags::RAND_READ);
+                new |= VmFlags::SEQ_READ;
+            }
+            RANDOM => {
+                new.remove(VmFlags::SEQ_READ);
+                new |= VmFlags::RAND_READ;
+            }
+            DONTFORK => new |= VmFlags::DONTCOPY,
+            DOFORK => {
+                if f.contains(VmFlags::IO) {
+                    return Err(Errno::EINVAL);
+                }
+                new.remove(VmFlags::DONTCOPY);
+            }
+            WIPEONFORK => {
+                if vma.file.is_some() || f.contains(VmFlags::SHARED) {
+                    return Err(Errno::EINVAL);
+                }
+                new |= VmFlags::WIPEONFORK;
+            }
+            KEEPONFORK => {
+                if f.contains(VmFlags::DROPPABLE) {
+                    return Err(Errno::EINVAL);
+                }
+                new.remove(VmFlags::WIPEONFORK);
+            }
+            DONTDUMP => new |= VmFlags::DONTDUMP,
+            DODUMP => {
+                if (!f.contains(VmFlags::HUGETLB) && f.intersects(VmFlags::SPECIAL)) || f.contains(VmFlags::DROPPABLE) {
+                    return Err(Errno::EINVAL);
+                }
+                new.remove(VmFlags::DONTDUMP);
+            }
+            MERGEABLE => {
+                // ksm_madvise(): silently nothing for memory KSM cannot merge.
+                let incompatible =
+                    VmFlags::SHARED | VmFlags::MAYSHARE | VmFlags::SPECIAL | VmFlags::HUGETLB | VmFlags::DROPPABLE;
+                if !f.intersects(incompatible) {
+                    new |= VmFlags::MERGEABLE;
+                }
+            }
+            UNMERGEABLE => new.remove(VmFlags::MERGEABLE),
+            HUGEPAGE => {
+                new.remove(VmFlags::NOHUGEPAGE);
+                new |= VmFlags::HUGEPAGE;
+            }
+            NOHUGEPAGE => {
+                new.remove(VmFlags::HUGEPAGE);
+                new |= VmFlags::NOHUGEPAGE;
+            }
+            _ => return Err(Errno::EINVAL),
+        }
+        self.madvise_update_vma(vs, start, end, new).map_err(|e| if e == Errno::ENOMEM { Errno::EAGAIN } else { e })
+    }
+
+    /// Linux: `madvise_update_vma()`: merge or split, then write the flags. Sticky flags of a
+    /// VMA merged into (the guard-region mark) are kept.
+    fn madvise_update_vma(&mut self, vs: u64, start: u64, end: u64, new: VmFlags) -> Result<u64, Errno> {
+        let v = self.tree.get(vs).expect("VMA");
+        if new == v.flags {
+            return Ok(v.end);
+        }
+        let target = self.vma_modify(vs, start, end, new)?;
+        let t = self.tree.get_mut(target).expect("modified VMA");
+        let sticky = t.flags & VmFlags::STICKY;
+        t.flags = new | sticky;
+        Ok(t.end)
+    }
+
+    /// `MADV_DONTNEED`, `MADV_DONTNEED_LOCKED`, `MADV_FREE`: the pages go (private memory reads
+    /// back as zeros or the file's contents); guard markers stay.
+    fn madvise_dontneed(&mut self, vs: u64, start: u64, end: u64, behavior: u64) -> Result<(), Errno> {
+        let f = self.tree.get(vs).expect("VMA").flags;
+        let mut forbidden = VmFlags::PFNMAP;
+        if behavior != DONTNEED_LOCKED {
+            forbidden |= VmFlags::LOCKED;
+        }
+        if f.intersects(forbidden) || (f.contains(VmFlags::HUGETLB) && behavior == FREE) {
+            return Err(Errno::EINVAL);
+        }
+        // madvise_free_single_vma(): MADV_FREE is for anonymous memory only.
+        if behavior == FREE && !self.tree.get(vs).expect("VMA").is_anonymous() {
+            return Err(Errno::EINVAL);
+        }
+        self.zap_pages_keeping_guards(start, end);
+        Ok(())
+    }
+
+    /// `MADV_REMOVE`: punches a hole in the file behind a shared writable mapping.
+    fn madvise_remove(&mut self, vs: u64, start: u64, end: u64) -> Result<(), Errno> {
+        let v = self.tree.get(vs).expect("VMA").clone();
+        if v.flags.contains(VmFlags::LOCKED) {
+            return Err(Errno::EINVAL);
+        }
+        let Some(file) = &v.file else { return Err(Errno::EINVAL) };
+        if !v.flags.is_shared_maywrite() {
+            return Err(Errno::EACCES);
+        }
+        // vfs_fallocate(PUNCH_HOLE): shmem supports it; ext4 does too.
+        let _ = file;
+        self.zap_pages_keeping_guards(start, end);
+        Ok(())
+    }
+
+    /// Linux: `madvise_guard_install()`: every page becomes a guard marker (present pages are
+    /// zapped). The VMA gets an anon_vma and is marked as possibly holding guards (`gu`, a
+    /// sticky flag), without splitting.
+    fn madvise_guard_install(&mut self, vs: u64, start: u64, end: u64) -> Result<(), Errno> {
+        let f = self.tree.get(vs).expect("VMA").flags;
+        if f.intersects(VmFlags::SPECIAL | VmFlags::HUGETLB | VmFlags::LOCKED) {
+            return Err(Errno::EINVAL);
+        }
+        self.anon_vma_prepare(vs);
+        self.tree.get_mut(vs).expect("VMA").flags |= VmFlags::MAYBE_GUARD;
+        let mut p = start;
+        while p < end {
+            self.pages.insert(p, Page::Guard);
+            p += PAGE_SIZE;
+        }
+        Ok(())
+    }
+
+    /// Linux: `madvise_guard_remove()`: the markers go; the `gu` mark stays.
+    fn madvise_guard_remove(&mut self, vs: u64, start: u64, end: u64) -> Result<(), Errno> {
+        let f = self.tree.get(vs).expect("VMA").flags;
+        if f.intersects(VmFlags::SPECIAL | VmFlags::HUGETLB) {
+            return Err(Errno::EINVAL);
+        }
+        let guards: Vec<u64> =
+            self.pages.range(start..end).filter(|(_, p)| **p == Page::Guard).map(|(a, _)| *a).collect();
+        for a in guards {
+            self.pages.remove(&a);
+        }
+        Ok(())
+    }
+
+    fn zap_pages_keeping_guards(&mut self, start: u64, end: u64) {
+        let gone: Vec<u64> =
+            self.pages.range(start..end).filter(|(_, p)| **p != Page::Guard).map(|(a, _)| *a).collect();
+        for a in gone {
+            self.pages.remove(&a);
+        }
+    }
+
+    /// `prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, start, len, name)`: `EINVAL`, as on this
+    /// project's kernel, which is built without `CONFIG_ANON_VMA_NAME`.
+    pub fn prctl_set_vma_anon_name(&mut self, _start: u64, _len: u64, _name: Option<&[u8]>) -> SysResult {
+        Err(Errno::EINVAL)
+    }
+}
