@@ -67,7 +67,7 @@ impl AddressSpace {
 
     /// Linux: `count_mm_mlocked_page_nr()`.
     fn count_mlocked_pages(&self, start: u64, len: u64) -> u64 {
-        let end = start.checked_add(len).unwrap_or(u64::MAX);
+        let end = start.saturating_add(len);
         let bytes: u64 = self
             .tree
             .iter_range(start, end)
