@@ -245,7 +245,7 @@ impl AddressSpace {
         let compatible = |a: &crate::Vma, b: &crate::Vma| {
             a.end == b.start
                 && a.same_file(b.file.as_ref())
-                && (a.flags.0 ^ b.flags.0) & !(VmFlags::ACCESS_FLAGS | VmFlags::SOFTDIRTY).0 == 0
+                && (a.flags.0 ^ b.flags.0) & !(VmFlags::ACCESS_FLAGS | VmFlags::IGNORE_MERGE).0 == 0
                 && b.pgoff == a.pgoff.wrapping_add((b.start - a.start) >> PAGE_SHIFT)
         };
         let reusable = |old: &crate::Vma| old.anon_vma.filter(|a| !a.forked).map(|a| a.id);

@@ -161,7 +161,9 @@ impl AddressSpace {
             if first_gone >= end {
                 continue;
             }
-            let gone: Vec<u64> = self.pages.range(first_gone..end).map(|(a, _)| *a).collect();
+            // Guard markers survive truncation (they are not page cache pages).
+            let gone: Vec<u64> =
+                self.pages.range(first_gone..end).filter(|(_, p)| **p != crate::Page::Guard).map(|(a, _)| *a).collect();
             for a in gone {
                 self.pages.remove(&a);
             }

@@ -231,8 +231,10 @@ impl AddressSpace {
         if !v.flags.is_shared_maywrite() {
             return Err(Errno::EACCES);
         }
-        // vfs_fallocate(PUNCH_HOLE): shmem supports it; ext4 does too.
-        let _ = file;
+        // vfs_fallocate(PUNCH_HOLE): shmem and ext4 support it, secretmem does not.
+        if file.inode.kind == crate::file::InodeKind::Secretmem {
+            return Err(Errno::EOPNOTSUPP);
+        }
         self.zap_pages_keeping_guards(start, end);
         Ok(())
     }
