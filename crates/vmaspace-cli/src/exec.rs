@@ -105,7 +105,7 @@ impl Model {
     pub fn apply(&mut self, line: &Line) -> Option<Outcome> {
         if let Call::Fork { .. } = line.call {
             let label = self.fork_labels.pop_front()?;
-            let child = self.procs.get(&line.pid)?.fork();
+            let child = self.procs.get_mut(&line.pid)?.fork();
             return Some(match child {
                 Ok(child) => {
                     self.procs.insert(Some(label), child);

@@ -73,79 +73,112 @@ pub fn filter_window(text: &str, start: u64, end: u64) -> String {
     out
 }
 
-/// The smaps fields the model keeps and comparisons check; other smaps lines are left out of
-/// both sides.
-pub const COMPARED_SMAPS_FIELDS: &[&str] = &["Size", "KernelPageSize", "MMUPageSize", "ProtectionKey", "VmFlags"];
+/// The smaps fields every VMA's block must have on both sides; the others (page counters) are
+/// compared where the model printed them.
+pub const MANDATORY_SMAPS_FIELDS: &[&str] = &["Size", "KernelPageSize", "MMUPageSize", "ProtectionKey", "VmFlags"];
 
-/// Canonical form of checkpoint text: every maps line reduced to its fields with device and
-/// inode replaced by "object k" (first appearance order); smaps fields outside
-/// [`COMPARED_SMAPS_FIELDS`] dropped; other lines kept verbatim.
-pub fn normalize(text: &str) -> Vec<String> {
-    normalize_pairs(text).into_iter().map(|(_, c)| c).collect()
+/// One maps line with the smaps field lines under it.
+struct Block<'a> {
+    header: Option<(&'a str, MapsLine)>,
+    fields: Vec<(&'a str, &'a str)>,
 }
 
-/// Each compared line of `text` with its canonical form.
-fn normalize_pairs(text: &str) -> Vec<(&str, String)> {
-    let mut objects: HashMap<(u32, u32, u64), usize> = HashMap::new();
-    let mut out = Vec::new();
+fn blocks(text: &str) -> Vec<Block<'_>> {
+    let mut out: Vec<Block<'_>> = Vec::new();
     for line in text.lines() {
-        match MapsLine::parse(line) {
-            Some(m) => {
-                let obj = if m.has_object() {
-                    let n = objects.len();
-                    let k = *objects.entry((m.dev_major, m.dev_minor, m.inode)).or_insert(n);
-                    format!("obj#{k}")
-                } else {
-                    "anon".to_string()
-                };
-                out.push((line, format!("{:x}-{:x} {} {:x} {} {}", m.start, m.end, m.perms, m.offset, obj, m.name)));
-            }
-            None => match line.split_once(':') {
-                Some((key, _)) if !key.contains(' ') && !COMPARED_SMAPS_FIELDS.contains(&key) => {}
-                _ => out.push((line, line.trim_end().to_string())),
-            },
+        if let Some(m) = MapsLine::parse(line) {
+            out.push(Block { header: Some((line, m)), fields: Vec::new() });
+            continue;
+        }
+        let key = line.split_once(':').map_or(line, |(k, _)| k);
+        match out.last_mut() {
+            Some(b) => b.fields.push((key, line)),
+            None => out.push(Block { header: None, fields: vec![(key, line)] }),
         }
     }
     out
 }
 
-/// Compares two checkpoint texts after normalisation. None when they agree; otherwise a report
-/// with the first differing line and both texts side by side.
+/// Canonical lines of `text` (raw line, canonical form): maps lines reduced to their fields with
+/// device and inode replaced by "object k" (first appearance order), and of each block's smaps
+/// fields only the mandatory ones and those `keep(block index, key)` allows.
+fn canonical<'a>(text: &'a str, keep: &dyn Fn(usize, &str) -> bool) -> Vec<(&'a str, String)> {
+    let mut objects: HashMap<(u32, u32, u64), usize> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, b) in blocks(text).into_iter().enumerate() {
+        if let Some((raw, m)) = b.header {
+            let obj = if m.has_object() {
+                let n = objects.len();
+                format!("obj#{}", *objects.entry((m.dev_major, m.dev_minor, m.inode)).or_insert(n))
+            } else {
+                "anon".to_string()
+            };
+            out.push((raw, format!("{:x}-{:x} {} {:x} {} {}", m.start, m.end, m.perms, m.offset, obj, m.name)));
+        }
+        for (key, raw) in b.fields {
+            let is_field = !key.contains(' ') && raw.contains(':');
+            if !is_field || MANDATORY_SMAPS_FIELDS.contains(&key) || keep(i, key) {
+                out.push((raw, raw.trim_end().to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// The canonical forms of the kernel's and the model's text: the model's fields are all kept,
+/// the kernel's where the model printed the same field in the same block.
+fn canonical_pair<'a>(kernel: &'a str, model: &'a str) -> (Vec<(&'a str, String)>, Vec<(&'a str, String)>) {
+    let model_keys: Vec<Vec<&str>> = blocks(model).iter().map(|b| b.fields.iter().map(|f| f.0).collect()).collect();
+    let k = canonical(kernel, &|i, key| model_keys.get(i).is_some_and(|ks| ks.contains(&key)));
+    let m = canonical(model, &|_, _| true);
+    (k, m)
+}
+
+/// Canonical form of checkpoint text (every field kept).
+pub fn normalize(text: &str) -> Vec<String> {
+    canonical(text, &|_, _| true).into_iter().map(|(_, c)| c).collect()
+}
+
+/// Compares the kernel's checkpoint text (`expected`) with the model's (`got`) after
+/// normalisation. None when they agree; otherwise a report with the first differing line and
+/// a diff.
 pub fn compare(expected: &str, got: &str) -> Option<String> {
-    let (e, g) = (normalize(expected), normalize(got));
+    let (pe, pg) = canonical_pair(expected, got);
+    let (e, g): (Vec<&String>, Vec<&String>) = (pe.iter().map(|p| &p.1).collect(), pg.iter().map(|p| &p.1).collect());
     if e == g {
         return None;
     }
     let first = e.iter().zip(&g).position(|(a, b)| a != b).unwrap_or(e.len().min(g.len()));
     let mut report = format!("checkpoint text differs at line {} of the checkpoint:\n", first + 1);
-    report.push_str(&unified_diff(expected, got));
+    report.push_str(&diff_pairs(&pe, &pg));
     Some(report)
 }
 
-/// A small line diff (`-` expected, `+` got), with the normalised comparison deciding equality.
+/// A line diff of two texts (`-` expected, `+` got), lines being equal when their canonical
+/// forms are.
 pub fn unified_diff(expected: &str, got: &str) -> String {
-    let (pe, pg) = (normalize_pairs(expected), normalize_pairs(got));
-    let (e, g): (Vec<&str>, Vec<&str>) = (pe.iter().map(|p| p.0).collect(), pg.iter().map(|p| p.0).collect());
-    let (ne, ng): (Vec<&String>, Vec<&String>) = (pe.iter().map(|p| &p.1).collect(), pg.iter().map(|p| &p.1).collect());
-    // Longest common subsequence on the normalised lines; traces are small.
-    let (n, m) = (ne.len(), ng.len());
+    diff_pairs(&canonical(expected, &|_, _| true), &canonical(got, &|_, _| true))
+}
+
+fn diff_pairs(pe: &[(&str, String)], pg: &[(&str, String)]) -> String {
+    let (n, m) = (pe.len(), pg.len());
     let mut lcs = vec![vec![0u32; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            lcs[i][j] = if ne[i] == ng[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+            lcs[i][j] = if pe[i].1 == pg[j].1 { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
         }
     }
     let (mut i, mut j, mut out) = (0, 0, String::new());
     while i < n || j < m {
-        if i < n && j < m && ne[i] == ng[j] {
-            out.push_str(&format!("  {}\n", e[i]));
+        if i < n && j < m && pe[i].1 == pg[j].1 {
+            out.push_str(&format!("  {}\n", pe[i].0));
             i += 1;
             j += 1;
         } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            out.push_str(&format!("+ {}\n", g[j]));
+            out.push_str(&format!("+ {}\n", pg[j].0));
             j += 1;
         } else {
-            out.push_str(&format!("- {}\n", e[i]));
+            out.push_str(&format!("- {}\n", pe[i].0));
             i += 1;
         }
     }

@@ -12,7 +12,7 @@ impl AddressSpace {
     /// The descriptor table is shared file by file, as fork shares open file descriptions.
     ///
     /// Linux: `dup_mmap()`.
-    pub fn fork(&self) -> Result<AddressSpace, Errno> {
+    pub fn fork(&mut self) -> Result<AddressSpace, Errno> {
         let mut child = AddressSpace::bare(self.settings.clone(), self.vfs.clone());
         child.fds = self.fds.clone();
         child.def_flags = self.def_flags & VmFlags::INIT_DEF_MASK;
@@ -41,9 +41,12 @@ impl AddressSpace {
                 _ => None,
             };
             // copy_page_range(): only anonymous memory is copied; shared pages fault back in.
+            // Copied pages are shared with the parent until one of them writes: the model does
+            // not count that sharing, so neither side's page counters are exact any more.
             if c.anon_vma.is_some() {
                 for (a, p) in self.pages.range(v.start..v.end) {
                     child.pages.insert(*a, *p);
+                    c.pages_exact = false;
                 }
             }
             if let Some(open) = c.ops.as_ref().and_then(|o| o.open.clone()) {
@@ -53,6 +56,12 @@ impl AddressSpace {
             child.tree.insert(c);
         }
         child.counters = counters;
+        let shared: Vec<u64> = child.tree.iter().filter(|v| !v.pages_exact).map(|v| v.start).collect();
+        for s in shared {
+            if let Some(v) = self.tree.get_mut(s) {
+                v.pages_exact = false;
+            }
+        }
         Ok(child)
     }
 }

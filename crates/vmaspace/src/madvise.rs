@@ -120,6 +120,8 @@ impl AddressSpace {
                 if f.intersects(VmFlags::LOCKED | VmFlags::PFNMAP | VmFlags::HUGETLB) {
                     return Err(Errno::EINVAL);
                 }
+                // Reclaim and the young bits it clears are not modelled.
+                self.tree.get_mut(vs).expect("VMA").pages_exact = false;
                 return Ok(vma.end);
             }
             // Not modelled: collapsing into transparent huge pages. The model answers as Linux
@@ -167,6 +169,8 @@ impl AddressSpace {
                 new.remove(VmFlags::DONTDUMP);
             }
             MERGEABLE => {
+                // ksmd may merge the pages at any time.
+                self.tree.get_mut(vs).expect("VMA").pages_exact = false;
                 // ksm_madvise(): silently nothing for memory KSM cannot merge.
                 let incompatible =
                     VmFlags::SHARED | VmFlags::MAYSHARE | VmFlags::SPECIAL | VmFlags::HUGETLB | VmFlags::DROPPABLE;
@@ -176,6 +180,8 @@ impl AddressSpace {
             }
             UNMERGEABLE => new.remove(VmFlags::MERGEABLE),
             HUGEPAGE => {
+                // Faults may map huge pages and khugepaged may collapse small ones.
+                self.tree.get_mut(vs).expect("VMA").pages_exact = false;
                 new.remove(VmFlags::NOHUGEPAGE);
                 new |= VmFlags::HUGEPAGE;
             }
@@ -217,6 +223,10 @@ impl AddressSpace {
         if behavior == FREE && !self.tree.get(vs).expect("VMA").is_anonymous() {
             return Err(Errno::EINVAL);
         }
+        if behavior == FREE {
+            // MADV_FREE leaves lazily freed pages that reclaim may take at any time.
+            self.tree.get_mut(vs).expect("VMA").pages_exact = false;
+        }
         self.zap_pages_keeping_guards(start, end);
         Ok(())
     }
@@ -240,15 +250,19 @@ impl AddressSpace {
     }
 
     /// Linux: `madvise_guard_install()`: every page becomes a guard marker (present pages are
-    /// zapped). The VMA gets an anon_vma and is marked as possibly holding guards (`gu`, a
-    /// sticky flag), without splitting.
+    /// zapped). The VMA is marked as possibly holding guards (`gu`, a sticky flag) without
+    /// splitting, and an anonymous one gets an anon_vma.
     fn madvise_guard_install(&mut self, vs: u64, start: u64, end: u64) -> Result<(), Errno> {
         let f = self.tree.get(vs).expect("VMA").flags;
         if f.intersects(VmFlags::SPECIAL | VmFlags::HUGETLB | VmFlags::LOCKED) {
             return Err(Errno::EINVAL);
         }
-        self.anon_vma_prepare(vs);
         self.tree.get_mut(vs).expect("VMA").flags |= VmFlags::MAYBE_GUARD;
+        // Only anonymous VMAs get an anon_vma for their guard markers (as in 6.19, which the
+        // 6.18.44 kernel follows here: a guarded shared mapping still merges after fork).
+        if self.tree.get(vs).expect("VMA").is_anonymous() {
+            self.anon_vma_prepare(vs);
+        }
         let mut p = start;
         while p < end {
             self.pages.insert(p, Page::Guard);

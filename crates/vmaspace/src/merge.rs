@@ -175,6 +175,7 @@ impl AddressSpace {
             let removed = self.tree.remove(n.start).expect("merged next exists");
             dup_anon_vma(&mut t, removed.anon_vma);
             t.flags |= removed.flags & VmFlags::STICKY;
+            t.pages_exact &= removed.pages_exact;
         }
         t.start = start;
         t.end = end;
@@ -224,6 +225,7 @@ impl AddressSpace {
             self.tree.remove(n.start);
             dup_anon_vma(&mut t, if n.anon_vma.is_some() { n.anon_vma } else { mid_anon });
             t.flags |= sticky(&[Some(&p), Some(&n)]);
+            t.pages_exact &= middle.pages_exact && n.pages_exact;
             t.end = n.end;
             let s = t.start;
             self.tree.insert(t);
@@ -235,6 +237,7 @@ impl AddressSpace {
             let mut m = self.tree.remove(middle.start)?;
             dup_anon_vma(&mut t, mid_anon);
             t.flags |= sticky(&[Some(&p)]);
+            t.pages_exact &= middle.pages_exact;
             t.end = end;
             if !remove_middle {
                 m.pgoff = m.pgoff_at(end);
@@ -251,6 +254,7 @@ impl AddressSpace {
         let mut m = self.tree.remove(middle.start)?;
         dup_anon_vma(&mut t, mid_anon);
         t.flags |= sticky(&[Some(&n)]);
+        t.pages_exact &= middle.pages_exact;
         t.pgoff = t.pgoff.wrapping_sub((n.start - start) >> PAGE_SHIFT);
         t.start = start;
         if !remove_middle {

@@ -299,6 +299,9 @@ impl AddressSpace {
         vmg.anon_vma = vma.anon_vma;
         vmg.anon_name = vma.anon_name.clone();
         if let Some(merged) = self.vma_merge_new_range(&vmg) {
+            if !vma.pages_exact {
+                self.tree.get_mut(merged).expect("merged VMA").pages_exact = false;
+            }
             return merged;
         }
         let mut new = vma.clone();

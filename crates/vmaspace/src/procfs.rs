@@ -34,9 +34,10 @@ impl AddressSpace {
         out
     }
 
-    /// The text of `/proc/PID/smaps`, with the counters the model keeps: `Size`,
-    /// `KernelPageSize`, `MMUPageSize`, `ProtectionKey` and `VmFlags`. (The page counters,
-    /// `Rss` to `Locked`, are not printed until the model keeps them exactly.)
+    /// The text of `/proc/PID/smaps`. Every VMA has `Size`, `KernelPageSize`, `MMUPageSize`,
+    /// `ProtectionKey` and `VmFlags`; the page counters (`Rss` … `Locked`, `THPeligible`) are
+    /// printed for private anonymous VMAs whose pages the model knows exactly (see
+    /// [`crate::Vma`]'s `pages_exact`), and left out elsewhere rather than printed wrong.
     pub fn smaps(&self) -> String {
         self.smaps_of(self.tree.iter())
     }
@@ -54,10 +55,46 @@ impl AddressSpace {
             smaps_field(&mut out, "Size:", kb);
             smaps_field(&mut out, "KernelPageSize:", 4);
             smaps_field(&mut out, "MMUPageSize:", 4);
+            if v.pages_exact && v.file.is_none() && !v.flags.contains(VmFlags::SHARED) {
+                self.page_counters(&mut out, v);
+            }
             let _ = writeln!(out, "ProtectionKey:  {:>8}", v.flags.pkey());
             let _ = writeln!(out, "VmFlags: {}", v.flags.mnemonics());
         }
         out
+    }
+
+    /// Linux: `smap_gather_stats()` for a private anonymous VMA of small pages, none shared:
+    /// every present page is private, dirty, referenced and anonymous.
+    fn page_counters(&self, out: &mut String, v: &Vma) {
+        let anon_kb =
+            4 * self.pages.range(v.start..v.end).filter(|(_, p)| matches!(p, crate::Page::Anon)).count() as u64;
+        let locked = if v.flags.contains(VmFlags::LOCKED) { anon_kb } else { 0 };
+        for (label, kb) in [
+            ("Rss:", anon_kb),
+            ("Pss:", anon_kb),
+            ("Pss_Dirty:", anon_kb),
+            ("Shared_Clean:", 0),
+            ("Shared_Dirty:", 0),
+            ("Private_Clean:", 0),
+            ("Private_Dirty:", anon_kb),
+            ("Referenced:", anon_kb),
+            ("Anonymous:", anon_kb),
+            ("KSM:", 0),
+            ("LazyFree:", 0),
+            ("AnonHugePages:", 0),
+            ("ShmemPmdMapped:", 0),
+            ("FilePmdMapped:", 0),
+            ("Shared_Hugetlb:", 0),
+            ("Private_Hugetlb:", 0),
+            ("Swap:", 0),
+            ("SwapPss:", 0),
+            ("Locked:", locked),
+        ] {
+            smaps_field(out, label, kb);
+        }
+        // THP is in `madvise` mode and these VMAs never had MADV_HUGEPAGE.
+        let _ = writeln!(out, "THPeligible:    {:>8}", 0);
     }
 
     /// Linux: `show_map_vma()`.

@@ -111,7 +111,8 @@ impl AddressSpace {
                 return Err(SeedError { line: lineno, message: "overlaps the line before it".into() });
             }
             prev_end = l.end;
-            let vma = self.seed_vma(&l, &mut files, &sizes);
+            let mut vma = self.seed_vma(&l, &mut files, &sizes);
+            vma.pages_exact = false;
             self.counters.account(vma.flags, vma.pages() as i64);
             if vma.flags.contains(VmFlags::LOCKED) {
                 self.counters.locked_vm += vma.pages();

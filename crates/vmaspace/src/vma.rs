@@ -40,6 +40,10 @@ pub struct Vma {
     pub(crate) anon_vma: Option<AnonVmaRef>,
     /// `anon_vma_name` (set by `prctl(PR_SET_VMA_ANON_NAME)`; compared when merging).
     pub(crate) anon_name: Option<Arc<str>>,
+    /// Whether the model knows this VMA's pages exactly, so smaps may print its page counters:
+    /// false for VMAs seeded from a snapshot, pages shared with a fork, and memory that
+    /// khugepaged, KSM or reclaim may change behind the process's back.
+    pub(crate) pages_exact: bool,
 }
 
 impl Vma {
@@ -55,6 +59,7 @@ impl Vma {
             private_data: None,
             anon_vma: None,
             anon_name: None,
+            pages_exact: true,
         }
     }
 
