@@ -77,6 +77,9 @@ pub fn filter_window(text: &str, start: u64, end: u64) -> String {
 /// compared where the model printed them.
 pub const MANDATORY_SMAPS_FIELDS: &[&str] = &["Size", "KernelPageSize", "MMUPageSize", "ProtectionKey", "VmFlags"];
 
+/// Lines of a text with their canonical forms.
+type Canonical<'a> = Vec<(&'a str, String)>;
+
 /// One maps line with the smaps field lines under it.
 struct Block<'a> {
     header: Option<(&'a str, MapsLine)>,
@@ -102,7 +105,7 @@ fn blocks(text: &str) -> Vec<Block<'_>> {
 /// Canonical lines of `text` (raw line, canonical form): maps lines reduced to their fields with
 /// device and inode replaced by "object k" (first appearance order), and of each block's smaps
 /// fields only the mandatory ones and those `keep(block index, key)` allows.
-fn canonical<'a>(text: &'a str, keep: &dyn Fn(usize, &str) -> bool) -> Vec<(&'a str, String)> {
+fn canonical<'a>(text: &'a str, keep: &dyn Fn(usize, &str) -> bool) -> Canonical<'a> {
     let mut objects: HashMap<(u32, u32, u64), usize> = HashMap::new();
     let mut out = Vec::new();
     for (i, b) in blocks(text).into_iter().enumerate() {
@@ -127,7 +130,7 @@ fn canonical<'a>(text: &'a str, keep: &dyn Fn(usize, &str) -> bool) -> Vec<(&'a 
 
 /// The canonical forms of the kernel's and the model's text: the model's fields are all kept,
 /// the kernel's where the model printed the same field in the same block.
-fn canonical_pair<'a>(kernel: &'a str, model: &'a str) -> (Vec<(&'a str, String)>, Vec<(&'a str, String)>) {
+fn canonical_pair<'a>(kernel: &'a str, model: &'a str) -> (Canonical<'a>, Canonical<'a>) {
     let model_keys: Vec<Vec<&str>> = blocks(model).iter().map(|b| b.fields.iter().map(|f| f.0).collect()).collect();
     let k = canonical(kernel, &|i, key| model_keys.get(i).is_some_and(|ks| ks.contains(&key)));
     let m = canonical(model, &|_, _| true);
