@@ -32,6 +32,8 @@ const ARENA: u64 = 0x1000_0000_0000;
 const ARENA_PAGES: u64 = 96;
 /// Longest range a populating or faulting call may cover (keeps the kernel side cheap).
 const MAX_TOUCH: u64 = 64 * PAGE;
+/// Most memory a generated trace keeps locked (and so faulted in).
+const MAX_LOCKED: u64 = 4096 * PAGE;
 
 /// Generates one trace, consulting a model of the process as it goes so that ranges fall on,
 /// next to and across the VMAs the trace has made.
@@ -369,10 +371,27 @@ impl Gen {
             };
             // mprotect of a locked VMA to writable populates it: keep that small.
             if let Some(c) = c.filter(|c| !self.too_costly(c)) {
+                // Whatever locks (and so faults in) more than a little memory is taken back:
+                // the kernel side would populate it page by page.
+                let before = self.mm.clone();
                 let _ = apply(&mut self.mm, &c);
+                if self.populated_locked_bytes() > MAX_LOCKED {
+                    self.mm = before;
+                    continue;
+                }
                 return c;
             }
         }
+    }
+
+    /// Bytes of VMAs that are locked and populated (VM_LOCKED without VM_LOCKONFAULT).
+    fn populated_locked_bytes(&self) -> u64 {
+        use vmaspace::VmFlags;
+        self.mm
+            .vmas()
+            .filter(|v| v.flags().contains(VmFlags::LOCKED) && !v.flags().contains(VmFlags::LOCKONFAULT))
+            .map(|v| v.end() - v.start())
+            .sum()
     }
 
     fn too_costly(&self, c: &Call) -> bool {

@@ -31,6 +31,8 @@ pub const EXECUTOR_PATH: &str = "/tmp/vmaspace/executor";
 const FD_BASE: RawFd = 100;
 /// Forks a trace may make (so the fds stay below 1024).
 pub const MAX_FORKS: usize = 200;
+/// CPU seconds an executor may use.
+const EXECUTOR_CPU_SECONDS: u64 = 60;
 /// Where the pipe ends are moved before they are put at their targets.
 const MOVE_BASE: RawFd = 600;
 
@@ -354,6 +356,12 @@ fn spawn_executor(exe: &Path, cwd: &Path, ends: &[(OwnedFd, OwnedFd)]) -> Result
             lim.rlim_cur = RLIMIT_STACK_BYTES;
             lim.rlim_max = lim.rlim_max.max(RLIMIT_STACK_BYTES);
             if libc::setrlimit(libc::RLIMIT_STACK, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // A trace that makes the kernel work for ever (populating a huge locked mapping)
+            // ends with the executor killed, not with a hung run.
+            let cpu = libc::rlimit { rlim_cur: EXECUTOR_CPU_SECONDS, rlim_max: EXECUTOR_CPU_SECONDS };
+            if libc::setrlimit(libc::RLIMIT_CPU, &cpu) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             // Move the pipe ends out of the way of their targets, then put them in place.

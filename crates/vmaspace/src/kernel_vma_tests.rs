@@ -2,8 +2,7 @@
 //! ported to the model. As in the harness, VMAs carry dummy operations (so they are not
 //! anonymous), no file, and the flags `VM_READ|VM_WRITE|VM_MAYREAD|VM_MAYWRITE`.
 //!
-//! Not ported: `vmi_prealloc_fail` (the model has no allocation failure to inject) and
-//! `copy_vma` (mremap, not modelled yet).
+//! Not ported: `vmi_prealloc_fail` (the model has no allocation failure to inject).
 
 use crate::AddressSpace;
 use crate::file::VmOperations;
@@ -426,4 +425,22 @@ fn mmap_region_basic() {
     assert_eq!(range(&mm, 0x24d000), (0x24d000, 0x253000, 0x24d));
     assert_eq!(range(&mm, 0x300000), (0x300000, 0x306000, 0x300));
     mm.validate().unwrap();
+}
+
+#[test]
+fn copy_vma() {
+    // a. No neighbour to merge with: a distinct new VMA.
+    let mut mm = mm();
+    link(&mut mm, 0x3000, 0x5000, 3, BASE);
+    let r = mm.copy_vma(0x3000, 0, 0x2000, 0);
+    assert_eq!(range(&mm, r), (0, 0x2000, 0));
+    assert_eq!(mm.map_count(), 2);
+    // b. Merges into the next VMA.
+    let mut mm = self::mm();
+    link(&mut mm, 0, 0x2000, 0, BASE);
+    link(&mut mm, 0x6000, 0x8000, 6, BASE);
+    let r = mm.copy_vma(0, 0x4000, 0x2000, 4);
+    assert_eq!(r, 0x4000);
+    assert_eq!(range(&mm, 0x4000), (0x4000, 0x8000, 4));
+    assert_eq!(mm.map_count(), 2);
 }

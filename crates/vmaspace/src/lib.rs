@@ -3,7 +3,7 @@
 //! An [`AddressSpace`] holds VMAs and behaves as a Linux 6.18 process's `mm` does: its calls take
 //! Linux's arguments and return Linux's results (`Result<u64, Errno>`), split and merge VMAs by
 //! Linux's rules, and print `/proc/PID/maps` and `smaps` text byte for byte. Drivers and file
-//! systems plug in through the mapping hooks of [`file`]: `mmap_prepare` (Linux 6.16's
+//! systems plug in through the mapping hooks of [`mod@file`]: `mmap_prepare` (Linux 6.16's
 //! interface) or the legacy `.mmap`.
 //!
 //! ```

@@ -291,7 +291,7 @@ impl AddressSpace {
 
     /// Linux: `copy_vma()`: the destination VMA, merged with a neighbour where possible. An
     /// anonymous VMA never faulted takes the pgoff of its new address. Returns its start.
-    fn copy_vma(&mut self, vma_start: u64, addr: u64, len: u64, pgoff: u64) -> u64 {
+    pub(crate) fn copy_vma(&mut self, vma_start: u64, addr: u64, len: u64, pgoff: u64) -> u64 {
         let vma = self.tree.get(vma_start).expect("VMA").clone();
         let pgoff = if vma.is_anonymous() && vma.anon_vma.is_none() { addr >> PAGE_SHIFT } else { pgoff };
         // VMG_VMA_STATE of the source for the new range, with no middle.
