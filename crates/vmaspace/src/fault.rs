@@ -83,7 +83,7 @@ impl AddressSpace {
         let private = !self.tree.get(vma_start).expect("VMA").flags.contains(VmFlags::SHARED);
         match self.pages.get(&page) {
             None => true,
-            Some(Page::Anon | Page::Guard) => false,
+            Some(Page::Anon | Page::Guard | Page::Pfn) => false,
             Some(Page::File { dirty }) => access == Access::Write && (private || !dirty),
         }
     }
@@ -191,6 +191,10 @@ impl AddressSpace {
                 crate::file::VmFault::Sigsegv => return Err(FaultSignal::Sigsegv),
                 crate::file::VmFault::Mapped => {}
             }
+        }
+        // A PFN mapping without a fault handler has nothing to fault in.
+        if vma.flags.contains(VmFlags::PFNMAP) && vma.ops.as_ref().is_none_or(|o| o.fault.is_none()) {
+            return Err(FaultSignal::Sigbus);
         }
         if vma.is_anonymous() {
             // Private anonymous memory (and private /dev/zero): a read maps the zero page,

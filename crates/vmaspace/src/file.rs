@@ -318,6 +318,51 @@ impl OpenFile {
     }
 }
 
+/// What an [`MmapAction`] does once the VMA exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MmapActionKind {
+    /// `MMAP_NOTHING`.
+    #[default]
+    Nothing,
+    /// `MMAP_REMAP_PFN`: map physical frames from `pfn` at `[start, start+size)`.
+    RemapPfn { start: u64, pfn: u64, size: u64 },
+    /// `MMAP_IO_REMAP_PFN` (the same as `RemapPfn` on x86).
+    IoRemapPfn { start: u64, pfn: u64, size: u64 },
+}
+
+type SuccessHook = Arc<dyn Fn(&VmaView) -> Result<(), Errno> + Send + Sync>;
+type ErrorHook = Arc<dyn Fn(Errno) -> Errno + Send + Sync>;
+
+/// `struct mmap_action` (Linux 6.19, offered here as an extension of 6.18): work a
+/// `mmap_prepare` hook defers until the VMA exists, and hooks run after it.
+///
+/// * Remapping sets `VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP` on the descriptor before
+///   the merge attempt (`mmap_action_prepare`), so such a mapping never merges.
+/// * The action runs only for a newly allocated VMA (never for one produced by a merge).
+/// * If the remap fails, the new VMA is unmapped and the error (passed through `error_hook`,
+///   which must not return success) is `mmap`'s result.
+/// * Otherwise `success_hook` runs; its error becomes `mmap`'s result **with the VMA left
+///   mapped**, as Linux does.
+#[derive(Clone, Default)]
+pub struct MmapAction {
+    pub kind: MmapActionKind,
+    pub success_hook: Option<SuccessHook>,
+    pub error_hook: Option<ErrorHook>,
+    /// Keep the file's rmap lock held until the action completes (hugetlbfs); no effect in the
+    /// model, which has no concurrency.
+    pub hide_from_rmap_until_complete: bool,
+}
+
+impl fmt::Debug for MmapAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MmapAction")
+            .field("kind", &self.kind)
+            .field("success_hook", &self.success_hook.is_some())
+            .field("error_hook", &self.error_hook.is_some())
+            .finish()
+    }
+}
+
 /// `struct vm_area_desc`: what an `mmap_prepare` hook sees and may change.
 ///
 /// Read-only: [`mm`](Self::mm), [`file`](Self::file), [`start`](Self::start),
@@ -350,6 +395,7 @@ pub struct VmAreaDesc<'a> {
     page_prot: PageProt,
     vm_ops: Option<Arc<VmOperations>>,
     private_data: Option<PrivateData>,
+    action: MmapAction,
 }
 
 impl fmt::Debug for VmAreaDesc<'_> {
@@ -366,6 +412,7 @@ pub(crate) struct DescOutput {
     pub page_prot: PageProt,
     pub vm_ops: Option<Arc<VmOperations>>,
     pub private_data: Option<PrivateData>,
+    pub action: MmapAction,
 }
 
 impl<'a> VmAreaDesc<'a> {
@@ -388,6 +435,7 @@ impl<'a> VmAreaDesc<'a> {
             page_prot: PageProt::from_flags(vm_flags),
             vm_ops: None,
             private_data: None,
+            action: MmapAction::default(),
         }
     }
     pub(crate) fn into_output(self) -> DescOutput {
@@ -398,6 +446,7 @@ impl<'a> VmAreaDesc<'a> {
             page_prot: self.page_prot,
             vm_ops: self.vm_ops,
             private_data: self.private_data,
+            action: self.action,
         }
     }
 
@@ -452,6 +501,14 @@ impl<'a> VmAreaDesc<'a> {
     pub fn set_private_data(&mut self, data: PrivateData) {
         self.private_data = Some(data);
     }
+    /// Write-only: what to do once the VMA exists (6.19's `desc->action`).
+    pub fn set_action(&mut self, action: MmapAction) {
+        self.action = action;
+    }
+    /// `mmap_action_remap_full()`: remap the whole mapping to frames from `pfn`.
+    pub fn remap_full(&mut self, pfn: u64) {
+        self.action.kind = MmapActionKind::RemapPfn { start: self.start, pfn, size: self.end - self.start };
+    }
 }
 
 /// The half-built VMA a legacy `.mmap` hook receives. Everything is writable, as in C; what
@@ -469,6 +526,28 @@ pub struct LegacyVma<'a> {
     pub vfs: &'a crate::Vfs,
     /// The address space being mapped into (read-only).
     pub mm: MmInfo,
+    /// Ranges `remap_pfn_range` mapped, as (start, size).
+    pub(crate) remapped: Vec<(u64, u64)>,
+}
+
+impl LegacyVma<'_> {
+    /// Linux: `remap_pfn_range()` from a legacy hook: maps frames from `pfn` at
+    /// `[addr, addr+size)` and makes the VMA `VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP`
+    /// (with `pgoff = pfn` for a copy-on-write mapping). `EINVAL` outside the VMA.
+    pub fn remap_pfn_range(&mut self, addr: u64, pfn: u64, size: u64) -> Result<(), Errno> {
+        if addr < self.start || addr.checked_add(size).is_none_or(|e| e > self.end) {
+            return Err(Errno::EINVAL);
+        }
+        if self.flags.0 & (VmFlags::SHARED | VmFlags::MAYWRITE).0 == VmFlags::MAYWRITE.0 {
+            if addr != self.start || size != self.end - self.start {
+                return Err(Errno::EINVAL);
+            }
+            self.pgoff = pfn;
+        }
+        self.flags |= VmFlags::REMAP_FLAGS;
+        self.remapped.push((addr, size));
+        Ok(())
+    }
 }
 
 impl fmt::Debug for LegacyVma<'_> {

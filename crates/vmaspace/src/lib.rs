@@ -156,6 +156,8 @@ pub(crate) enum Page {
     File { dirty: bool },
     /// A guard region marker (`MADV_GUARD_INSTALL`): any access raises SIGSEGV.
     Guard,
+    /// A physical frame mapped by `remap_pfn_range` (not a page the memory manager owns).
+    Pfn,
 }
 
 /// `[vsyscall]`: the gate area, printed after the VMAs but not one of them.

@@ -5,7 +5,8 @@ use crate::addr::{PAGE_MASK, PAGE_SHIFT, page_align};
 use crate::drivers;
 use crate::errno::{Errno, SysResult};
 use crate::file::{
-    DriverBug, InodeKind, LegacyVma, MmapHook, OpenFile, PageProt, PrivateData, VmAreaDesc, VmOperations,
+    DriverBug, InodeKind, LegacyVma, MmapAction, MmapActionKind, MmapHook, OpenFile, PageProt, PrivateData, VmAreaDesc,
+    VmOperations,
 };
 use crate::flags::{VmFlags, map, prot, seal};
 use crate::merge::Vmg;
@@ -24,6 +25,7 @@ enum Populate {
 struct HookOutput {
     vm_ops: Option<Arc<VmOperations>>,
     private_data: Option<PrivateData>,
+    action: MmapAction,
 }
 
 impl AddressSpace {
@@ -265,7 +267,7 @@ impl AddressSpace {
         }
         self.clean_up_area(&mut detached);
         let mut page_prot = PageProt::from_flags(vm_flags);
-        let mut user = HookOutput { vm_ops: None, private_data: None };
+        let mut user = HookOutput { vm_ops: None, private_data: None, action: MmapAction::default() };
         if let (Some(MmapHook::Prepare(h)), Some(f)) = (&hook, &file) {
             let mut desc = VmAreaDesc::new(self.mm_info(), f, addr, end, pgoff, vm_flags);
             if let Err(e) = h.mmap_prepare(&mut desc) {
@@ -277,10 +279,18 @@ impl AddressSpace {
             file = Some(out.vm_file);
             vm_flags = out.vm_flags;
             page_prot = out.page_prot;
-            user = HookOutput { vm_ops: out.vm_ops, private_data: out.private_data };
+            // mmap_action_prepare(): a remap makes the mapping special before the merge.
+            if let MmapActionKind::RemapPfn { pfn, .. } | MmapActionKind::IoRemapPfn { pfn, .. } = out.action.kind {
+                if vm_flags.0 & (VmFlags::SHARED | VmFlags::MAYWRITE).0 == VmFlags::MAYWRITE.0 {
+                    pgoff = pfn;
+                }
+                vm_flags |= VmFlags::REMAP_FLAGS;
+            }
+            user = HookOutput { vm_ops: out.vm_ops, private_data: out.private_data, action: out.action };
         }
         let vmg = Vmg::new_range(addr, end, pgoff, vm_flags, file.clone());
         let merged = self.vma_merge_new_range(&vmg);
+        let allocated_new = merged.is_none();
         let vma_start = match merged {
             Some(s) => s,
             None => match self.mmap_new_vma(file, hook.as_ref(), addr, end, pgoff, vm_flags, page_prot) {
@@ -312,7 +322,42 @@ impl AddressSpace {
         if flags.contains(VmFlags::LOCKED) && !flags.intersects(unlockable) {
             self.counters.locked_vm += pglen;
         }
+        if allocated_new && matches!(hook, Some(MmapHook::Prepare(_))) {
+            self.mmap_action_complete(vma_start, &user.action)?;
+        }
         Ok(addr)
+    }
+
+    /// Linux 6.19: `mmap_action_complete()`: performs the deferred remap on the new VMA, then
+    /// runs the hooks. A failed remap unmaps the VMA; a failing success hook leaves it mapped.
+    fn mmap_action_complete(&mut self, vma_start: u64, action: &MmapAction) -> Result<(), Errno> {
+        let vma = self.tree.get(vma_start).expect("new VMA").clone();
+        if let MmapActionKind::RemapPfn { start, size, .. } | MmapActionKind::IoRemapPfn { start, size, .. } =
+            action.kind
+        {
+            let cow = vma.flags.0 & (VmFlags::SHARED | VmFlags::MAYWRITE).0 == VmFlags::MAYWRITE.0;
+            let inside = start >= vma.start && start.checked_add(size).is_some_and(|e| e <= vma.end);
+            let whole = start == vma.start && size == vma.end - vma.start;
+            if !inside || (cow && !whole) {
+                let _ = self.munmap(vma.start, vma.end - vma.start);
+                let err = action.error_hook.as_ref().map_or(Errno::EINVAL, |h| h(Errno::EINVAL));
+                return Err(err);
+            }
+            self.map_pfn_pages(start, size);
+        }
+        match &action.success_hook {
+            Some(h) => h(&vma.view()),
+            None => Ok(()),
+        }
+    }
+
+    /// Frames mapped by `remap_pfn_range`: present, and counted nowhere in smaps.
+    pub(crate) fn map_pfn_pages(&mut self, start: u64, size: u64) {
+        let mut p = start;
+        while p < start + size {
+            self.pages.insert(p, crate::Page::Pfn);
+            p += crate::addr::PAGE_SIZE;
+        }
     }
 
     /// Linux: `vms_abort_munmap_vmas()`: puts the overlapped VMAs back if their pages are
@@ -377,6 +422,7 @@ impl AddressSpace {
             private_data: None,
             vfs: &vfs,
             mm: self.mm_info(),
+            remapped: Vec::new(),
         };
         h.mmap(&mut l)?;
         if l.start != vma.start {
@@ -392,6 +438,9 @@ impl AddressSpace {
         vma.file = l.vm_file;
         vma.ops = l.vm_ops;
         vma.private_data = l.private_data;
+        for (start, size) in l.remapped {
+            self.map_pfn_pages(start, size);
+        }
         Ok(())
     }
 

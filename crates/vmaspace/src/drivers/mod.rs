@@ -2,8 +2,10 @@
 //! * regular files on ext4: `mmap_prepare` ([`regular`]);
 //! * shmem (memfd, shared anonymous memory): legacy `.mmap` ([`shmem`]);
 //! * `/dev/zero`: legacy `.mmap` ([`zero`]); `/dev/null`: no hook, cannot be mapped;
-//! * `memfd_secret`: `mmap_prepare` ([`secretmem`]).
+//! * `memfd_secret`: `mmap_prepare` ([`secretmem`]);
+//! * a device that maps physical frames, once with each hook ([`pfn`]), for embedders and tests.
 
+pub mod pfn;
 pub mod regular;
 pub mod secretmem;
 pub mod shmem;
