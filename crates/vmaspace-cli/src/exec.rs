@@ -26,14 +26,21 @@ pub fn not_implemented(call: &Call) -> Option<&'static str> {
         Call::Mmap { flags, .. } if flags & map::HUGETLB != 0 => Some("MAP_HUGETLB"),
         Call::MemfdCreate { flags, .. } if flags & mfd::HUGETLB != 0 => Some("MFD_HUGETLB"),
         Call::Openat { path, .. } | Call::Open { path, .. } | Call::Unlink { path } if outside_model_fs(path) => {
-            Some("paths outside the working directory other than /dev/zero and /dev/null")
+            Some("paths outside the working directory other than /dev/zero, /dev/null and files in /dev/shm")
         }
         _ => None,
     }
 }
 
+/// Absolute paths the model has: the devices, and files directly in `/dev/shm` (tmpfs).
 fn outside_model_fs(path: &[u8]) -> bool {
-    path.first() == Some(&b'/') && path != b"/dev/zero" && path != b"/dev/null"
+    path.first() == Some(&b'/') && path != b"/dev/zero" && path != b"/dev/null" && !is_dev_shm_file(path)
+}
+
+/// A file directly in `/dev/shm` (no further directories, no `..`).
+pub fn is_dev_shm_file(path: &[u8]) -> bool {
+    path.strip_prefix(b"/dev/shm/")
+        .is_some_and(|name| !name.is_empty() && !name.contains(&b'/') && name != b".." && name != b".")
 }
 
 /// Checks a trace before anything runs: calls the model does not do, `[pid N]` lines for
@@ -83,11 +90,16 @@ pub struct ModelOptions {
     pub cwd: String,
     pub initial_maps: Option<String>,
     pub brk: Option<u64>,
+    /// Extra mounts (`--mount DIR=tmpfs`).
+    pub mounts: Vec<vmaspace::vfs::Mount>,
 }
 
 impl Model {
     pub fn new(opts: &ModelOptions) -> Result<Model, String> {
         let vfs = Arc::new(Vfs::new(opts.cwd.as_bytes()));
+        for m in &opts.mounts {
+            vfs.mount(m.clone());
+        }
         let mut mm = AddressSpace::with_settings(settings_of_this_machine(), vfs);
         if let Some(text) = &opts.initial_maps {
             let text = text.replace("@CWD@", &opts.cwd);

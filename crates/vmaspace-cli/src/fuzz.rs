@@ -51,9 +51,12 @@ struct Gen {
 
 impl Gen {
     fn new(seed: u64, initial_maps: &str) -> Gen {
-        let model =
-            Model::new(&ModelOptions { cwd: "/fuzz".into(), initial_maps: Some(initial_maps.into()), brk: None })
-                .expect("the executor's maps seed the model");
+        let model = Model::new(&ModelOptions {
+            cwd: "/fuzz".into(),
+            initial_maps: Some(initial_maps.into()),
+            ..Default::default()
+        })
+        .expect("the executor's maps seed the model");
         let mm = model.procs.into_values().next().expect("one process");
         let protected = mm.vmas().map(|v| (v.start(), v.end())).collect();
         Gen { rng: Rng::new(seed), mm, pid: None, others: Vec::new(), forks: 0, protected }
@@ -453,13 +456,18 @@ fn case_seed(seed: u64, case: usize) -> u64 {
     Rng::new(seed ^ (case as u64).wrapping_mul(0x2545_f491_4f6c_dd1d)).next_u64()
 }
 
-/// Whether a trace (as a list of lines) diverges.
-fn diverges(lines: &[Line]) -> Option<String> {
+/// Runs a trace (as a list of lines) on both sides.
+fn run_check(lines: &[Line]) -> Result<Verdict, String> {
     let mut trace = Trace { scope: Some(Scope::WholeSpace), header: vec![], lines: lines.to_vec() };
     for (i, l) in trace.lines.iter_mut().enumerate() {
         l.lineno = i + 2;
     }
-    match check_one(&Scenario::from_trace("fuzz", trace), Steps::EveryCall) {
+    check_one(&Scenario::from_trace("fuzz", trace), Steps::EveryCall)
+}
+
+/// Whether a trace diverges (a run that fails is not a divergence of the model).
+fn diverges(lines: &[Line]) -> Option<String> {
+    match run_check(lines) {
         Ok(Verdict::Diverge(msg)) => Some(msg),
         _ => None,
     }
@@ -559,10 +567,21 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
                             format!("# whole-space\n{text}"),
                         );
                     }
-                    if let Some(message) = diverges(&trace.lines) {
-                        let minimal = shrink(trace.lines.clone());
-                        let message = diverges(&minimal).unwrap_or(message);
-                        let f = Finding { case, message, minimal, original_len: trace.lines.len() };
+                    let finding = match run_check(&trace.lines) {
+                        Err(e) => Some(Finding {
+                            case,
+                            message: format!("the run failed: {e}"),
+                            minimal: trace.lines.clone(),
+                            original_len: trace.lines.len(),
+                        }),
+                        Ok(Verdict::Diverge(message)) => {
+                            let minimal = shrink(trace.lines.clone());
+                            let message = diverges(&minimal).unwrap_or(message);
+                            Some(Finding { case, message, minimal, original_len: trace.lines.len() })
+                        }
+                        Ok(Verdict::Agree) => None,
+                    };
+                    if let Some(f) = finding {
                         findings.lock().unwrap_or_else(|p| p.into_inner()).push(f);
                     }
                     done.fetch_add(1, Ordering::Relaxed);

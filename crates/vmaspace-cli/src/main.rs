@@ -42,6 +42,10 @@ enum Cmd {
         /// The program break of an address space without a program image (hex).
         #[arg(long, value_parser = parse_hex)]
         brk: Option<u64>,
+        /// Mount a file system for the model: DIR=tmpfs or DIR=ext4 (repeatable; /dev/shm is
+        /// tmpfs already).
+        #[arg(long, value_parser = parse_mount)]
+        mount: Vec<vmaspace::vfs::Mount>,
     },
     /// Run traces on the model and on the live kernel and report the first divergence.
     Check {
@@ -94,8 +98,8 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let status = match cli.command {
-        Cmd::Run { trace, window, initial_maps, cwd, brk } => {
-            run::main(&trace, &run::RunArgs { window, initial_maps, cwd, brk, initial_maps_text: None })
+        Cmd::Run { trace, window, initial_maps, cwd, brk, mount } => {
+            run::main(&trace, &run::RunArgs { window, initial_maps, cwd, brk, initial_maps_text: None, mounts: mount })
         }
         Cmd::Check { every_step, any_kernel, traces } => check::main(&traces, every_step, any_kernel),
         Cmd::Fuzz { seed, cases, ops, jobs, out, keep, any_kernel } => {
@@ -113,4 +117,21 @@ fn parse_window(s: &str) -> Result<(u64, u64), String> {
 fn parse_hex(s: &str) -> Result<u64, String> {
     let h = s.strip_prefix("0x").unwrap_or(s);
     u64::from_str_radix(h, 16).map_err(|_| format!("`{s}` is not a hex address"))
+}
+
+fn parse_mount(s: &str) -> Result<vmaspace::vfs::Mount, String> {
+    use vmaspace::vfs::{FsType, Mount};
+    let (dir, fs) = s.split_once('=').ok_or_else(|| format!("`{s}` is not DIR=FSTYPE"))?;
+    if !dir.starts_with('/') {
+        return Err(format!("mount point `{dir}` is not an absolute path"));
+    }
+    let dir = dir.trim_end_matches('/');
+    // Device numbers: distinct per mount, above those the model uses itself.
+    let minor = 0x40 + (dir.bytes().map(u32::from).sum::<u32>() % 0x40);
+    let (fs, dev) = match fs {
+        "tmpfs" => (FsType::Tmpfs, (0, minor)),
+        "ext4" => (FsType::Ext4, (7, minor)),
+        other => return Err(format!("file system `{other}` is not one the model has (tmpfs, ext4)")),
+    };
+    Ok(Mount { dir: dir.as_bytes().to_vec(), fs, dev })
 }

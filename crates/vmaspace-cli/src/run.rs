@@ -15,6 +15,8 @@ pub struct RunArgs {
     pub brk: Option<u64>,
     /// An initial maps snapshot given as text (used by `check`, which takes it from the kernel).
     pub initial_maps_text: Option<String>,
+    /// Extra mounts for the model (`--mount DIR=FSTYPE`).
+    pub mounts: Vec<vmaspace::vfs::Mount>,
 }
 
 /// What the model did with a trace, line by line (the model's counterpart of
@@ -50,7 +52,7 @@ pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelR
         Some(c) => std::path::absolute(c).map_err(|e| e.to_string())?.to_string_lossy().into_owned(),
         None => fresh_cwd(),
     };
-    let opts = ModelOptions { cwd, initial_maps, brk: args.brk };
+    let opts = ModelOptions { cwd, initial_maps, brk: args.brk, mounts: args.mounts.clone() };
     let mut model = Model::new(&opts)?;
     model.fork_labels = s.trace.fork_labels().into();
     let runnable = s.runnable();

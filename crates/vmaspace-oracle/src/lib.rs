@@ -14,6 +14,7 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -169,6 +170,16 @@ struct Proc {
     commands: File,
     results: File,
     alive: bool,
+    /// The real pid, to notice a process that died: its pipes may stay open in the others.
+    pid: Option<u32>,
+}
+
+/// Whether a process exists and is not a zombie.
+fn process_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
 }
 
 /// Executor command kinds (see executor.c).
@@ -280,7 +291,28 @@ impl Proc {
     fn send(&mut self, c: &Command10) -> Result<(), OracleError> {
         self.commands.write_all(&c.encode()).map_err(io("sending a command to the executor"))
     }
+    /// Waits until the results pipe has data, or the process is gone.
+    fn wait_readable(&self) -> Result<(), OracleError> {
+        let fd = self.results.as_raw_fd();
+        loop {
+            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            // SAFETY: `pfd` is one valid pollfd for the duration of the call.
+            let n = unsafe { libc::poll(&mut pfd, 1, 1000) };
+            if n > 0 {
+                return Ok(());
+            }
+            if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                return Err(OracleError::Io(format!("poll: {}", std::io::Error::last_os_error())));
+            }
+            if let Some(pid) = self.pid
+                && !process_alive(pid)
+            {
+                return Err(OracleError::Io(format!("executor process {pid} died (killed by a signal or a limit)")));
+            }
+        }
+    }
     fn word(&mut self) -> Result<u64, OracleError> {
+        self.wait_readable()?;
         let mut b = [0u8; 8];
         self.results
             .read_exact(&mut b)
@@ -295,6 +327,7 @@ impl Proc {
                 break;
             }
             let mut chunk = vec![0u8; len.next_multiple_of(8)];
+            self.wait_readable()?;
             self.results.read_exact(&mut chunk).map_err(io("reading maps text"))?;
             out.extend_from_slice(&chunk[..len]);
         }
@@ -306,8 +339,41 @@ impl Proc {
     }
 }
 
+/// The files directly in `/dev/shm` a trace names (they outlive the run's scratch directory,
+/// so they are removed before and after it).
+fn dev_shm_files(trace: &Trace) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for line in &trace.lines {
+        let path = match &line.call {
+            Call::Open { path, .. } | Call::Openat { path, .. } | Call::Unlink { path } => path,
+            _ => continue,
+        };
+        let Some(name) = path.strip_prefix(b"/dev/shm/") else { continue };
+        if name.is_empty() || name.contains(&b'/') || name == b".." || name == b"." {
+            continue;
+        }
+        let p = PathBuf::from(std::ffi::OsStr::from_bytes(path));
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// Runs a trace on the live kernel.
 pub fn run(trace: &Trace, opts: &RunOptions) -> Result<KernelRun, OracleError> {
+    let shm = dev_shm_files(trace);
+    for p in &shm {
+        let _ = fs::remove_file(p);
+    }
+    let result = run_in_scratch(trace, opts);
+    for p in &shm {
+        let _ = fs::remove_file(p);
+    }
+    result
+}
+
+fn run_in_scratch(trace: &Trace, opts: &RunOptions) -> Result<KernelRun, OracleError> {
     let exe = install_executor()?;
     let scratch = Scratch::new()?;
     let labels = trace.fork_labels();
@@ -327,9 +393,10 @@ pub fn run(trace: &Trace, opts: &RunOptions) -> Result<KernelRun, OracleError> {
     drop(exec_ends);
     let mut procs: Vec<Proc> = driver_ends
         .into_iter()
-        .map(|(w, r)| Proc { commands: File::from(w), results: File::from(r), alive: false })
+        .map(|(w, r)| Proc { commands: File::from(w), results: File::from(r), alive: false, pid: None })
         .collect();
     procs[0].alive = true;
+    procs[0].pid = Some(child.id());
     let mut session = Session { child, procs, pids: HashMap::new(), labels, next_fork: 0 };
     let result = session.drive(trace, opts, &scratch.0);
     session.finish();
@@ -482,6 +549,7 @@ impl Session {
         let label = self.labels[child - 1];
         self.pids.insert(label, child);
         self.procs[child].alive = true;
+        self.procs[child].pid = u32::try_from(raw).ok();
         Ok(Outcome::Value(label as u64))
     }
 

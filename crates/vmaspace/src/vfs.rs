@@ -19,12 +19,33 @@ pub mod dev {
     pub const DEVTMPFS: (u32, u32) = (0x00, 0x06);
     /// The secretmem mount.
     pub const SECRETMEM: (u32, u32) = (0x00, 0x0e);
+    /// tmpfs on `/dev/shm`.
+    pub const DEV_SHM: (u32, u32) = (0x00, 0x1b);
+}
+
+/// A file system type the mount table knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsType {
+    /// ext4 (regular files map through `mmap_prepare`).
+    Ext4,
+    /// tmpfs (shmem files: the legacy `.mmap` in 6.18; files carry `F_SEAL_SEAL`).
+    Tmpfs,
+}
+
+/// One mount: files whose path starts with `dir` live on a file system of this type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub dir: Vec<u8>,
+    pub fs: FsType,
+    pub dev: (u32, u32),
 }
 
 #[derive(Debug)]
 struct VfsInner {
     cwd: Vec<u8>,
     root_dev: (u32, u32),
+    /// Mount points besides the root (ext4), longest match wins.
+    mounts: Vec<Mount>,
     /// Named files by absolute path.
     files: HashMap<Vec<u8>, Arc<Inode>>,
     next_ino: u64,
@@ -50,6 +71,7 @@ impl Vfs {
         let mut inner = VfsInner {
             cwd: cwd.to_vec(),
             root_dev: dev::ROOT,
+            mounts: vec![Mount { dir: b"/dev/shm".to_vec(), fs: FsType::Tmpfs, dev: dev::DEV_SHM }],
             files: HashMap::new(),
             next_ino: 1_000_000,
             next_shmem_ino: 1,
@@ -76,6 +98,18 @@ impl Vfs {
     /// The working directory.
     pub fn cwd(&self) -> Vec<u8> {
         self.lock().cwd.clone()
+    }
+
+    /// Adds a mount (or replaces the one at the same directory).
+    pub fn mount(&self, m: Mount) {
+        let mut g = self.lock();
+        g.mounts.retain(|x| x.dir != m.dir);
+        g.mounts.push(m);
+    }
+
+    /// The mounts besides the root.
+    pub fn mounts(&self) -> Vec<Mount> {
+        self.lock().mounts.clone()
     }
 
     /// Sets the device the working directory's file system shows in maps.
@@ -140,13 +174,21 @@ impl Vfs {
         }
         let parent = &abs[..abs.iter().rposition(|b| *b == b'/').unwrap_or(0)];
         let parent_is_cwd = parent == g.cwd.as_slice() || (parent.is_empty() && g.cwd == b"/");
-        if !create || !parent_is_cwd {
+        let mount = g.mounts.iter().filter(|m| parent == m.dir.as_slice()).max_by_key(|m| m.dir.len()).cloned();
+        if !create || (!parent_is_cwd && mount.is_none()) {
             return Err(Errno::ENOENT);
         }
         g.next_ino += 1;
+        // A directory that is a mount point holds that file system's files; the working
+        // directory is on the root (ext4) unless it is a mount point itself.
+        let (kind, dev, seals) = match mount {
+            Some(Mount { fs: FsType::Tmpfs, dev, .. }) => (InodeKind::Shmem, dev, crate::flags::seal::SEAL),
+            Some(Mount { fs: FsType::Ext4, dev, .. }) => (InodeKind::Regular, dev, 0),
+            None => (InodeKind::Regular, g.root_dev, 0),
+        };
         let state =
-            InodeState { path: abs.clone(), linked: true, size: 0, seals: 0, executable: false, writable_mappings: 0 };
-        let inode = Arc::new(Inode::new(g.next_ino, g.root_dev, InodeKind::Regular, state));
+            InodeState { path: abs.clone(), linked: true, size: 0, seals, executable: false, writable_mappings: 0 };
+        let inode = Arc::new(Inode::new(g.next_ino, dev, kind, state));
         g.files.insert(abs, inode.clone());
         Ok((inode, true))
     }
