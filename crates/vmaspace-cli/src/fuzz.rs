@@ -410,8 +410,8 @@ impl Gen {
         }
     }
 
-    /// Picks the process of the next line, and sometimes forks or ends one.
-    fn process_step(&mut self) -> Option<Call> {
+    /// Sometimes switches the process the next line runs in.
+    fn switch_process(&mut self) {
         if !self.others.is_empty() && self.rng.chance(20) {
             let i = self.rng.below(self.others.len() as u64) as usize;
             let (pid, mm) = self.others.swap_remove(i);
@@ -419,6 +419,10 @@ impl Gen {
             self.others.push((self.pid, old));
             self.pid = pid;
         }
+    }
+
+    /// Sometimes forks the current process or ends it.
+    fn process_step(&mut self) -> Option<Call> {
         if self.forks < 4 && self.rng.chance(2) {
             self.forks += 1;
             let child = self.mm.fork().ok()?;
@@ -434,6 +438,7 @@ impl Gen {
     fn trace(mut self, ops: usize) -> Trace {
         let mut lines = Vec::with_capacity(ops);
         for i in 0..ops {
+            self.switch_process();
             let pid = self.pid;
             let call = match self.process_step() {
                 Some(c @ Call::ExitGroup { .. }) => {

@@ -43,7 +43,10 @@ impl AddressSpace {
             // copy_page_range(): only anonymous memory is copied; shared pages fault back in.
             // Copied pages are shared with the parent until one of them writes: the model does
             // not count that sharing, so neither side's page counters are exact any more.
-            if c.anon_vma.is_some() || c.flags.intersects(VmFlags::PFNMAP | VmFlags::MIXEDMAP) {
+            // VM_COPY_ON_FORK: PFN maps and VMAs that may hold guard markers copy their page
+            // tables whatever they map.
+            let copy_on_fork = VmFlags::PFNMAP | VmFlags::MIXEDMAP | VmFlags::MAYBE_GUARD;
+            if c.anon_vma.is_some() || c.flags.intersects(copy_on_fork) {
                 for (a, p) in self.pages.range(v.start..v.end) {
                     child.pages.insert(*a, *p);
                     c.pages_exact = false;

@@ -74,6 +74,7 @@ fn special_ops(name: &str) -> Arc<VmOperations> {
         label: "special_mapping_vmops",
         close: Some(Arc::new(|_| {})),
         may_split: Some(Arc::new(|_, _| Err(crate::Errno::EINVAL))),
+        fault: Some(Arc::new(|_, _| crate::file::VmFault::Mapped)),
         name: Some(Arc::new(move |_| Some(label.to_string()))),
         ..VmOperations::default()
     })
