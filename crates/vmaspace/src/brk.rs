@@ -53,7 +53,9 @@ impl AddressSpace {
 
     /// `check_brk_limits()`, the guard gap check and `do_brk_flags()`.
     fn brk_grow(&mut self, oldbrk: u64, newbrk: u64) -> bool {
-        let len = newbrk - oldbrk;
+        // A break near the top wraps PAGE_ALIGN to 0; the length then wraps too, as in C, and
+        // get_unmapped_area refuses it.
+        let len = newbrk.wrapping_sub(oldbrk);
         if self.get_unmapped_area(None, oldbrk, len, 0, map::FIXED, VmFlags::NONE).is_err()
             || !self.mm_info().mlock_future_ok(self.def_flags, len >> PAGE_SHIFT)
         {
@@ -62,7 +64,7 @@ impl AddressSpace {
         let guard = self.settings.stack_guard_gap;
         let limit = newbrk.saturating_add(PAGE_SIZE).saturating_add(guard);
         if let Some(next) = self.tree.find_intersection(oldbrk, limit)
-            && newbrk + PAGE_SIZE > next.start_gap(guard)
+            && newbrk.saturating_add(PAGE_SIZE) > next.start_gap(guard)
         {
             return false;
         }

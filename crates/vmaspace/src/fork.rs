@@ -46,7 +46,7 @@ impl AddressSpace {
             // VM_COPY_ON_FORK: PFN maps and VMAs that may hold guard markers copy their page
             // tables whatever they map.
             let copy_on_fork = VmFlags::PFNMAP | VmFlags::MIXEDMAP | VmFlags::MAYBE_GUARD;
-            if c.anon_vma.is_some() || c.flags.intersects(copy_on_fork) {
+            if !wipe && (c.anon_vma.is_some() || c.flags.intersects(copy_on_fork)) {
                 for (a, p) in self.pages.range(v.start..v.end) {
                     child.pages.insert(*a, *p);
                     c.pages_exact = false;

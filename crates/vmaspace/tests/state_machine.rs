@@ -20,6 +20,11 @@ enum Op {
     Mprotect { page: u64, pages: u64, prot: u64 },
     Touch { page: u64, pages: u64 },
     Peek { page: u64, pages: u64 },
+    Madvise { page: u64, pages: u64, advice: u64 },
+    Mlock { page: u64, pages: u64, onfault: bool },
+    Munlock { page: u64, pages: u64 },
+    Brk { delta_pages: i64 },
+    Fork,
 }
 
 fn prot_s() -> impl Strategy<Value = u64> {
@@ -36,7 +41,13 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (page.clone(), pages.clone()).prop_map(|(page, pages)| Op::Munmap { page, pages }),
         3 => (page.clone(), pages.clone(), prot_s()).prop_map(|(page, pages, prot)| Op::Mprotect { page, pages, prot }),
         2 => (page.clone(), pages.clone()).prop_map(|(page, pages)| Op::Touch { page, pages }),
-        1 => (page, pages).prop_map(|(page, pages)| Op::Peek { page, pages }),
+        1 => (page.clone(), pages.clone()).prop_map(|(page, pages)| Op::Peek { page, pages }),
+        2 => (page.clone(), pages.clone(), prop::sample::select(vec![0u64, 1, 2, 4, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 102, 103]))
+            .prop_map(|(page, pages, advice)| Op::Madvise { page, pages, advice }),
+        1 => (page.clone(), pages.clone(), any::<bool>()).prop_map(|(page, pages, onfault)| Op::Mlock { page, pages, onfault }),
+        1 => (page, pages).prop_map(|(page, pages)| Op::Munlock { page, pages }),
+        1 => (-4i64..8).prop_map(|delta_pages| Op::Brk { delta_pages }),
+        1 => Just(Op::Fork),
     ]
 }
 
@@ -57,7 +68,7 @@ fn check(mm: &AddressSpace, reference: &Reference) -> Result<(), TestCaseError> 
     Ok(())
 }
 
-fn apply(mm: &mut AddressSpace, reference: &mut Reference, op: &Op) -> Result<(), TestCaseError> {
+fn apply(mm: &mut AddressSpace, reference: &mut Reference, guards: &mut bool, op: &Op) -> Result<(), TestCaseError> {
     match *op {
         Op::MmapFixed { page, pages, prot, noreserve } => {
             let mut flags = map::PRIVATE | map::ANONYMOUS | map::FIXED;
@@ -115,6 +126,38 @@ fn apply(mm: &mut AddressSpace, reference: &mut Reference, op: &Op) -> Result<()
             // Pages of a refused VMA before the refusal keep what was applied; a refusal
             // happens at a VMA boundary, so the pages from `upto` on are unchanged.
         }
+        Op::Madvise { page, pages, advice } => {
+            // Advice changes flags and pages, never what is mapped with which protection.
+            let r = mm.madvise(ARENA + page * PAGE, pages * PAGE, advice);
+            *guards |= advice == 102;
+            let hole = (page..page + pages).any(|p| !reference.contains_key(&p));
+            prop_assert!(
+                r.is_ok() || hole || matches!(r, Err(Errno::EINVAL | Errno::EFAULT | Errno::EAGAIN)),
+                "{:?}",
+                r
+            );
+        }
+        Op::Mlock { page, pages, onfault } => {
+            let r = if onfault {
+                mm.mlock2(ARENA + page * PAGE, pages * PAGE, 1)
+            } else {
+                mm.mlock(ARENA + page * PAGE, pages * PAGE)
+            };
+            let hole = (page..page + pages).any(|p| !reference.contains_key(&p));
+            prop_assert!(r.is_ok() || hole || r == Err(Errno::ENOMEM), "{:?}", r);
+        }
+        Op::Munlock { page, pages } => {
+            let _ = mm.munlock(ARENA + page * PAGE, pages * PAGE);
+        }
+        Op::Brk { delta_pages } => {
+            let cur = mm.current_brk();
+            let _ = mm.brk(cur.wrapping_add_signed(delta_pages * PAGE as i64));
+        }
+        Op::Fork => {
+            let child = mm.fork().map_err(|e| TestCaseError::fail(format!("fork: {e}")))?;
+            child.validate().map_err(TestCaseError::fail)?;
+            prop_assert_eq!(child.vmas().count(), mm.vmas().filter(|v| !v.flags().contains(VmFlags::DONTCOPY)).count());
+        }
         Op::Touch { page, pages } | Op::Peek { page, pages } => {
             let write = matches!(op, Op::Touch { .. });
             let r = if write {
@@ -128,7 +171,8 @@ fn apply(mm: &mut AddressSpace, reference: &mut Reference, op: &Op) -> Result<()
                 Some(pr) => pr & (prot::READ | prot::WRITE) != 0 || *pr == prot::READ | prot::EXEC,
             };
             let all_ok = (page..page + pages).all(|p| ok_page(&p) && !past_eof(mm, p));
-            prop_assert_eq!(r.is_ok(), all_ok, "{:?}", r);
+            // Guard pages (MADV_GUARD_INSTALL) fault although mapped: only a failure can differ.
+            prop_assert!(r.is_ok() == all_ok || r.is_err() && *guards, "{:?}", r);
         }
     }
     Ok(())
@@ -143,6 +187,8 @@ fn past_eof(mm: &AddressSpace, p: u64) -> bool {
 
 fn fresh() -> AddressSpace {
     let mut mm = AddressSpace::new();
+    // A program break far from the arena, so brk moves never touch it.
+    mm.set_brk(0x4000_0000);
     assert_eq!(mm.openat(-100, b"file", 0o102, 0o600), Ok(3));
     assert_eq!(mm.ftruncate(3, 16 * PAGE), Ok(0));
     mm
@@ -154,8 +200,9 @@ proptest! {
     fn invariants_hold_after_every_call(ops in prop::collection::vec(op(), 1..60)) {
         let mut mm = fresh();
         let mut reference = Reference::new();
+        let mut guards = false;
         for op in &ops {
-            apply(&mut mm, &mut reference, op)?;
+            apply(&mut mm, &mut reference, &mut guards, op)?;
             check(&mm, &reference)?;
         }
     }
@@ -172,6 +219,12 @@ enum Wild {
     Peek(u64, u64),
     Ftruncate(i64, u64),
     PkeyMprotect(u64, u64, u64, i64),
+    Madvise(u64, u64, u64),
+    Mlock2(u64, u64, u64),
+    Munlock(u64, u64),
+    Mseal(u64, u64, u64),
+    Brk(u64),
+    Mlockall(u64),
 }
 
 fn wild_u64() -> impl Strategy<Value = u64> {
@@ -199,6 +252,12 @@ fn wild() -> impl Strategy<Value = Wild> {
         (u(), 0u64..(64 * PAGE)).prop_map(|(a, b)| Wild::Peek(a, b)),
         (fd.clone(), u()).prop_map(|(a, b)| Wild::Ftruncate(a, b)),
         (u(), u(), any::<u64>(), -2i64..18).prop_map(|(a, b, c, d)| Wild::PkeyMprotect(a, b, c, d)),
+        (u(), u(), prop_oneof![0u64..30, 100u64..104, any::<u64>()]).prop_map(|(a, b, c)| Wild::Madvise(a, b, c)),
+        (u(), 0u64..(64 * PAGE), any::<u64>()).prop_map(|(a, b, c)| Wild::Mlock2(a, b, c)),
+        (u(), u()).prop_map(|(a, b)| Wild::Munlock(a, b)),
+        (u(), u(), prop_oneof![Just(0u64), any::<u64>()]).prop_map(|(a, b, c)| Wild::Mseal(a, b, c)),
+        u().prop_map(Wild::Brk),
+        prop_oneof![Just(2u64), Just(6), Just(4), any::<u64>()].prop_map(Wild::Mlockall),
     ]
 }
 
@@ -219,6 +278,15 @@ proptest! {
                 Wild::Peek(a, l) => { let _ = mm.peek(a, l); }
                 Wild::Ftruncate(fd, l) => { let _ = mm.ftruncate(fd, l); }
                 Wild::PkeyMprotect(a, l, p, k) => { let _ = mm.pkey_mprotect(a, l, p, k); }
+                // MADV_POPULATE_* and WILLNEED over wild lengths would fault in terabytes.
+                Wild::Madvise(a, l, adv) if matches!(adv, 3 | 22 | 23) => { let _ = mm.madvise(a, l.min(64 * PAGE), adv); }
+                Wild::Madvise(a, l, adv) => { let _ = mm.madvise(a, l, adv); }
+                Wild::Mlock2(a, l, f) => { let _ = mm.mlock2(a, l, f); }
+                Wild::Munlock(a, l) => { let _ = mm.munlock(a, l); }
+                Wild::Mseal(a, l, f) => { let _ = mm.mseal(a, l, f); }
+                Wild::Brk(b) => { let _ = mm.brk(b); }
+                // MCL_FUTURE only: MCL_CURRENT would populate every wild mapping.
+                Wild::Mlockall(f) => { let _ = mm.mlockall(f & !1); let _ = mm.munlockall(); }
             }
             mm.validate().map_err(TestCaseError::fail)?;
         }
