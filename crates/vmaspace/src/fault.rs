@@ -71,10 +71,26 @@ impl AddressSpace {
         if !self.pkeys.allows(vma.flags.pkey(), write) || self.pages.get(&page) == Some(&Page::Guard) {
             return Err(FaultSignal::Sigsegv);
         }
+        self.drop_if_truncated(vma_start, page);
         if !self.needs_fault(vma_start, page, access) {
             return Ok(());
         }
         self.fault_in(vma_start, page, access)
+    }
+
+    /// A file page past the end of its file was truncated away, by whichever process shrank
+    /// the file (`truncate_pagecache` unmaps it from every mapping, private copies included):
+    /// forget it, so the access faults again.
+    fn drop_if_truncated(&mut self, vma_start: u64, page: u64) {
+        let vma = self.tree.get(vma_start).expect("VMA");
+        let Some(f) = vma.file.as_ref().filter(|_| !vma.is_anonymous()) else { return };
+        if !matches!(f.inode.kind, InodeKind::Regular | InodeKind::Shmem | InodeKind::Secretmem) {
+            return;
+        }
+        let past_eof = vma.pgoff_at(page) >= f.inode.state().size.div_ceil(PAGE_SIZE);
+        if past_eof && matches!(self.pages.get(&page), Some(Page::Anon | Page::File { .. })) {
+            self.pages.remove(&page);
+        }
     }
 
     /// Whether an access to `page` has anything to fault in: a missing page, a copy-on-write

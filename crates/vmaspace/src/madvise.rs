@@ -241,9 +241,15 @@ impl AddressSpace {
         if !v.flags.is_shared_maywrite() {
             return Err(Errno::EACCES);
         }
-        // vfs_fallocate(PUNCH_HOLE): shmem and ext4 support it, secretmem does not.
+        // vfs_fallocate(PUNCH_HOLE): shmem and ext4 support it, secretmem does not; a range
+        // past the file system's largest file is EFBIG (ext4 with 4 KiB blocks: 2^32 - 1 blocks).
         if file.inode.kind == crate::file::InodeKind::Secretmem {
             return Err(Errno::EOPNOTSUPP);
+        }
+        const EXT4_MAX_BYTES: u64 = 0xffff_ffff << 12;
+        let offset = (start - v.start).saturating_add(v.pgoff.saturating_mul(crate::addr::PAGE_SIZE));
+        if file.inode.kind == crate::file::InodeKind::Regular && offset.saturating_add(end - start) > EXT4_MAX_BYTES {
+            return Err(Errno::EFBIG);
         }
         self.zap_pages_keeping_guards(start, end);
         Ok(())
