@@ -300,7 +300,10 @@ impl Gen {
             0xffff_ffff,
         ];
         let advice = self.rng.pick(&all);
-        let max = if matches!(advice, POPULATE_READ | POPULATE_WRITE | WILLNEED) { MAX_TOUCH } else { u64::MAX };
+        // Populating and guard-installing advice works page by page on both sides (the kernel
+        // builds page tables for guard markers): keep those ranges small.
+        let per_page = matches!(advice, POPULATE_READ | POPULATE_WRITE | WILLNEED | GUARD_INSTALL);
+        let max = if per_page { MAX_TOUCH } else { u64::MAX };
         self.range_call(|addr, len| Call::Madvise { addr, len, advice }, max)
     }
 

@@ -21,3 +21,18 @@ pub fn is_page_aligned(x: u64) -> bool {
 pub fn pages(start: u64, end: u64) -> u64 {
     (end - start) >> PAGE_SHIFT
 }
+
+/// `PAGE_ALIGN` as C computes it: wrapping past the top of the address space gives 0.
+pub fn page_align_wrapping(x: u64) -> u64 {
+    x.wrapping_add(PAGE_SIZE - 1) & PAGE_MASK
+}
+
+/// The end of `[start, start + PAGE_ALIGN(len))` as madvise and mseal check it: `EINVAL` when a
+/// non-zero length rounds to 0 or the range wraps past the top.
+pub(crate) fn range_end(start: u64, len: u64) -> Result<u64, crate::Errno> {
+    let alen = page_align_wrapping(len);
+    if len != 0 && alen == 0 {
+        return Err(crate::Errno::EINVAL);
+    }
+    start.checked_add(alen).ok_or(crate::Errno::EINVAL)
+}

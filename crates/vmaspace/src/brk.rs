@@ -1,16 +1,11 @@
 //! brk (Linux: mm/mmap.c `SYSCALL_DEFINE1(brk)`, `do_brk_flags`).
 
 use crate::AddressSpace;
-use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE, page_align_wrapping};
 use crate::errno::SysResult;
 use crate::flags::{VmFlags, map};
 use crate::merge::Vmg;
 use crate::vma::Vma;
-
-/// `PAGE_ALIGN` as C computes it (wrapping to 0 past the top).
-fn page_align(x: u64) -> u64 {
-    x.wrapping_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
-}
 
 impl AddressSpace {
     /// `brk(addr)`: moves the program break; returns the break, which stays where it was when
@@ -23,7 +18,7 @@ impl AddressSpace {
         if self.settings.rlimit_data != u64::MAX && brk - self.start_brk > self.settings.rlimit_data {
             return Ok(orig);
         }
-        let (newbrk, oldbrk) = (page_align(brk), page_align(self.brk));
+        let (newbrk, oldbrk) = (page_align_wrapping(brk), page_align_wrapping(self.brk));
         if oldbrk == newbrk {
             self.brk = brk;
             return Ok(brk);

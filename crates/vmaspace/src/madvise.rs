@@ -1,6 +1,6 @@
 //! madvise and prctl(PR_SET_VMA) (Linux: mm/madvise.c).
 
-use crate::addr::{PAGE_SIZE, is_page_aligned};
+use crate::addr::{PAGE_SIZE, is_page_aligned, range_end};
 use crate::errno::{Errno, SysResult};
 use crate::flags::VmFlags;
 use crate::{AddressSpace, Page};
@@ -57,11 +57,7 @@ impl AddressSpace {
         if !behavior_valid(behavior) || !is_page_aligned(start) {
             return Err(Errno::EINVAL);
         }
-        let alen = len.wrapping_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
-        if len != 0 && alen == 0 {
-            return Err(Errno::EINVAL);
-        }
-        let end = start.checked_add(alen).ok_or(Errno::EINVAL)?;
+        let end = range_end(start, len)?;
         if end == start {
             return Ok(0);
         }

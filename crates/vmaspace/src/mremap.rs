@@ -1,7 +1,7 @@
 //! mremap (Linux 6.18: mm/mremap.c, `struct vma_remap_struct`).
 
 use crate::AddressSpace;
-use crate::addr::{PAGE_SHIFT, is_page_aligned};
+use crate::addr::{PAGE_SHIFT, is_page_aligned, page_align_wrapping};
 use crate::errno::{Errno, SysResult};
 use crate::file::Placement;
 use crate::flags::{VmFlags, map};
@@ -44,11 +44,6 @@ impl Vrm {
     fn will_map_new(&self) -> bool {
         self.remap_type == RemapType::Expand || self.implies_new_addr()
     }
-}
-
-/// `PAGE_ALIGN` as C computes it: wrapping past the top gives 0.
-fn page_align_wrapping(x: u64) -> u64 {
-    x.wrapping_add(0xfff) & !0xfff
 }
 
 impl AddressSpace {

@@ -1,7 +1,7 @@
 //! mseal (Linux: mm/mseal.c).
 
 use crate::AddressSpace;
-use crate::addr::{PAGE_SIZE, is_page_aligned};
+use crate::addr::{is_page_aligned, range_end};
 use crate::errno::{Errno, SysResult};
 use crate::flags::VmFlags;
 
@@ -14,11 +14,7 @@ impl AddressSpace {
         if flags != 0 || !is_page_aligned(start) {
             return Err(Errno::EINVAL);
         }
-        let alen = len.wrapping_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
-        if len != 0 && alen == 0 {
-            return Err(Errno::EINVAL);
-        }
-        let end = start.checked_add(alen).ok_or(Errno::EINVAL)?;
+        let end = range_end(start, len)?;
         if end == start {
             return Ok(0);
         }
