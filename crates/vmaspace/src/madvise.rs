@@ -2,7 +2,7 @@
 
 use crate::addr::{PAGE_SIZE, is_page_aligned, range_end};
 use crate::errno::{Errno, SysResult};
-use crate::flags::VmFlags;
+use crate::flags::{VmFlags, seal};
 use crate::{AddressSpace, Page};
 
 /// `MADV_*` values.
@@ -241,6 +241,11 @@ impl AddressSpace {
         // past the file system's largest file is EFBIG (ext4 with 4 KiB blocks: 2^32 - 1 blocks).
         if file.inode.kind == crate::file::InodeKind::Secretmem {
             return Err(Errno::EOPNOTSUPP);
+        }
+        // shmem_fallocate(): no holes in a memfd sealed against writing.
+        let seals = file.inode.state().seals;
+        if file.inode.kind == crate::file::InodeKind::Shmem && seals & (seal::WRITE | seal::FUTURE_WRITE) != 0 {
+            return Err(Errno::EPERM);
         }
         const EXT4_MAX_BYTES: u64 = 0xffff_ffff << 12;
         let offset = (start - v.start).saturating_add(v.pgoff.saturating_mul(crate::addr::PAGE_SIZE));
