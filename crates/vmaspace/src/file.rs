@@ -122,6 +122,13 @@ impl VmOperations {
     }
 }
 
+/// `vma_dummy_vm_ops`: the operations every new VMA starts with (none set), so a file VMA whose
+/// driver sets none is still not anonymous.
+pub fn dummy_vm_ops() -> Arc<VmOperations> {
+    static OPS: std::sync::OnceLock<Arc<VmOperations>> = std::sync::OnceLock::new();
+    OPS.get_or_init(|| Arc::new(VmOperations::labelled("vma_dummy_vm_ops"))).clone()
+}
+
 impl fmt::Debug for VmOperations {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VmOperations")

@@ -390,7 +390,10 @@ impl AddressSpace {
         vma.page_prot = page_prot;
         match (file, hook) {
             (Some(f), Some(MmapHook::Legacy(h))) => self.call_legacy_mmap(&mut vma, f, h.as_ref())?,
-            (Some(f), _) => vma.file = Some(f),
+            (Some(f), _) => {
+                vma.file = Some(f);
+                vma.ops = Some(crate::file::dummy_vm_ops());
+            }
             (None, _) if flags.contains(VmFlags::SHARED) => {
                 let (f, ops) = drivers::shmem::shmem_zero_setup(&self.vfs, &self.mm_info(), end - start, flags)?;
                 vma.file = Some(f);
@@ -418,7 +421,7 @@ impl AddressSpace {
             flags: vma.flags,
             page_prot: vma.page_prot,
             vm_file: Some(f),
-            vm_ops: None,
+            vm_ops: Some(crate::file::dummy_vm_ops()),
             private_data: None,
             vfs: &vfs,
             mm: self.mm_info(),

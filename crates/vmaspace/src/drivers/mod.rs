@@ -3,12 +3,15 @@
 //! * shmem (memfd, shared anonymous memory): legacy `.mmap` ([`shmem`]);
 //! * `/dev/zero`: legacy `.mmap` ([`zero`]); `/dev/null`: no hook, cannot be mapped;
 //! * `memfd_secret`: `mmap_prepare` ([`secretmem`]);
-//! * a device that maps physical frames, once with each hook ([`pfn`]), for embedders and tests.
+//! * a device that maps physical frames, once with each hook ([`pfn`]), for embedders and tests;
+//! * a stacked (overlayfs-style) file mapping its lower file through the 6.18 compatibility
+//!   layer ([`stacked`]).
 
 pub mod pfn;
 pub mod regular;
 pub mod secretmem;
 pub mod shmem;
+pub mod stacked;
 pub mod zero;
 
 use crate::file::{CFileOperations, FileOperations, InodeKind, Placement};
