@@ -74,7 +74,12 @@ fn kernel_setup(n: u64) {
         let p = if i % 2 == 0 { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
         kernel_map(BASE + i * PAGE, PAGE, p, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED);
     }
-    kernel_map(WORK, 3 * PAGE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED);
+    kernel_map(
+        WORK,
+        3 * PAGE,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+    );
 }
 
 fn kernel_teardown(n: u64) {
@@ -119,7 +124,11 @@ fn main() {
             std::hint::black_box(std::fs::read_to_string("/proc/self/maps").ok());
         }) / lines as f64;
         kernel_teardown(n);
-        for (op, m, k) in [("mmap+munmap pair", m_pair, k_pair), ("mprotect split+merge pair", m_prot, k_prot), ("maps text, per line", m_maps, k_maps)] {
+        for (op, m, k) in [
+            ("mmap+munmap pair", m_pair, k_pair),
+            ("mprotect split+merge pair", m_prot, k_prot),
+            ("maps text, per line", m_maps, k_maps),
+        ] {
             println!("| {n} | {op} | {m:.0} | {k:.0} | {:.1}x |", k / m);
         }
         println!("| {n} | model memory per VMA | {} bytes | | |", held / (n as usize + 1));

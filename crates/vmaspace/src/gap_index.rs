@@ -198,4 +198,22 @@ impl GapIndex {
         }
         self.leftmost_in(n.right, above, len)
     }
+
+    /// Every (VMA start, gap start) in key order (for invariant checks).
+    pub fn entries(&self) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut stack = Vec::new();
+        let mut t = self.root;
+        while t != NIL || !stack.is_empty() {
+            while t != NIL {
+                stack.push(t);
+                t = self.n(t).left;
+            }
+            if let Some(i) = stack.pop() {
+                out.push((self.n(i).key, self.n(i).gap_start));
+                t = self.n(i).right;
+            }
+        }
+        out
+    }
 }

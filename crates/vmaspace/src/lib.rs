@@ -343,6 +343,7 @@ impl AddressSpace {
             prev_end = v.end;
             sum.account(v.flags, v.pages() as i64);
         }
+        self.tree.check_gap_index()?;
         if sum != self.counters {
             return Err(format!("counters {:?} but the VMAs add up to {sum:?}", self.counters));
         }

@@ -169,18 +169,29 @@ impl AddressSpace {
         next: Option<&Vma>,
         sticky: VmFlags,
     ) -> u64 {
-        let mut t = self.tree.remove(target).expect("merge target exists");
-        t.flags |= sticky;
-        if let Some(n) = next.filter(|n| n.start != target && n.end == end) {
-            let removed = self.tree.remove(n.start).expect("merged next exists");
-            dup_anon_vma(&mut t, removed.anon_vma);
-            t.flags |= removed.flags & VmFlags::STICKY;
-            t.pages_exact &= removed.pages_exact;
+        let removed = next
+            .filter(|n| n.start != target && n.end == end)
+            .map(|n| self.tree.remove(n.start).expect("merged next exists"));
+        let update = |t: &mut Vma| {
+            t.flags |= sticky;
+            if let Some(r) = &removed {
+                dup_anon_vma(t, r.anon_vma);
+                t.flags |= r.flags & VmFlags::STICKY;
+                t.pages_exact &= r.pages_exact;
+            }
+            t.pgoff = pgoff;
+        };
+        if start == target {
+            // The target keeps its start: grow it in place.
+            update(self.tree.get_mut(target).expect("merge target exists"));
+            self.tree.set_end(target, end);
+        } else {
+            let mut t = self.tree.remove(target).expect("merge target exists");
+            update(&mut t);
+            t.start = start;
+            t.end = end;
+            self.tree.insert(t);
         }
-        t.start = start;
-        t.end = end;
-        t.pgoff = pgoff;
-        self.tree.insert(t);
         start
     }
 
@@ -220,46 +231,42 @@ impl AddressSpace {
         };
         if merge_left && merge_right {
             let (p, n) = (prev?, next?);
-            let mut t = self.tree.remove(p.start)?;
             self.tree.remove(middle.start);
             self.tree.remove(n.start);
-            dup_anon_vma(&mut t, if n.anon_vma.is_some() { n.anon_vma } else { mid_anon });
+            let t = self.tree.get_mut(p.start)?;
+            dup_anon_vma(t, if n.anon_vma.is_some() { n.anon_vma } else { mid_anon });
             t.flags |= sticky(&[Some(&p), Some(&n)]);
             t.pages_exact &= middle.pages_exact && n.pages_exact;
-            t.end = n.end;
-            let s = t.start;
-            self.tree.insert(t);
-            return Some(s);
+            self.tree.set_end(p.start, n.end);
+            return Some(p.start);
         }
         if merge_left {
             let p = prev?;
-            let mut t = self.tree.remove(p.start)?;
             let mut m = self.tree.remove(middle.start)?;
-            dup_anon_vma(&mut t, mid_anon);
+            let t = self.tree.get_mut(p.start)?;
+            dup_anon_vma(t, mid_anon);
             t.flags |= sticky(&[Some(&p)]);
             t.pages_exact &= middle.pages_exact;
-            t.end = end;
+            self.tree.set_end(p.start, end);
             if !remove_middle {
                 m.pgoff = m.pgoff_at(end);
                 m.start = end;
                 self.tree.insert(m);
             }
-            let s = t.start;
-            self.tree.insert(t);
-            return Some(s);
+            return Some(p.start);
         }
-        // Merge right.
+        // Merge right: next grows down over the range (a new start, so it is re-keyed).
         let n = next?;
         let mut t = self.tree.remove(n.start)?;
-        let mut m = self.tree.remove(middle.start)?;
         dup_anon_vma(&mut t, mid_anon);
         t.flags |= sticky(&[Some(&n)]);
         t.pages_exact &= middle.pages_exact;
         t.pgoff = t.pgoff.wrapping_sub((n.start - start) >> PAGE_SHIFT);
         t.start = start;
-        if !remove_middle {
-            m.end = start;
-            self.tree.insert(m);
+        if remove_middle {
+            self.tree.remove(middle.start);
+        } else {
+            self.tree.set_end(middle.start, start);
         }
         self.tree.insert(t);
         Some(start)
@@ -328,15 +335,14 @@ impl AddressSpace {
         if let Some(may_split) = vma.ops.as_ref().and_then(|o| o.may_split.clone()) {
             may_split(&vma.view(), addr)?;
         }
-        let mut upper = self.tree.remove(vma_start).expect("split of a VMA");
-        let mut lower = upper.clone();
-        lower.end = addr;
+        let mut upper = vma.clone();
         upper.pgoff = upper.pgoff_at(addr);
         upper.start = addr;
         if let Some(open) = upper.ops.as_ref().and_then(|o| o.open.clone()) {
             open(&upper.view());
         }
-        self.tree.insert(lower);
+        // The lower half is the VMA itself, shortened in place; the upper half is new.
+        self.tree.set_end(vma_start, addr);
         self.tree.insert(upper);
         Ok(())
     }

@@ -86,6 +86,37 @@ impl VmaTree {
         Some(v)
     }
 
+    /// Moves the end of the VMA at `start` (its start stays), keeping the gap index current.
+    /// The new range must not overlap the next VMA.
+    pub(crate) fn set_end(&mut self, start: u64, end: u64) {
+        let v = self.by_start.get_mut(&start).expect("set_end of a VMA");
+        debug_assert!(start < end);
+        v.end = end;
+        if let Some(n) = self.next_from(start + 1).map(|n| n.start) {
+            debug_assert!(n >= end);
+            self.gaps.set_gap_start(n, end);
+        }
+    }
+
+    /// Checks that the gap index holds exactly the VMAs, each with the end of the one before.
+    pub(crate) fn check_gap_index(&self) -> Result<(), String> {
+        let mut prev_end = 0;
+        let expected: Vec<(u64, u64)> = self
+            .by_start
+            .values()
+            .map(|v| {
+                let e = (v.start, prev_end);
+                prev_end = v.end;
+                e
+            })
+            .collect();
+        let got = self.gaps.entries();
+        if got != expected {
+            return Err(format!("gap index {got:x?} but the VMAs say {expected:x?}"));
+        }
+        Ok(())
+    }
+
     /// The end of the VMA before `key` (0 when there is none).
     fn end_before(&self, key: u64) -> u64 {
         self.prev_of(key).map_or(0, |p| p.end)
