@@ -61,6 +61,15 @@ fn write(s: &Scenario, rec: &Recording) -> Result<(), String> {
         w(s.initial_maps_path(), init)?;
     }
     eprintln!("recorded {}", s.path.display());
+    if rec.expected.is_empty() {
+        // Easy to miss: addresses outside the default window give an empty expected file, which
+        // every model then "agrees" with.
+        eprintln!(
+            "vmaspace record: warning: {}: no VMA of any checkpoint lies in the trace's window \
+             (`# window:` header, default 0x0ff000000000-0x101000000000); the expected file is empty",
+            s.path.display()
+        );
+    }
     Ok(())
 }
 

@@ -46,6 +46,8 @@ fn every_scenario_matches_the_kernel_recording() {
         let trace = parse_trace(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let expected = std::fs::read_to_string(path.with_extension("expected"))
             .unwrap_or_else(|e| panic!("{}: no recorded .expected: {e}", path.display()));
+        // An empty recording (every VMA outside the window) would let any model agree.
+        assert!(!expected.is_empty(), "{}: the recorded .expected is empty", path.display());
         let out = vmaspace().arg("run").arg(&path).args(["--cwd", CWD]).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
