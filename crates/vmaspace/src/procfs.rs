@@ -105,20 +105,23 @@ impl AddressSpace {
         };
         let line_start = out.len();
         let f = v.flags;
-        let _ = write!(
-            out,
-            "{:08x}-{:08x} {}{}{}{} {:08x} {:02x}:{:02x} {} ",
-            v.start,
-            v.end,
-            if f.contains(VmFlags::READ) { 'r' } else { '-' },
-            if f.contains(VmFlags::WRITE) { 'w' } else { '-' },
-            if f.contains(VmFlags::EXEC) { 'x' } else { '-' },
-            if f.contains(VmFlags::MAYSHARE) { 's' } else { 'p' },
-            offset,
-            dev.0,
-            dev.1,
-            ino
-        );
+        push_hex(out, v.start, 8);
+        out.push('-');
+        push_hex(out, v.end, 8);
+        out.push(' ');
+        out.push(if f.contains(VmFlags::READ) { 'r' } else { '-' });
+        out.push(if f.contains(VmFlags::WRITE) { 'w' } else { '-' });
+        out.push(if f.contains(VmFlags::EXEC) { 'x' } else { '-' });
+        out.push(if f.contains(VmFlags::MAYSHARE) { 's' } else { 'p' });
+        out.push(' ');
+        push_hex(out, offset, 8);
+        out.push(' ');
+        push_hex(out, u64::from(dev.0), 2);
+        out.push(':');
+        push_hex(out, u64::from(dev.1), 2);
+        out.push(' ');
+        push_dec(out, ino);
+        out.push(' ');
         if let Some(name) = self.vma_name(v) {
             let width = out.len() - line_start;
             for _ in width..NAME_PAD {
@@ -165,6 +168,37 @@ impl AddressSpace {
     }
 }
 
+/// `seq_put_hex_ll()`: lower-case hex, zero-padded to `width` digits.
+fn push_hex(out: &mut String, value: u64, width: usize) {
+    let mut buf = [b'0'; 16];
+    let mut i = buf.len();
+    let mut v = value;
+    while v != 0 {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[(v & 0xf) as usize];
+        v >>= 4;
+    }
+    let first = i.min(buf.len() - width.min(buf.len()));
+    // ASCII digits only, so the conversion cannot fail.
+    out.push_str(std::str::from_utf8(&buf[first..]).unwrap_or_default());
+}
+
+/// `seq_put_decimal_ull()`.
+fn push_dec(out: &mut String, value: u64) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    let mut v = value;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+}
+
 fn smaps_field(out: &mut String, label: &str, kb: u64) {
     let _ = writeln!(out, "{label:<16}{kb:>8} kB");
 }
@@ -181,4 +215,25 @@ fn escape_path(path: &[u8]) -> String {
         }
     }
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{push_dec, push_hex};
+
+    #[test]
+    fn number_writers_match_printf_formats() {
+        let values =
+            [0, 1, 9, 10, 0xf, 0x10, 0xfff, 0x1234_5678, 0xffff_ffff, 0x1_0000_0000, 0x7fff_ffff_f000, u64::MAX];
+        for v in values {
+            for width in [2, 8, 16] {
+                let mut s = String::new();
+                push_hex(&mut s, v, width);
+                assert_eq!(s, format!("{v:0width$x}"), "hex {v:#x} width {width}");
+            }
+            let mut s = String::new();
+            push_dec(&mut s, v);
+            assert_eq!(s, v.to_string());
+        }
+    }
 }
