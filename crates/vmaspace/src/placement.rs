@@ -18,6 +18,24 @@ struct UnmappedAreaInfo {
     start_gap: u64,
 }
 
+/// The arguments every allocator below `__get_unmapped_area()` passes down (Linux passes them
+/// one by one; the file itself is only used to choose the allocator, so it is not here).
+#[derive(Debug, Clone, Copy)]
+struct AreaRequest {
+    addr: u64,
+    len: u64,
+    pgoff: u64,
+    flags: u64,
+    vm_flags: VmFlags,
+}
+
+impl AreaRequest {
+    /// Linux: `stack_guard_placement()`: a shadow stack keeps a page free below it.
+    fn start_gap(&self) -> u64 {
+        if self.vm_flags.contains(VmFlags::SHADOW_STACK) { PAGE_SIZE } else { 0 }
+    }
+}
+
 /// `DEFAULT_MAP_WINDOW` (47 bits minus a page).
 const DEFAULT_MAP_WINDOW: u64 = (1 << 47) - PAGE_SIZE;
 
@@ -43,18 +61,16 @@ impl AddressSpace {
             None if shared => Some(Placement::Shmem),
             None => None,
         };
+        let req = AreaRequest { addr, len, pgoff, flags, vm_flags };
+        let plain = AreaRequest { vm_flags: VmFlags::NONE, ..req };
         let addr = match placement {
-            Some(Placement::Thp) => self.thp_get_unmapped_area(file, addr, len, pgoff, flags, VmFlags::NONE)?,
-            Some(Placement::Zero) if shared => {
-                self.mm_get_unmapped_area(None, addr, len, pgoff, flags, VmFlags::NONE)?
-            }
-            Some(Placement::Zero) => self.thp_get_unmapped_area(file, addr, len, pgoff, flags, VmFlags::NONE)?,
-            Some(Placement::Shmem) => self.mm_get_unmapped_area(file, addr, len, pgoff, flags, VmFlags::NONE)?,
-            Some(Placement::Default) => self.mm_get_unmapped_area(file, addr, len, pgoff, flags, vm_flags)?,
-            None if addr == 0 && len.is_multiple_of(PMD_SIZE) => {
-                self.thp_get_unmapped_area(None, addr, len, pgoff, flags, vm_flags)?
-            }
-            None => self.mm_get_unmapped_area(None, addr, len, pgoff, flags, vm_flags)?,
+            Some(Placement::Thp) => self.thp_get_unmapped_area(plain)?,
+            // Linux: get_unmapped_area_zero(): private goes to the THP allocator, shared to shmem's.
+            Some(Placement::Zero) if !shared => self.thp_get_unmapped_area(plain)?,
+            Some(Placement::Zero | Placement::Shmem) => self.mm_get_unmapped_area(plain)?,
+            Some(Placement::Default) => self.mm_get_unmapped_area(req)?,
+            None if addr == 0 && len.is_multiple_of(PMD_SIZE) => self.thp_get_unmapped_area(req)?,
+            None => self.mm_get_unmapped_area(req)?,
         };
         if addr > task_size - len {
             return Err(Errno::ENOMEM);
@@ -73,31 +89,16 @@ impl AddressSpace {
     /// so that the file offset and the address agree modulo 2 MiB; falls back to the plain
     /// search when the range holds no whole aligned 2 MiB chunk of the file or the padded
     /// search fails.
-    fn thp_get_unmapped_area(
-        &self,
-        file: Option<&Arc<OpenFile>>,
-        addr: u64,
-        len: u64,
-        pgoff: u64,
-        flags: u64,
-        vm_flags: VmFlags,
-    ) -> Result<u64, Errno> {
-        if let Some(a) = self.thp_aligned_area(file, addr, len, pgoff, flags, vm_flags) {
+    fn thp_get_unmapped_area(&self, req: AreaRequest) -> Result<u64, Errno> {
+        if let Some(a) = self.thp_aligned_area(req) {
             return Ok(a);
         }
-        self.mm_get_unmapped_area(file, addr, len, pgoff, flags, vm_flags)
+        self.mm_get_unmapped_area(req)
     }
 
     /// Linux: `__thp_get_unmapped_area()`; None means "not applicable".
-    fn thp_aligned_area(
-        &self,
-        file: Option<&Arc<OpenFile>>,
-        addr: u64,
-        len: u64,
-        pgoff: u64,
-        flags: u64,
-        vm_flags: VmFlags,
-    ) -> Option<u64> {
+    fn thp_aligned_area(&self, req: AreaRequest) -> Option<u64> {
+        let AreaRequest { addr, len, pgoff, .. } = req;
         let size = PMD_SIZE;
         let off = pgoff.checked_mul(PAGE_SIZE)?;
         let off_end = off.checked_add(len)?;
@@ -107,7 +108,7 @@ impl AddressSpace {
         }
         let len_pad = len.checked_add(size)?;
         off.checked_add(len_pad)?;
-        let ret = self.mm_get_unmapped_area(file, addr, len_pad, pgoff, flags, vm_flags).ok()?;
+        let ret = self.mm_get_unmapped_area(AreaRequest { len: len_pad, ..req }).ok()?;
         if ret == addr {
             return Some(addr);
         }
@@ -120,15 +121,8 @@ impl AddressSpace {
     }
 
     /// Linux: `mm_get_unmapped_area_vmflags()` → x86's `arch_get_unmapped_area_topdown()`.
-    fn mm_get_unmapped_area(
-        &self,
-        file: Option<&Arc<OpenFile>>,
-        addr0: u64,
-        len: u64,
-        pgoff: u64,
-        flags: u64,
-        vm_flags: VmFlags,
-    ) -> Result<u64, Errno> {
+    fn mm_get_unmapped_area(&self, req: AreaRequest) -> Result<u64, Errno> {
+        let AreaRequest { addr: addr0, len, pgoff, flags, .. } = req;
         let task_size = self.settings.task_size;
         if len > task_size {
             return Err(Errno::ENOMEM);
@@ -137,7 +131,7 @@ impl AddressSpace {
             return Ok(addr0);
         }
         if flags & map::_32BIT != 0 {
-            return self.arch_get_unmapped_area(file, addr0, len, pgoff, flags, vm_flags);
+            return self.arch_get_unmapped_area(req);
         }
         let mut addr = addr0;
         if addr != 0 {
@@ -159,11 +153,11 @@ impl AddressSpace {
             high_limit,
             align_mask: 0,
             align_offset: pgoff << PAGE_SHIFT,
-            start_gap: if vm_flags.contains(VmFlags::SHADOW_STACK) { PAGE_SIZE } else { 0 },
+            start_gap: req.start_gap(),
         };
         match self.unmapped_area_topdown(info) {
             Some(a) => Ok(a),
-            None => self.arch_get_unmapped_area(file, addr0, len, pgoff, flags, VmFlags::NONE),
+            None => self.arch_get_unmapped_area(AreaRequest { vm_flags: VmFlags::NONE, ..req }),
         }
     }
 
@@ -177,15 +171,8 @@ impl AddressSpace {
 
     /// Linux: x86's `arch_get_unmapped_area()`: the bottom-up allocator (MAP_32BIT, and the
     /// fallback when the top-down search fails).
-    fn arch_get_unmapped_area(
-        &self,
-        _file: Option<&Arc<OpenFile>>,
-        addr: u64,
-        len: u64,
-        pgoff: u64,
-        flags: u64,
-        vm_flags: VmFlags,
-    ) -> Result<u64, Errno> {
+    fn arch_get_unmapped_area(&self, req: AreaRequest) -> Result<u64, Errno> {
+        let AreaRequest { addr, len, pgoff, flags, .. } = req;
         if flags & map::FIXED != 0 {
             return Ok(addr);
         }
@@ -211,7 +198,7 @@ impl AddressSpace {
             high_limit: end,
             align_mask: 0,
             align_offset: pgoff << PAGE_SHIFT,
-            start_gap: if vm_flags.contains(VmFlags::SHADOW_STACK) { PAGE_SIZE } else { 0 },
+            start_gap: req.start_gap(),
         };
         self.unmapped_area(info).ok_or(Errno::ENOMEM)
     }
