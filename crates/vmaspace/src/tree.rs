@@ -65,22 +65,19 @@ impl VmaTree {
     }
     pub(crate) fn insert(&mut self, vma: Vma) {
         let (start, end) = (vma.start, vma.end);
-        let gap_start = self.prev_of(start).map_or(0, |p| p.end);
-        let next = self.next_from(start).map(|n| n.start);
+        let gap_start = self.end_before(start);
         count_writable(&vma, 1);
         let old = self.by_start.insert(start, vma);
         debug_assert!(old.is_none(), "two VMAs at one start");
         self.gaps.insert(start, gap_start);
-        if let Some(n) = next {
-            self.gaps.set_gap_start(n, end);
-        }
+        self.set_next_gap_start(start, end);
     }
     pub(crate) fn remove(&mut self, start: u64) -> Option<Vma> {
         let v = self.by_start.remove(&start)?;
         count_writable(&v, -1);
         self.gaps.remove(start);
         if let Some(n) = self.next_from(start).map(|n| n.start) {
-            let gap_start = self.prev_of(start).map_or(0, |p| p.end);
+            let gap_start = self.end_before(start);
             self.gaps.set_gap_start(n, gap_start);
         }
         Some(v)
@@ -92,8 +89,14 @@ impl VmaTree {
         let v = self.by_start.get_mut(&start).expect("set_end of a VMA");
         debug_assert!(start < end);
         v.end = end;
-        if let Some(n) = self.next_from(start + 1).map(|n| n.start) {
-            debug_assert!(n >= end);
+        self.set_next_gap_start(start, end);
+    }
+
+    /// The gap below the VMA after the one at `start` now begins at `end`.
+    fn set_next_gap_start(&mut self, start: u64, end: u64) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        if let Some(&n) = self.by_start.range((Excluded(start), Unbounded)).next().map(|(k, _)| k) {
+            debug_assert!(n >= end, "VMA at {start:#x} overlaps the next at {n:#x}");
             self.gaps.set_gap_start(n, end);
         }
     }
