@@ -123,12 +123,7 @@ impl AddressSpace {
         push_dec(out, ino);
         out.push(' ');
         if let Some(name) = self.vma_name(v) {
-            let width = out.len() - line_start;
-            for _ in width..NAME_PAD {
-                out.push(' ');
-            }
-            out.push(' ');
-            out.push_str(&name);
+            push_name(out, line_start, &name);
         }
         out.push('\n');
     }
@@ -136,12 +131,12 @@ impl AddressSpace {
     fn show_gate(&self, out: &mut String) {
         if let Some(g) = self.gate {
             let line_start = out.len();
-            let _ = write!(out, "{:08x}-{:08x} --xp {:08x} 00:00 0 ", g.start, g.end, 0);
-            let width = out.len() - line_start;
-            for _ in width..NAME_PAD {
-                out.push(' ');
-            }
-            out.push_str(" [vsyscall]\n");
+            push_hex(out, g.start, 8);
+            out.push('-');
+            push_hex(out, g.end, 8);
+            out.push_str(" --xp 00000000 00:00 0 ");
+            push_name(out, line_start, "[vsyscall]");
+            out.push('\n');
         }
     }
 
@@ -166,6 +161,17 @@ impl AddressSpace {
         }
         v.anon_name.as_ref().map(|n| format!("[anon:{n}]"))
     }
+}
+
+/// `show_vma_header_prefix()` then `seq_pad()`: the name starts at column 73, after at least
+/// one space.
+fn push_name(out: &mut String, line_start: usize, name: &str) {
+    let width = out.len() - line_start;
+    for _ in width..NAME_PAD {
+        out.push(' ');
+    }
+    out.push(' ');
+    out.push_str(name);
 }
 
 /// `seq_put_hex_ll()`: lower-case hex, zero-padded to `width` digits.
