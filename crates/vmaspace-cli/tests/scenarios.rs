@@ -34,6 +34,28 @@ fn scoped(text: &str, scope: Scope) -> String {
     }
 }
 
+/// A one-file trace in its own temporary directory, removed when the test ends (also on failure).
+struct TempTrace {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl TempTrace {
+    fn new(name: &str, text: &str) -> TempTrace {
+        let dir = std::env::temp_dir().join(format!("vmaspace-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.trace"));
+        std::fs::write(&path, text).unwrap();
+        TempTrace { dir, path }
+    }
+}
+
+impl Drop for TempTrace {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[test]
 fn there_are_at_least_thirty_scenarios() {
     assert!(scenarios().len() >= 30, "only {} scenarios", scenarios().len());
@@ -65,33 +87,25 @@ fn every_scenario_matches_the_kernel_recording() {
 
 #[test]
 fn a_wrong_expectation_fails_run_with_status_1() {
-    let dir = std::env::temp_dir().join(format!("vmaspace-wrong-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let t = dir.join("wrong.trace");
-    std::fs::write(
-        &t,
+    let t = TempTrace::new(
+        "wrong",
         "mmap(0x100000000000, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0) = 0x100000001000\n",
-    )
-    .unwrap();
-    let out = vmaspace().arg("run").arg(&t).output().unwrap();
+    );
+    let out = vmaspace().arg("run").arg(&t.path).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 1") && err.contains("expected 0x100000001000, got 0x100000000000"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn malformed_trace_is_status_2_with_line_and_column() {
-    let dir = std::env::temp_dir().join(format!("vmaspace-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let t = dir.join("bad.trace");
-    std::fs::write(&t, "# fine\nmunmap(0x1000, 4096) = 0\nmmap(NULL, 4096, PROT_REED, MAP_PRIVATE, -1, 0)\n").unwrap();
-    let out = vmaspace().arg("run").arg(&t).output().unwrap();
+    let t =
+        TempTrace::new("bad", "# fine\nmunmap(0x1000, 4096) = 0\nmmap(NULL, 4096, PROT_REED, MAP_PRIVATE, -1, 0)\n");
+    let out = vmaspace().arg("run").arg(&t.path).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 3, column 18"), "{err}");
     assert!(out.stdout.is_empty());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Tests that change global settings hold this lock exclusively; tests that only read them (every
@@ -127,20 +141,15 @@ fn check_reports_a_trace_whose_expectation_the_kernel_contradicts() {
         eprintln!("\n!!!!! SKIPPED: the kernel is not Linux 6.18.x; the oracle was NOT tested !!!!!\n");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("vmaspace-oracle-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let t = dir.join("contradicted.trace");
     // live-kernel.md: an unaligned MAP_FIXED address is EINVAL; the trace claims success.
-    std::fs::write(
-        &t,
+    let t = TempTrace::new(
+        "contradicted",
         "mmap(0x100000000001, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0) = 0x100000000001\n",
-    )
-    .unwrap();
-    let out = vmaspace().arg("check").arg(&t).output().unwrap();
+    );
+    let out = vmaspace().arg("check").arg(&t.path).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("kernel returned -1 EINVAL"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
