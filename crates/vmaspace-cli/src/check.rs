@@ -12,12 +12,24 @@ use vmaspace_trace::{format_call, format_outcome, print::returns_address};
 #[derive(Debug)]
 pub enum Verdict {
     Agree,
+    /// The trace cannot be checked on this machine: why.
+    Skipped(String),
     /// The first divergence, described.
     Diverge(String),
 }
 
 /// Runs one scenario on both sides and compares them.
 pub fn check_one(s: &Scenario, steps: Steps) -> Result<Verdict, String> {
+    let pkeys = crate::exec::machine_has_pkeys();
+    if let Some(recorded) = s.trace.setup.pkeys
+        && recorded != pkeys
+        && s.trace.results_depend_on_pkeys()
+    {
+        let (had, has) = if recorded { ("had", "has none") } else { ("had none", "has them") };
+        return Ok(Verdict::Skipped(format!(
+            "its results depend on protection keys, which the machine it was recorded on {had}; this CPU {has}"
+        )));
+    }
     let runnable = s.runnable();
     let snapshots = if steps == Steps::EveryCall { Snapshots::EveryCall } else { Snapshots::Checkpoints };
     let kernel = vmaspace_oracle::run(&runnable, &RunOptions { snapshots }).map_err(|e| e.to_string())?;
@@ -25,6 +37,7 @@ pub fn check_one(s: &Scenario, steps: Steps) -> Result<Verdict, String> {
     let args = RunArgs {
         cwd: Some(kernel.cwd.clone()),
         initial_maps_text: s.is_whole_space().then(|| kernel.initial_maps.clone()),
+        pkeys: Some(pkeys),
         ..RunArgs::default()
     };
     let model = run_scenario(s, &args, steps)?;
@@ -75,11 +88,15 @@ pub fn main(traces: &[PathBuf], every_step: bool, any_kernel: bool) -> i32 {
     }
     let steps = if every_step { Steps::EveryCall } else { Steps::Checkpoints };
     let mut status = 0;
-    let (mut agree, mut diverge) = (0, 0);
+    let (mut agree, mut diverge, mut skipped) = (0, 0, 0);
     for path in traces {
         let verdict = Scenario::load(path).map_err(|e| e.0).and_then(|s| check_one(&s, steps));
         match verdict {
             Ok(Verdict::Agree) => agree += 1,
+            Ok(Verdict::Skipped(why)) => {
+                skipped += 1;
+                eprintln!("{}: SKIPPED: {why}", path.display());
+            }
             Ok(Verdict::Diverge(msg)) => {
                 diverge += 1;
                 eprintln!("{}: DIVERGES\n{msg}", path.display());
@@ -91,6 +108,6 @@ pub fn main(traces: &[PathBuf], every_step: bool, any_kernel: bool) -> i32 {
             }
         }
     }
-    eprintln!("checked {} trace(s): {agree} agree, {diverge} diverge", traces.len());
+    eprintln!("checked {} trace(s): {agree} agree, {diverge} diverge, {skipped} skipped", traces.len());
     status
 }

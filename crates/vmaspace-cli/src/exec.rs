@@ -76,6 +76,21 @@ pub fn check_runnable(trace: &Trace) -> Result<(), Unusable> {
     Ok(())
 }
 
+/// The model's mount for an absolute `DIR=FSTYPE`. Device numbers are distinct per mount and
+/// above those the model uses itself; comparisons only see their equality.
+pub fn model_mount(spec: &vmaspace_trace::MountSpec) -> Result<vmaspace::vfs::Mount, String> {
+    use vmaspace::vfs::{FsType, Mount};
+    use vmaspace_trace::MountFs;
+    let minor = 0x40 + (spec.dir.bytes().map(u32::from).sum::<u32>() % 0x40);
+    let (fs, dev) = match spec.fs {
+        MountFs::Tmpfs => (FsType::Tmpfs, (0, minor)),
+        MountFs::Ext4 => (FsType::Ext4, (7, minor)),
+        MountFs::Overlay => (FsType::Overlay, (0, minor)),
+        MountFs::Hugetlbfs => return Err("hugetlbfs mounts are not modelled yet".into()),
+    };
+    Ok(Mount { dir: spec.dir.as_bytes().to_vec(), fs, dev })
+}
+
 /// The processes of one run of a trace.
 #[derive(Debug)]
 pub struct Model {
@@ -92,6 +107,8 @@ pub struct ModelOptions {
     pub brk: Option<u64>,
     /// Extra mounts (`--mount DIR=tmpfs`).
     pub mounts: Vec<vmaspace::vfs::Mount>,
+    /// Protection keys on or off; None: as on this machine.
+    pub pkeys: Option<bool>,
 }
 
 impl Model {
@@ -100,7 +117,9 @@ impl Model {
         for m in &opts.mounts {
             vfs.mount(m.clone());
         }
-        let mut mm = AddressSpace::with_settings(settings_of_this_machine(), vfs);
+        let mut settings = settings_of_this_machine();
+        settings.pkeys = opts.pkeys.unwrap_or(settings.pkeys);
+        let mut mm = AddressSpace::with_settings(settings, vfs);
         if let Some(text) = &opts.initial_maps {
             let text = text.replace("@CWD@", &opts.cwd);
             mm.seed_from_maps(&text).map_err(|e| format!("initial maps: {e}"))?;
@@ -166,7 +185,15 @@ pub fn settings_of_this_machine() -> Settings {
     if let Some(n) = sysctl("mmap_min_addr") {
         s.mmap_min_addr = n;
     }
+    s.pkeys = machine_has_pkeys();
     s
+}
+
+/// Whether this machine's CPU has protection keys enabled by the kernel (`ospke` in
+/// `/proc/cpuinfo`).
+pub fn machine_has_pkeys() -> bool {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    info.lines().find(|l| l.starts_with("flags")).is_some_and(|l| l.split_whitespace().any(|f| f == "ospke"))
 }
 
 fn ram_and_swap_pages() -> Option<u64> {

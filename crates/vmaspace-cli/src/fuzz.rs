@@ -456,7 +456,7 @@ impl Gen {
             };
             lines.push(Line { lineno: i + 3, pid, call, result: None });
         }
-        Trace { scope: Some(Scope::WholeSpace), header: vec!["# whole-space".into()], lines }
+        Trace { scope: Some(Scope::WholeSpace), header: vec!["# whole-space".into()], setup: Default::default(), lines }
     }
 }
 
@@ -466,7 +466,8 @@ fn case_seed(seed: u64, case: usize) -> u64 {
 
 /// Runs a trace (as a list of lines) on both sides.
 fn run_check(lines: &[Line]) -> Result<Verdict, String> {
-    let mut trace = Trace { scope: Some(Scope::WholeSpace), header: vec![], lines: lines.to_vec() };
+    let mut trace =
+        Trace { scope: Some(Scope::WholeSpace), header: vec![], setup: Default::default(), lines: lines.to_vec() };
     for (i, l) in trace.lines.iter_mut().enumerate() {
         l.lineno = i + 2;
     }
@@ -546,7 +547,7 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
         eprintln!("vmaspace fuzz: {e}");
         return 2;
     }
-    let probe = Trace { scope: Some(Scope::WholeSpace), header: vec![], lines: vec![] };
+    let probe = Trace { scope: Some(Scope::WholeSpace), header: vec![], setup: Default::default(), lines: vec![] };
     let initial = match vmaspace_oracle::run(&probe, &Default::default()) {
         Ok(r) => r.initial_maps,
         Err(e) => {
@@ -587,7 +588,7 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
                             let message = diverges(&minimal).unwrap_or(message);
                             Some(Finding { case, message, minimal, original_len: trace.lines.len() })
                         }
-                        Ok(Verdict::Agree) => None,
+                        Ok(Verdict::Agree | Verdict::Skipped(_)) => None,
                     };
                     if let Some(f) = finding {
                         findings.lock().unwrap_or_else(|p| p.into_inner()).push(f);

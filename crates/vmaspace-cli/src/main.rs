@@ -98,9 +98,10 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let status = match cli.command {
-        Cmd::Run { trace, window, initial_maps, cwd, brk, mount } => {
-            run::main(&trace, &run::RunArgs { window, initial_maps, cwd, brk, initial_maps_text: None, mounts: mount })
-        }
+        Cmd::Run { trace, window, initial_maps, cwd, brk, mount } => run::main(
+            &trace,
+            &run::RunArgs { window, initial_maps, cwd, brk, initial_maps_text: None, mounts: mount, pkeys: None },
+        ),
         Cmd::Check { every_step, any_kernel, traces } => check::main(&traces, every_step, any_kernel),
         Cmd::Fuzz { seed, cases, ops, jobs, out, keep, any_kernel } => {
             fuzz::main(&fuzz::FuzzArgs { seed, cases, ops, jobs, out, keep }, any_kernel)
@@ -120,18 +121,9 @@ fn parse_hex(s: &str) -> Result<u64, String> {
 }
 
 fn parse_mount(s: &str) -> Result<vmaspace::vfs::Mount, String> {
-    use vmaspace::vfs::{FsType, Mount};
-    let (dir, fs) = s.split_once('=').ok_or_else(|| format!("`{s}` is not DIR=FSTYPE"))?;
-    if !dir.starts_with('/') {
-        return Err(format!("mount point `{dir}` is not an absolute path"));
+    let spec = vmaspace_trace::MountSpec::parse(s)?;
+    if !spec.dir.starts_with('/') {
+        return Err(format!("mount point `{}` is not an absolute path", spec.dir));
     }
-    let dir = dir.trim_end_matches('/');
-    // Device numbers: distinct per mount, above those the model uses itself.
-    let minor = 0x40 + (dir.bytes().map(u32::from).sum::<u32>() % 0x40);
-    let (fs, dev) = match fs {
-        "tmpfs" => (FsType::Tmpfs, (0, minor)),
-        "ext4" => (FsType::Ext4, (7, minor)),
-        other => return Err(format!("file system `{other}` is not one the model has (tmpfs, ext4)")),
-    };
-    Ok(Mount { dir: dir.as_bytes().to_vec(), fs, dev })
+    exec::model_mount(&spec)
 }

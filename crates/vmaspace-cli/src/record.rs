@@ -1,7 +1,7 @@
 //! `vmaspace record`: runs traces on the live kernel and writes the kernel's results and
 //! checkpoint text into the scenario files.
 
-use crate::scenario::{InputError, Scenario, apply_scope, rewrite_results};
+use crate::scenario::{InputError, Scenario, apply_scope, rewrite_results, set_header};
 use std::fs;
 use std::path::PathBuf;
 use vmaspace_oracle::{KernelRun, RunOptions};
@@ -26,11 +26,12 @@ pub fn render(s: &Scenario, run: &KernelRun) -> Recording {
     let scope = s.trace.effective_scope();
     let expected: String = run.texts.iter().flatten().map(|t| apply_scope(&redact_cwd(t, &cwd), scope)).collect();
     let results: Vec<_> = run.results.iter().take(s.trace.lines.len()).copied().collect();
-    Recording {
-        trace_text: rewrite_results(&s.text, &s.trace, &results),
-        expected,
-        initial_maps: s.is_whole_space().then(|| redact_cwd(&run.initial_maps, &cwd)),
+    let mut trace_text = rewrite_results(&s.text, &s.trace, &results);
+    if s.trace.depends_on_pkeys() {
+        let value = if crate::exec::machine_has_pkeys() { "on" } else { "off" };
+        trace_text = set_header(&trace_text, "pkeys", value);
     }
+    Recording { trace_text, expected, initial_maps: s.is_whole_space().then(|| redact_cwd(&run.initial_maps, &cwd)) }
 }
 
 /// `vmaspace record [--check] TRACE...`. Returns the exit status.

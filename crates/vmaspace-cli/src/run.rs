@@ -17,6 +17,9 @@ pub struct RunArgs {
     pub initial_maps_text: Option<String>,
     /// Extra mounts for the model (`--mount DIR=FSTYPE`).
     pub mounts: Vec<vmaspace::vfs::Mount>,
+    /// Protection keys on or off; None: as the trace's `# pkeys:` header says, else as on this
+    /// machine.
+    pub pkeys: Option<bool>,
 }
 
 /// What the model did with a trace, line by line (the model's counterpart of
@@ -52,7 +55,13 @@ pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelR
         Some(c) => std::path::absolute(c).map_err(|e| e.to_string())?.to_string_lossy().into_owned(),
         None => fresh_cwd(),
     };
-    let opts = ModelOptions { cwd, initial_maps, brk: args.brk, mounts: args.mounts.clone() };
+    let mut mounts = args.mounts.clone();
+    for spec in &s.trace.setup.mounts {
+        let abs = vmaspace_trace::MountSpec { dir: format!("{cwd}/{}", spec.dir), fs: spec.fs };
+        mounts.push(crate::exec::model_mount(&abs)?);
+    }
+    let pkeys = args.pkeys.or(s.trace.setup.pkeys);
+    let opts = ModelOptions { cwd, initial_maps, brk: args.brk, mounts, pkeys };
     let mut model = Model::new(&opts)?;
     model.fork_labels = s.trace.fork_labels().into();
     let runnable = s.runnable();

@@ -94,6 +94,28 @@ pub fn rewrite_results(text: &str, trace: &Trace, results: &[Option<vmaspace_tra
     out
 }
 
+/// Sets a `# KEY: VALUE` header line: replaces the one there is, or adds one at the top.
+pub fn set_header(text: &str, key: &str, value: &str) -> String {
+    let line = format!("# {key}: {value}");
+    let prefix = format!("{key}:");
+    let mut out = String::new();
+    let mut found = false;
+    let mut in_header = true;
+    for raw in text.lines() {
+        let t = raw.trim();
+        in_header &= t.is_empty() || t.starts_with('#');
+        let is_key = t.strip_prefix('#').is_some_and(|c| c.trim_start().starts_with(&prefix));
+        if in_header && is_key {
+            found = true;
+            out.push_str(&line);
+        } else {
+            out.push_str(raw);
+        }
+        out.push('\n');
+    }
+    if found { out } else { format!("{line}\n{out}") }
+}
+
 /// The `# ...` comment at the end of a call line, outside string literals.
 fn trailing_comment(raw: &str) -> Option<&str> {
     let mut in_str = false;

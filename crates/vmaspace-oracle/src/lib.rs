@@ -9,6 +9,8 @@
 //! This is the only crate of the workspace with `unsafe` code: the `pre_exec` hook that sets the
 //! personality, the stack limit and the command pipes of the executor.
 
+pub mod environment;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
@@ -366,7 +368,9 @@ pub fn run(trace: &Trace, opts: &RunOptions) -> Result<KernelRun, OracleError> {
     for p in &shm {
         let _ = fs::remove_file(p);
     }
+    let hugepages = environment::HugePageGuard::new(trace.setup.hugepages)?;
     let result = run_in_scratch(trace, opts);
+    drop(hugepages);
     for p in &shm {
         let _ = fs::remove_file(p);
     }
@@ -376,6 +380,8 @@ pub fn run(trace: &Trace, opts: &RunOptions) -> Result<KernelRun, OracleError> {
 fn run_in_scratch(trace: &Trace, opts: &RunOptions) -> Result<KernelRun, OracleError> {
     let exe = install_executor()?;
     let scratch = Scratch::new()?;
+    // Declared after `scratch`, so it drops first: unmounted before the directory goes.
+    let _mounts = environment::MountGuard::new(&trace.setup, &scratch.0)?;
     let labels = trace.fork_labels();
     if labels.len() > MAX_FORKS {
         return Err(OracleError::Io(format!("a trace may fork at most {MAX_FORKS} times")));

@@ -274,10 +274,29 @@ pub struct Trace {
     pub scope: Option<Scope>,
     /// Comment lines before the first call, kept so `record` can write them back.
     pub header: Vec<String>,
+    /// The mounts and huge page pools the header asks for.
+    pub setup: crate::setup::Setup,
     pub lines: Vec<Line>,
 }
 
 impl Trace {
+    /// Whether the kernel's results depend on the CPU having protection keys: pkey calls, and
+    /// execute-only protections (which take the execute-only key).
+    pub fn results_depend_on_pkeys(&self) -> bool {
+        const EXEC_ONLY: u64 = 4; // PROT_EXEC alone
+        self.lines.iter().any(|l| match l.call {
+            Call::PkeyAlloc { .. } | Call::PkeyFree { .. } | Call::PkeyMprotect { .. } => true,
+            Call::Mmap { prot, .. } | Call::Mprotect { prot, .. } => prot == EXEC_ONLY,
+            _ => false,
+        })
+    }
+
+    /// Whether the kernel's output depends on the CPU having protection keys: its results, or
+    /// smaps text (which has a `ProtectionKey` line only with them).
+    pub fn depends_on_pkeys(&self) -> bool {
+        self.results_depend_on_pkeys() || self.lines.iter().any(|l| matches!(l.call, Call::Smaps))
+    }
+
     /// The scope to compare: the header's, else the default window.
     pub fn effective_scope(&self) -> Scope {
         self.scope.unwrap_or(DEFAULT_WINDOW)

@@ -10,7 +10,9 @@ pub mod consts;
 pub mod maps;
 pub mod parse;
 pub mod print;
+pub mod setup;
 
 pub use call::{Call, DEFAULT_WINDOW, Line, Outcome, Scope, Signal, Trace};
 pub use parse::{ParseError, parse_line, parse_trace, parse_window};
 pub use print::{format_call, format_line, format_outcome};
+pub use setup::{HugePagePools, MountFs, MountSpec, Setup};

@@ -2,6 +2,7 @@
 
 use crate::call::{Call, Line, Outcome, Scope, Signal, Trace};
 use crate::consts::{self, Table};
+use crate::setup::{HugePagePools, MountSpec, Setup};
 use std::fmt;
 
 /// A line the parser cannot read: where, and why.
@@ -24,7 +25,7 @@ impl std::error::Error for ParseError {}
 
 /// Parses a whole trace.
 pub fn parse_trace(text: &str) -> Result<Trace, ParseError> {
-    let mut trace = Trace { scope: None, header: Vec::new(), lines: Vec::new() };
+    let mut trace = Trace { scope: None, header: Vec::new(), setup: Default::default(), lines: Vec::new() };
     for (i, raw) in text.lines().enumerate() {
         let lineno = i + 1;
         let trimmed = raw.trim();
@@ -34,6 +35,7 @@ pub fn parse_trace(text: &str) -> Result<Trace, ParseError> {
                 if let Some(scope) = parse_scope(comment, lineno)? {
                     trace.scope = Some(scope);
                 }
+                parse_setup(comment, lineno, &mut trace.setup)?;
             }
             continue;
         }
@@ -57,6 +59,28 @@ fn parse_scope(comment: &str, lineno: usize) -> Result<Option<Scope>, ParseError
     let err = |m: &str| ParseError { line: lineno, column: 1, message: m.to_string() };
     let (s, e) = parse_window(range.trim()).map_err(|m| err(&m))?;
     Ok(Some(Scope::Window { start: s, end: e }))
+}
+
+/// Reads a `# mount: DIR=FSTYPE` or `# hugepages: ...` header comment into `setup`.
+fn parse_setup(comment: &str, lineno: usize, setup: &mut Setup) -> Result<(), ParseError> {
+    let c = comment.trim();
+    let err = |message: String| ParseError { line: lineno, column: 1, message };
+    if let Some(m) = c.strip_prefix("mount:") {
+        let spec = MountSpec::parse(m).map_err(err)?;
+        spec.check_relative().map_err(err)?;
+        if setup.mounts.iter().any(|x| x.dir == spec.dir) {
+            return Err(err(format!("`{}` is mounted twice", spec.dir)));
+        }
+        setup.mounts.push(spec);
+    } else if let Some(h) = c.strip_prefix("hugepages:") {
+        if setup.hugepages.is_some() {
+            return Err(err("a second `# hugepages:` header".into()));
+        }
+        setup.hugepages = Some(HugePagePools::parse(h).map_err(err)?);
+    } else if let Some(v) = c.strip_prefix("pkeys:") {
+        setup.pkeys = Some(crate::setup::parse_on_off(v).map_err(err)?);
+    }
+    Ok(())
 }
 
 /// Parses `START-END` in hex, with or without `0x`.

@@ -90,6 +90,10 @@ pub struct Settings {
     pub cap_sys_rawio: bool,
     /// `vm.overcommit_memory`.
     pub overcommit: Overcommit,
+    /// The CPU has memory protection keys and the kernel uses them (x86's `OSPKE`). Without
+    /// them `pkey_alloc` fails (`EINVAL`), no key is allocated (not even 0), `PROT_EXEC` alone stays readable and smaps
+    /// has no `ProtectionKey` line.
+    pub pkeys: bool,
 }
 
 /// `vm.overcommit_memory` and what it needs.
@@ -118,6 +122,7 @@ impl Default for Settings {
             cap_ipc_lock: true,
             cap_sys_rawio: true,
             overcommit: Overcommit::Guess { ram_and_swap_pages: (24u64 << 30) >> addr::PAGE_SHIFT },
+            pkeys: true,
         }
     }
 }

@@ -462,8 +462,11 @@ impl AddressSpace {
     }
 
     /// Linux: x86's `execute_only_pkey()`: the pkey that makes `PROT_EXEC` mappings
-    /// execute-only, allocated on first use.
+    /// execute-only, allocated on first use (none without protection keys).
     pub(crate) fn execute_only_pkey(&mut self) -> u32 {
+        if !self.settings.pkeys {
+            return 0;
+        }
         if let Some(k) = self.pkeys.execute_only {
             return k;
         }

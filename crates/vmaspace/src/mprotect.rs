@@ -26,6 +26,11 @@ impl AddressSpace {
         if flags != 0 || access_rights & !PKEY_ACCESS_MASK != 0 {
             return Err(Errno::EINVAL);
         }
+        // Without protection keys the mm starts with no key allocated, not even key 0, so
+        // mm_pkey_alloc() hands out key 0 and arch_set_user_pkey_access() then refuses it.
+        if !self.settings.pkeys {
+            return Err(Errno::EINVAL);
+        }
         let k = self.pkeys.alloc().ok_or(Errno::ENOSPC)?;
         let bit = 1u16 << k;
         self.pkeys.access_denied = (self.pkeys.access_denied & !bit) | if access_rights & 1 != 0 { bit } else { 0 };
@@ -43,8 +48,10 @@ impl AddressSpace {
     }
 
     /// Linux: `mm_pkey_is_allocated()`: the execute-only key is not the caller's to use.
+    /// Without protection keys no key is allocated, not even 0 (`init_new_context()` sets
+    /// up the allocation map only with `OSPKE`).
     fn pkey_is_allocated(&self, pkey: i64) -> bool {
-        if !(0..16).contains(&pkey) || self.pkeys.execute_only == Some(pkey as u32) {
+        if !self.settings.pkeys || !(0..16).contains(&pkey) || self.pkeys.execute_only == Some(pkey as u32) {
             return false;
         }
         self.pkeys.allocated & (1 << pkey) != 0

@@ -58,7 +58,9 @@ impl AddressSpace {
             if v.pages_exact && v.file.is_none() && !v.flags.contains(VmFlags::SHARED) {
                 self.page_counters(&mut out, v);
             }
-            let _ = writeln!(out, "ProtectionKey:  {:>8}", v.flags.pkey());
+            if self.settings.pkeys {
+                let _ = writeln!(out, "ProtectionKey:  {:>8}", v.flags.pkey());
+            }
             let _ = writeln!(out, "VmFlags: {}", v.flags.mnemonics());
         }
         out

@@ -30,6 +30,10 @@ pub enum FsType {
     Ext4,
     /// tmpfs (shmem files: the legacy `.mmap` in 6.18; files carry `F_SEAL_SEAL`).
     Tmpfs,
+    /// overlayfs whose upper layer is ext4: a file opened here is a stacked file over a backing
+    /// open of the ext4 file (Linux: `ovl_mmap` → `backing_file_mmap`, legacy `.mmap`, with
+    /// ext4's `mmap_prepare` run through the compatibility layer).
+    Overlay,
 }
 
 /// One mount: files whose path starts with `dir` live on a file system of this type.
@@ -149,12 +153,27 @@ impl Vfs {
         out
     }
 
-    /// A new open file description of `inode`.
+    /// A new open file description of `inode`. On an overlay mount it is a stacked file over a
+    /// backing open of the upper layer's file, made at open time as `ovl_open` makes it.
+    ///
+    /// The model keeps one inode for the overlay file and its upper file: what maps shows of the
+    /// backing file is the overlay's path, device and inode number (Linux: `file_user_path()`,
+    /// `file_user_inode()`), and size and link state are the upper file's.
     pub fn open_inode(&self, inode: Arc<Inode>, mode: FMode) -> Arc<OpenFile> {
-        let ops = drivers::file_operations(inode.kind, &inode.state().path);
-        let mut g = self.lock();
-        g.next_file_id += 1;
-        Arc::new(OpenFile::new(g.next_file_id, inode, mode, ops))
+        let path = inode.state().path.clone();
+        let ops = drivers::file_operations(inode.kind, &path);
+        if self.fs_of(&path) == Some(FsType::Overlay) {
+            let backing = self.open_with_ops(inode.clone(), mode, ops);
+            return self.open_with_ops(inode, mode, Arc::new(drivers::stacked::stacked_file_operations(backing)));
+        }
+        self.open_with_ops(inode, mode, ops)
+    }
+
+    /// The type of the mount a path lies on (None: the root, ext4).
+    fn fs_of(&self, abs: &[u8]) -> Option<FsType> {
+        let g = self.lock();
+        let under = |m: &&Mount| abs.strip_prefix(m.dir.as_slice()).is_some_and(|rest| rest.first() == Some(&b'/'));
+        g.mounts.iter().filter(under).max_by_key(|m| m.dir.len()).map(|m| m.fs)
     }
 
     /// A new open file description with the given operations (for drivers of an embedder).
@@ -183,7 +202,7 @@ impl Vfs {
         // directory is on the root (ext4) unless it is a mount point itself.
         let (kind, dev, seals) = match mount {
             Some(Mount { fs: FsType::Tmpfs, dev, .. }) => (InodeKind::Shmem, dev, crate::flags::seal::SEAL),
-            Some(Mount { fs: FsType::Ext4, dev, .. }) => (InodeKind::Regular, dev, 0),
+            Some(Mount { fs: FsType::Ext4 | FsType::Overlay, dev, .. }) => (InodeKind::Regular, dev, 0),
             None => (InodeKind::Regular, g.root_dev, 0),
         };
         let state =
