@@ -21,10 +21,7 @@ impl std::fmt::Display for Unusable {
 
 /// Calls the model does not do yet.
 pub fn not_implemented(call: &Call) -> Option<&'static str> {
-    use vmaspace::flags::{map, mfd};
     match call {
-        Call::Mmap { flags, .. } if flags & map::HUGETLB != 0 => Some("MAP_HUGETLB"),
-        Call::MemfdCreate { flags, .. } if flags & mfd::HUGETLB != 0 => Some("MFD_HUGETLB"),
         Call::Openat { path, .. } | Call::Open { path, .. } | Call::Unlink { path } if outside_model_fs(path) => {
             Some("paths outside the working directory other than /dev/zero, /dev/null and files in /dev/shm")
         }
@@ -86,7 +83,7 @@ pub fn model_mount(spec: &vmaspace_trace::MountSpec) -> Result<vmaspace::vfs::Mo
         MountFs::Tmpfs => (FsType::Tmpfs, (0, minor)),
         MountFs::Ext4 => (FsType::Ext4, (7, minor)),
         MountFs::Overlay => (FsType::Overlay, (0, minor)),
-        MountFs::Hugetlbfs => return Err("hugetlbfs mounts are not modelled yet".into()),
+        MountFs::Hugetlbfs => (FsType::Hugetlbfs, (0, minor)),
     };
     Ok(Mount { dir: spec.dir.as_bytes().to_vec(), fs, dev })
 }
@@ -109,6 +106,8 @@ pub struct ModelOptions {
     pub mounts: Vec<vmaspace::vfs::Mount>,
     /// Protection keys on or off; None: as on this machine.
     pub pkeys: Option<bool>,
+    /// The huge page pools (`# hugepages:`); None: empty, as `nr_hugepages` is by default.
+    pub hugepages: Option<vmaspace_trace::HugePagePools>,
 }
 
 impl Model {
@@ -116,6 +115,10 @@ impl Model {
         let vfs = Arc::new(Vfs::new(opts.cwd.as_bytes()));
         for m in &opts.mounts {
             vfs.mount(m.clone());
+        }
+        if let Some(p) = opts.hugepages {
+            vfs.hugepages().set_nr_hugepages(vmaspace::hugetlb::HugeSize::Pmd, p.pages_2m);
+            vfs.hugepages().set_nr_hugepages(vmaspace::hugetlb::HugeSize::Pud, p.pages_1g);
         }
         let mut settings = settings_of_this_machine();
         settings.pkeys = opts.pkeys.unwrap_or(settings.pkeys);

@@ -61,7 +61,8 @@ pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelR
         mounts.push(crate::exec::model_mount(&abs)?);
     }
     let pkeys = args.pkeys.or(s.trace.setup.pkeys);
-    let opts = ModelOptions { cwd, initial_maps, brk: args.brk, mounts, pkeys };
+    let hugepages = s.trace.setup.hugepages;
+    let opts = ModelOptions { cwd, initial_maps, brk: args.brk, mounts, pkeys, hugepages };
     let mut model = Model::new(&opts)?;
     model.fork_labels = s.trace.fork_labels().into();
     let runnable = s.runnable();

@@ -22,6 +22,15 @@ pub enum FaultSignal {
     Sigbus,
 }
 
+/// Linux: `vma_kernel_pagesize()`: the huge page size of a hugetlb VMA, else a page.
+pub(crate) fn vma_page_size(vma: &crate::Vma) -> u64 {
+    vma.file
+        .as_ref()
+        .and_then(|f| f.inode.hugetlb.as_ref())
+        .filter(|_| vma.flags.contains(VmFlags::HUGETLB))
+        .map_or(PAGE_SIZE, |h| h.size.bytes())
+}
+
 impl AddressSpace {
     /// Writes one byte on every page of `[addr, addr+len)`, lowest first; stops at the first
     /// page that raises a signal.
@@ -71,6 +80,9 @@ impl AddressSpace {
         if !self.pkeys.allows(vma.flags.pkey(), write) || self.pages.get(&page) == Some(&Page::Guard) {
             return Err(FaultSignal::Sigsegv);
         }
+        if vma.flags.contains(VmFlags::HUGETLB) {
+            return self.hugetlb_fault(vma_start, addr, access);
+        }
         self.drop_if_truncated(vma_start, page);
         if !self.needs_fault(vma_start, page, access) {
             return Ok(());
@@ -99,7 +111,7 @@ impl AddressSpace {
         let private = !self.tree.get(vma_start).expect("VMA").flags.contains(VmFlags::SHARED);
         match self.pages.get(&page) {
             None => true,
-            Some(Page::Anon | Page::Guard | Page::Pfn) => false,
+            Some(Page::Anon | Page::Guard | Page::Pfn | Page::Huge(_)) => false,
             Some(Page::File { dirty }) => access == Access::Write && (private || !dirty),
         }
     }
@@ -123,6 +135,9 @@ impl AddressSpace {
     /// One page of get_user_pages: a fault without the user-access checks. Guard markers and
     /// faults that would raise a signal are `EFAULT`.
     fn gup_page(&mut self, vma_start: u64, page: u64, access: Access) -> Result<(), Errno> {
+        if self.tree.get(vma_start).is_some_and(|v| v.flags.contains(VmFlags::HUGETLB)) {
+            return self.hugetlb_fault(vma_start, page, access).map_err(|_| Errno::EFAULT);
+        }
         match self.pages.get(&page) {
             Some(Page::Guard) => return Err(Errno::EFAULT),
             _ if !self.needs_fault(vma_start, page, access) => return Ok(()),
@@ -168,10 +183,11 @@ impl AddressSpace {
             return Err(Errno::EFAULT);
         }
         let access = if write { Access::Write } else { Access::Read };
+        let step = vma_page_size(vma);
         let mut page = from;
         while page < to {
             self.gup_page(vma.start, page, access)?;
-            page += PAGE_SIZE;
+            page = (page & !(step - 1)) + step;
         }
         Ok(())
     }
@@ -187,9 +203,10 @@ impl AddressSpace {
             if !self.gup_vma_allowed(&vma, write, false) {
                 return Err(Errno::EINVAL);
             }
+            let step = vma_page_size(&vma);
             while page < end.min(vma.end) {
                 self.gup_page(vma.start, page, access)?;
-                page += PAGE_SIZE;
+                page = (page & !(step - 1)) + step;
             }
         }
         Ok(())

@@ -5,6 +5,7 @@ use crate::AddressSpace;
 use crate::errno::{Errno, SysResult};
 use crate::file::{FMode, Inode, InodeKind, OpenFile};
 use crate::flags::{mfd, open, seal};
+use crate::hugetlb::HugeSize;
 use crate::vfs::dev;
 use std::sync::Arc;
 
@@ -135,10 +136,17 @@ impl AddressSpace {
             if f.inode.kind == InodeKind::Secretmem && st.size != 0 {
                 return Err(Errno::EINVAL);
             }
+            // hugetlbfs_setattr(): whole huge pages only, checked before the seals.
+            if f.inode.hugetlb.as_ref().is_some_and(|h| !h.size.is_aligned(len)) {
+                return Err(Errno::EINVAL);
+            }
             if (len < st.size && st.seals & seal::SHRINK != 0) || (len > st.size && st.seals & seal::GROW != 0) {
                 return Err(Errno::EPERM);
             }
             st.size = len;
+        }
+        if let Some(h) = &f.inode.hugetlb {
+            h.truncate(len >> h.size.shift());
         }
         self.truncate_pages(&f.inode, len);
         Ok(0)
@@ -178,9 +186,8 @@ impl AddressSpace {
         self.vfs.unlink(path).map(|_| 0)
     }
 
-    /// `memfd_create(name, flags)`.
-    ///
-    /// `MFD_HUGETLB` is not modelled yet: valid uses return `ENOSYS`.
+    /// `memfd_create(name, flags)`. With `MFD_HUGETLB` the memfd is a hugetlbfs file of the
+    /// page size the `MFD_HUGE_*` bits name (none valid: `ENODEV`, from `hugetlb_file_setup`).
     pub fn memfd_create(&mut self, name: &[u8], flags: u64) -> SysResult {
         let huge_bits = flags & (0x3f << 26);
         let known = mfd::CLOEXEC | mfd::ALLOW_SEALING | mfd::HUGETLB | mfd::NOEXEC_SEAL | mfd::EXEC;
@@ -193,12 +200,14 @@ impl AddressSpace {
         if name.len() > MFD_NAME_MAX {
             return Err(Errno::EINVAL);
         }
-        if flags & mfd::HUGETLB != 0 {
-            return Err(Errno::ENOSYS);
-        }
         let mut path = b"/memfd:".to_vec();
         path.extend_from_slice(name);
-        let inode = self.vfs.new_internal(InodeKind::Shmem, dev::SHMEM, &path, 0);
+        let inode = if flags & mfd::HUGETLB != 0 {
+            let size = HugeSize::from_log((flags >> 26) & 0x3f).ok_or(Errno::ENODEV)?;
+            self.vfs.new_hugetlb_internal(size, &path, 0)
+        } else {
+            self.vfs.new_internal(InodeKind::Shmem, dev::SHMEM, &path, 0)
+        };
         {
             let mut st = inode.state();
             st.seals = seal::SEAL;
@@ -226,7 +235,7 @@ impl AddressSpace {
     /// `fcntl(fd, F_GET_SEALS)`.
     pub fn fcntl_get_seals(&mut self, fd: i64) -> SysResult {
         let f = self.fd_file(fd)?;
-        if f.inode.kind != InodeKind::Shmem {
+        if !f.inode.kind.has_seals() {
             return Err(Errno::EINVAL);
         }
         Ok(f.inode.state().seals)
@@ -242,7 +251,7 @@ impl AddressSpace {
         if !f.mode.write {
             return Err(Errno::EPERM);
         }
-        if seals & !F_ALL_SEALS != 0 || f.inode.kind != InodeKind::Shmem {
+        if seals & !F_ALL_SEALS != 0 || !f.inode.kind.has_seals() {
             return Err(Errno::EINVAL);
         }
         let current = f.inode.state().seals;

@@ -153,6 +153,16 @@ pub enum InodeKind {
     CharDevice,
     /// `memfd_secret` memory.
     Secretmem,
+    /// A hugetlbfs file: on a hugetlbfs mount, an `MFD_HUGETLB` memfd, or the file behind
+    /// `MAP_ANONYMOUS|MAP_HUGETLB`.
+    Hugetlb,
+}
+
+impl InodeKind {
+    /// Whether the file keeps memfd seals (`memfd_file_seals_ptr()`: shmem and hugetlbfs).
+    pub fn has_seals(self) -> bool {
+        matches!(self, InodeKind::Shmem | InodeKind::Hugetlb)
+    }
 }
 
 /// The mutable part of an inode.
@@ -180,11 +190,18 @@ pub struct Inode {
     pub dev: (u32, u32),
     pub kind: InodeKind,
     state: Mutex<InodeState>,
+    /// The huge page size, reservations and page cache of a hugetlbfs inode.
+    pub hugetlb: Option<crate::hugetlb::HugetlbInode>,
 }
 
 impl Inode {
     pub fn new(ino: u64, dev: (u32, u32), kind: InodeKind, state: InodeState) -> Inode {
-        Inode { ino, dev, kind, state: Mutex::new(state) }
+        Inode { ino, dev, kind, state: Mutex::new(state), hugetlb: None }
+    }
+
+    /// A hugetlbfs inode.
+    pub fn new_hugetlb(ino: u64, dev: (u32, u32), state: InodeState, huge: crate::hugetlb::HugetlbInode) -> Inode {
+        Inode { ino, dev, kind: InodeKind::Hugetlb, state: Mutex::new(state), hugetlb: Some(huge) }
     }
     /// Whether the inode's mount is `noexec` (secretmem's internal mount is): mappings get no
     /// `VM_MAYEXEC`, and `PROT_EXEC` is refused.
@@ -209,6 +226,9 @@ pub enum Placement {
     Shmem,
     /// `/dev/zero`: shmem's for shared mappings, THP's for private ones.
     Zero,
+    /// `hugetlb_get_unmapped_area`: lengths and fixed addresses huge-page aligned, the search
+    /// aligned to the huge page size.
+    Hugetlb(crate::hugetlb::HugeSize),
 }
 
 /// A driver's `mmap_prepare`.

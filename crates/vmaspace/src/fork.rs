@@ -32,6 +32,10 @@ impl AddressSpace {
             }
             let mut c = v.clone();
             c.flags.remove(VmFlags::LOCKED_MASK);
+            // hugetlb_dup_vma_private(): a private mapping's reservations stay the parent's.
+            if c.flags.contains(VmFlags::HUGETLB) && !c.flags.contains(VmFlags::MAYSHARE) {
+                c.private_data = None;
+            }
             let wipe = v.flags.contains(VmFlags::WIPEONFORK);
             c.anon_vma = match (wipe, v.anon_vma) {
                 (false, Some(_)) => {
@@ -48,7 +52,7 @@ impl AddressSpace {
             let copy_on_fork = VmFlags::PFNMAP | VmFlags::MIXEDMAP | VmFlags::MAYBE_GUARD;
             if !wipe && (c.anon_vma.is_some() || c.flags.intersects(copy_on_fork)) {
                 for (a, p) in self.pages.range(v.start..v.end) {
-                    child.pages.insert(*a, *p);
+                    child.pages.insert(*a, p.clone());
                     c.pages_exact = false;
                 }
             }

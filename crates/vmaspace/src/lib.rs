@@ -28,6 +28,7 @@ pub mod file;
 pub mod flags;
 mod fork;
 mod gap_index;
+pub mod hugetlb;
 mod madvise;
 mod merge;
 mod mlock;
@@ -153,7 +154,7 @@ impl Counters {
 }
 
 /// What is in a page the process touched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Page {
     /// A private anonymous page (written: zero-fill on demand or copy-on-write).
     Anon,
@@ -163,6 +164,9 @@ pub(crate) enum Page {
     Guard,
     /// A physical frame mapped by `remap_pfn_range` (not a page the memory manager owns).
     Pfn,
+    /// A private huge page (kept at the huge page's first address), shared with forks until
+    /// one of them writes; it goes back to its pool with the last reference.
+    Huge(Arc<hugetlb::HugePage>),
 }
 
 /// `[vsyscall]`: the gate area, printed after the VMAs but not one of them.

@@ -208,6 +208,9 @@ impl AddressSpace {
     /// back as zeros or the file's contents); guard markers stay.
     fn madvise_dontneed(&mut self, vs: u64, start: u64, end: u64, behavior: u64) -> Result<(), Errno> {
         let f = self.tree.get(vs).expect("VMA").flags;
+        if f.contains(VmFlags::HUGETLB) {
+            return self.madvise_dontneed_hugetlb(vs, start, end, behavior);
+        }
         let mut forbidden = VmFlags::PFNMAP;
         if behavior != DONTNEED_LOCKED {
             forbidden |= VmFlags::LOCKED;
@@ -224,6 +227,21 @@ impl AddressSpace {
             self.tree.get_mut(vs).expect("VMA").pages_exact = false;
         }
         self.zap_pages_keeping_guards(start, end);
+        Ok(())
+    }
+
+    /// Linux: `madvise_dontneed_free_valid_vma()` for hugetlb: DONTNEED only, from a huge page
+    /// boundary, and only whole huge pages (the end is rounded down so no data is lost that the
+    /// caller did not name).
+    fn madvise_dontneed_hugetlb(&mut self, vs: u64, start: u64, end: u64, behavior: u64) -> Result<(), Errno> {
+        let size = crate::fault::vma_page_size(self.tree.get(vs).expect("VMA"));
+        if behavior == FREE || start & (size - 1) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let end = end & !(size - 1);
+        if start < end {
+            self.hugetlb_zap_private(vs, start, end);
+        }
         Ok(())
     }
 
@@ -244,7 +262,7 @@ impl AddressSpace {
         }
         // shmem_fallocate(): no holes in a memfd sealed against writing.
         let seals = file.inode.state().seals;
-        if file.inode.kind == crate::file::InodeKind::Shmem && seals & (seal::WRITE | seal::FUTURE_WRITE) != 0 {
+        if file.inode.kind.has_seals() && seals & (seal::WRITE | seal::FUTURE_WRITE) != 0 {
             return Err(Errno::EPERM);
         }
         const EXT4_MAX_BYTES: u64 = 0xffff_ffff << 12;

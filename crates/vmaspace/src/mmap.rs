@@ -5,10 +5,11 @@ use crate::addr::{PAGE_MASK, PAGE_SHIFT, page_align};
 use crate::drivers;
 use crate::errno::{Errno, SysResult};
 use crate::file::{
-    DriverBug, InodeKind, LegacyVma, MmapAction, MmapActionKind, MmapHook, OpenFile, PageProt, PrivateData, VmAreaDesc,
-    VmOperations,
+    DriverBug, FMode, InodeKind, LegacyVma, MmapAction, MmapActionKind, MmapHook, OpenFile, PageProt, PrivateData,
+    VmAreaDesc, VmOperations,
 };
 use crate::flags::{VmFlags, map, prot, seal};
+use crate::hugetlb::HugeSize;
 use crate::merge::Vmg;
 use crate::munmap::Detached;
 use crate::vma::Vma;
@@ -33,18 +34,12 @@ impl AddressSpace {
     ///
     /// Linux: x86's `sys_mmap` → `ksys_mmap_pgoff()` → `vm_mmap_pgoff()`. Returns the address
     /// mapped, which may lie inside a larger VMA when the new range merged with a neighbour.
-    ///
-    /// `MAP_HUGETLB` and hugetlbfs files are not modelled yet: once the arguments pass Linux's
-    /// checks, such a mapping returns `ENOSYS` (a value this kernel never returns from mmap).
     pub fn mmap(&mut self, addr: u64, len: u64, prot: u64, flags: u64, fd: i64, offset: u64) -> SysResult {
         if offset & !PAGE_MASK != 0 {
             return Err(Errno::EINVAL);
         }
         let pgoff = offset >> PAGE_SHIFT;
-        let file = if flags & map::ANONYMOUS == 0 { Some(self.fd_file(fd)?) } else { None };
-        if flags & map::HUGETLB != 0 {
-            return self.mmap_hugetlb(file.is_some(), flags);
-        }
+        let (file, len) = self.mmap_file(fd, len, flags)?;
         let (addr, populate) = self.do_mmap(file, addr, len, prot, flags, pgoff)?;
         if populate == Populate::Yes {
             // vm_mmap_pgoff(): population errors are ignored.
@@ -54,21 +49,30 @@ impl AddressSpace {
         Ok(addr)
     }
 
-    /// `MAP_HUGETLB`: Linux's checks in `ksys_mmap_pgoff`, then "not modelled".
-    fn mmap_hugetlb(&mut self, has_file: bool, flags: u64) -> SysResult {
-        if has_file {
-            // Not a hugetlbfs file (the model has none).
-            return Err(Errno::EINVAL);
+    /// Linux: `ksys_mmap_pgoff()`: the file to map, and the length as hugetlbfs rounds it.
+    /// `MAP_ANONYMOUS|MAP_HUGETLB` maps a new, unlinked hugetlbfs file of the page size the
+    /// `MAP_HUGE_*` bits name; a hugetlbfs file needs no `MAP_HUGETLB`, any other refuses it.
+    fn mmap_file(&mut self, fd: i64, len: u64, flags: u64) -> Result<(Option<Arc<OpenFile>>, u64), Errno> {
+        // ALIGN() wraps to 0 on overflow, which do_mmap() then refuses.
+        let huge_len = |size: HugeSize| size.align_up(len).unwrap_or(0);
+        if flags & map::ANONYMOUS == 0 {
+            let f = self.fd_file(fd)?;
+            let len = match (&f.inode.hugetlb, flags & map::HUGETLB != 0) {
+                (Some(h), _) => huge_len(h.size),
+                (None, true) => return Err(Errno::EINVAL),
+                (None, false) => len,
+            };
+            return Ok((Some(f), len));
         }
-        let shift = (flags >> map::HUGE_SHIFT) & map::HUGE_MASK;
-        if shift != 0 && shift != 21 && shift != 30 {
-            return Err(Errno::EINVAL);
+        if flags & map::HUGETLB == 0 {
+            return Ok((None, len));
         }
-        if flags & map::NORESERVE == 0 {
-            // hugetlb_file_setup() cannot reserve pages from an empty pool.
-            return Err(Errno::ENOMEM);
-        }
-        Err(Errno::ENOSYS)
+        let size = HugeSize::from_log((flags >> map::HUGE_SHIFT) & map::HUGE_MASK).ok_or(Errno::EINVAL)?;
+        let len = huge_len(size);
+        // hugetlb_file_setup(HUGETLB_ANON_FILE, len, VM_NORESERVE, ...): nothing reserved
+        // yet; the mapping reserves.
+        let inode = self.vfs.new_hugetlb_internal(size, b"/anon_hugepage", len);
+        Ok((Some(self.vfs.open_inode(inode, FMode { read: true, write: true })), len))
     }
 
     /// Linux: `do_mmap()`: validation and flag computation, in Linux's order.
@@ -140,7 +144,8 @@ impl AddressSpace {
             },
         }
         if flags & map::NORESERVE != 0 {
-            // Honoured unless vm.overcommit_memory is 2 (never), which the model does not have.
+            // Honoured unless vm.overcommit_memory is 2 (never), which the model does not have;
+            // hugetlbfs files always honour it.
             vm_flags |= VmFlags::NORESERVE;
         }
         let addr = self.mmap_region(file, addr, len, vm_flags, pgoff)?;
@@ -216,7 +221,7 @@ impl AddressSpace {
         }
         // memfd_check_seals_mmap()
         let seals = f.inode.state().seals;
-        if f.inode.kind == InodeKind::Shmem && seals & (seal::WRITE | seal::FUTURE_WRITE) != 0 {
+        if f.inode.kind.has_seals() && seals & (seal::WRITE | seal::FUTURE_WRITE) != 0 {
             if vm_flags.contains(VmFlags::SHARED | VmFlags::WRITE) {
                 return Err(Errno::EPERM);
             }
@@ -257,7 +262,7 @@ impl AddressSpace {
             self.abort_munmap(detached);
             return Err(Errno::ENOMEM);
         }
-        if accountable_mapping(vm_flags) {
+        if accountable_mapping(file.as_ref(), vm_flags) {
             let charged = pglen - detached.nr_accounted;
             if charged != 0 && !self.vm_enough_memory(charged) {
                 self.abort_munmap(detached);
@@ -504,9 +509,10 @@ fn calc_vm_flag_bits(flags: u64) -> VmFlags {
     f
 }
 
-/// Linux: `accountable_mapping()` (no hugetlbfs files in the model).
-fn accountable_mapping(flags: VmFlags) -> bool {
-    flags.0 & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE).0 == VmFlags::WRITE.0
+/// Linux: `accountable_mapping()`: hugetlbfs pages are accounted by their own pools.
+fn accountable_mapping(file: Option<&Arc<OpenFile>>, flags: VmFlags) -> bool {
+    !file.is_some_and(|f| f.inode.hugetlb.is_some())
+        && flags.0 & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE).0 == VmFlags::WRITE.0
 }
 
 /// Linux: `file_mmap_ok()`: the range must fit in the file's maximum size.

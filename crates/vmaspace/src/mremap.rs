@@ -46,6 +46,15 @@ impl Vrm {
     }
 }
 
+/// Linux: `align_hugetlb()`: both lengths rounded up to the huge page size; the addresses
+/// (the new one even when it is not used) must be aligned, and the mapping may not grow.
+fn align_hugetlb(vrm: &mut Vrm, size: u64) -> bool {
+    let align = |x: u64| x.wrapping_add(size - 1) & !(size - 1);
+    vrm.old_len = align(vrm.old_len);
+    vrm.new_len = align(vrm.new_len);
+    vrm.addr & (size - 1) == 0 && vrm.new_addr & (size - 1) == 0 && vrm.new_len <= vrm.old_len
+}
+
 impl AddressSpace {
     /// `mremap(addr, old_len, new_len, flags, new_addr)`.
     ///
@@ -109,6 +118,9 @@ impl AddressSpace {
         vrm.vma = vma.start;
         if vma.is_sealed() {
             return Err(Errno::EPERM);
+        }
+        if vma.flags.contains(VmFlags::HUGETLB) && !align_hugetlb(vrm, crate::fault::vma_page_size(&vma)) {
+            return Err(Errno::EINVAL);
         }
         vrm.delta = vrm.old_len.abs_diff(vrm.new_len);
         vrm.remap_type = match vrm.old_len.cmp(&vrm.new_len) {
@@ -276,6 +288,11 @@ impl AddressSpace {
         let new_vma = self.copy_vma(vrm.vma, vrm.new_addr, vrm.new_len, vma.pgoff_at(vrm.addr));
         self.move_pages(vrm.addr, vrm.new_addr, vrm.old_len);
         self.vrm_stat_account(vma.flags, vrm.new_len);
+        // fixup_hugetlb_reservations(): the reservations went with the copy; unmapping the
+        // source must not give them back.
+        if vma.flags.contains(VmFlags::HUGETLB) {
+            self.tree.get_mut(vrm.vma).expect("source VMA").private_data = None;
+        }
         if vrm.flags & DONTUNMAP != 0 {
             self.dontunmap_complete(vrm, new_vma);
         } else {
@@ -312,7 +329,7 @@ impl AddressSpace {
 
     /// `move_page_tables()`: the pages of `[from, from+len)` now live at `to`.
     fn move_pages(&mut self, from: u64, to: u64, len: u64) {
-        let moved: Vec<(u64, crate::Page)> = self.pages.range(from..from + len).map(|(a, p)| (*a, *p)).collect();
+        let moved: Vec<(u64, crate::Page)> = self.pages.range(from..from + len).map(|(a, p)| (*a, p.clone())).collect();
         for (a, _) in &moved {
             self.pages.remove(a);
         }

@@ -5,6 +5,7 @@ use crate::addr::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, is_page_aligned, p
 use crate::errno::Errno;
 use crate::file::{OpenFile, Placement};
 use crate::flags::{VmFlags, map};
+use crate::hugetlb::HugeSize;
 use std::sync::Arc;
 
 /// `struct vm_unmapped_area_info`.
@@ -27,6 +28,9 @@ struct AreaRequest {
     pgoff: u64,
     flags: u64,
     vm_flags: VmFlags,
+    /// The huge page size of a hugetlbfs file: the search is aligned to it (x86's
+    /// `get_align_mask()`), with no file-offset colouring.
+    huge: Option<HugeSize>,
 }
 
 impl AreaRequest {
@@ -61,7 +65,7 @@ impl AddressSpace {
             None if shared => Some(Placement::Shmem),
             None => None,
         };
-        let req = AreaRequest { addr, len, pgoff, flags, vm_flags };
+        let req = AreaRequest { addr, len, pgoff, flags, vm_flags, huge: None };
         let plain = AreaRequest { vm_flags: VmFlags::NONE, ..req };
         let addr = match placement {
             Some(Placement::Thp) => self.thp_get_unmapped_area(plain)?,
@@ -69,6 +73,7 @@ impl AddressSpace {
             Some(Placement::Zero) if !shared => self.thp_get_unmapped_area(plain)?,
             Some(Placement::Zero | Placement::Shmem) => self.mm_get_unmapped_area(plain)?,
             Some(Placement::Default) => self.mm_get_unmapped_area(req)?,
+            Some(Placement::Hugetlb(size)) => self.hugetlb_get_unmapped_area(req, size)?,
             None if addr == 0 && len.is_multiple_of(PMD_SIZE) => self.thp_get_unmapped_area(req)?,
             None => self.mm_get_unmapped_area(req)?,
         };
@@ -120,9 +125,30 @@ impl AddressSpace {
         Some(ret + off_sub)
     }
 
+    /// Linux: `hugetlb_get_unmapped_area()`.
+    fn hugetlb_get_unmapped_area(&self, req: AreaRequest, size: HugeSize) -> Result<u64, Errno> {
+        if !size.is_aligned(req.len) {
+            return Err(Errno::EINVAL);
+        }
+        if req.flags & map::FIXED != 0 && !size.is_aligned(req.addr) {
+            return Err(Errno::EINVAL);
+        }
+        // ALIGN() wraps to 0 (no hint) near the top of the address space.
+        let addr = if req.addr == 0 { 0 } else { size.align_up(req.addr).unwrap_or(0) };
+        self.mm_get_unmapped_area(AreaRequest { addr, huge: Some(size), ..req })
+    }
+
+    /// The `align_mask` and `align_offset` of a search.
+    fn alignment(req: &AreaRequest) -> (u64, u64) {
+        match req.huge {
+            Some(size) => ((size.bytes() - 1) & PAGE_MASK, 0),
+            None => (0, req.pgoff << PAGE_SHIFT),
+        }
+    }
+
     /// Linux: `mm_get_unmapped_area_vmflags()` → x86's `arch_get_unmapped_area_topdown()`.
     fn mm_get_unmapped_area(&self, req: AreaRequest) -> Result<u64, Errno> {
-        let AreaRequest { addr: addr0, len, pgoff, flags, .. } = req;
+        let AreaRequest { addr: addr0, len, flags, .. } = req;
         let task_size = self.settings.task_size;
         if len > task_size {
             return Err(Errno::ENOMEM);
@@ -147,12 +173,13 @@ impl AddressSpace {
         if addr > DEFAULT_MAP_WINDOW {
             high_limit += task_size - DEFAULT_MAP_WINDOW;
         }
+        let (align_mask, align_offset) = Self::alignment(&req);
         let info = UnmappedAreaInfo {
             length: len,
             low_limit: if flags & map::ABOVE4G != 0 { 1 << 32 } else { PAGE_SIZE },
             high_limit,
-            align_mask: 0,
-            align_offset: pgoff << PAGE_SHIFT,
+            align_mask,
+            align_offset,
             start_gap: req.start_gap(),
         };
         match self.unmapped_area_topdown(info) {
@@ -172,7 +199,7 @@ impl AddressSpace {
     /// Linux: x86's `arch_get_unmapped_area()`: the bottom-up allocator (MAP_32BIT, and the
     /// fallback when the top-down search fails).
     fn arch_get_unmapped_area(&self, req: AreaRequest) -> Result<u64, Errno> {
-        let AreaRequest { addr, len, pgoff, flags, .. } = req;
+        let AreaRequest { addr, len, flags, .. } = req;
         if flags & map::FIXED != 0 {
             return Ok(addr);
         }
@@ -192,12 +219,13 @@ impl AddressSpace {
                 return Ok(a);
             }
         }
+        let (align_mask, align_offset) = Self::alignment(&req);
         let info = UnmappedAreaInfo {
             length: len,
             low_limit: begin,
             high_limit: end,
-            align_mask: 0,
-            align_offset: pgoff << PAGE_SHIFT,
+            align_mask,
+            align_offset,
             start_gap: req.start_gap(),
         };
         self.unmapped_area(info).ok_or(Errno::ENOMEM)

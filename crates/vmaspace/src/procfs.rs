@@ -39,12 +39,29 @@ impl AddressSpace {
     /// printed for private anonymous VMAs whose pages the model knows exactly (see
     /// [`crate::Vma`]'s `pages_exact`), and left out elsewhere rather than printed wrong.
     pub fn smaps(&self) -> String {
-        self.smaps_of(self.tree.iter())
+        self.smaps_window(0, u64::MAX)
     }
 
     /// The smaps text of the VMAs that intersect `[start, end)` only.
     pub fn smaps_window(&self, start: u64, end: u64) -> String {
-        self.smaps_of(self.tree.iter_range(start, end))
+        let mut out = self.smaps_of(self.tree.iter_range(start, end));
+        if self.gate.is_some_and(|g| g.start < end && g.end > start) {
+            self.smaps_gate(&mut out);
+        }
+        out
+    }
+
+    /// The gate area's smaps entry: the `[vsyscall]` page, execute-only.
+    fn smaps_gate(&self, out: &mut String) {
+        let Some(g) = self.gate else { return };
+        self.show_gate(out);
+        smaps_field(out, "Size:", (g.end - g.start) >> 10);
+        smaps_field(out, "KernelPageSize:", 4);
+        smaps_field(out, "MMUPageSize:", 4);
+        if self.settings.pkeys {
+            let _ = writeln!(out, "ProtectionKey:  {:>8}", 0);
+        }
+        let _ = writeln!(out, "VmFlags: {}", VmFlags::EXEC.mnemonics());
     }
 
     fn smaps_of<'a>(&self, vmas: impl Iterator<Item = &'a Vma>) -> String {
@@ -53,8 +70,9 @@ impl AddressSpace {
             self.show_map_vma(&mut out, v);
             let kb = (v.end - v.start) >> 10;
             smaps_field(&mut out, "Size:", kb);
-            smaps_field(&mut out, "KernelPageSize:", 4);
-            smaps_field(&mut out, "MMUPageSize:", 4);
+            let page_kb = crate::fault::vma_page_size(v) >> 10;
+            smaps_field(&mut out, "KernelPageSize:", page_kb);
+            smaps_field(&mut out, "MMUPageSize:", page_kb);
             if v.pages_exact && v.file.is_none() && !v.flags.contains(VmFlags::SHARED) {
                 self.page_counters(&mut out, v);
             }

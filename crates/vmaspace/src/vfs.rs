@@ -5,6 +5,7 @@
 use crate::drivers;
 use crate::errno::Errno;
 use crate::file::{FMode, FileOperations, Inode, InodeKind, InodeState, OpenFile};
+use crate::hugetlb::{HugePools, HugeSize, HugetlbInode};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -21,6 +22,9 @@ pub mod dev {
     pub const SECRETMEM: (u32, u32) = (0x00, 0x0e);
     /// tmpfs on `/dev/shm`.
     pub const DEV_SHM: (u32, u32) = (0x00, 0x1b);
+    /// The internal hugetlbfs mounts (`MAP_HUGETLB`, `MFD_HUGETLB`) of 2 MiB and 1 GiB pages.
+    pub const HUGETLB_2M: (u32, u32) = (0x00, 0x11);
+    pub const HUGETLB_1G: (u32, u32) = (0x00, 0x12);
 }
 
 /// A file system type the mount table knows.
@@ -30,6 +34,8 @@ pub enum FsType {
     Ext4,
     /// tmpfs (shmem files: the legacy `.mmap` in 6.18; files carry `F_SEAL_SEAL`).
     Tmpfs,
+    /// hugetlbfs with 2 MiB pages (files map through hugetlbfs's legacy `.mmap`).
+    Hugetlbfs,
     /// overlayfs whose upper layer is ext4: a file opened here is a stacked file over a backing
     /// open of the ext4 file (Linux: `ovl_mmap` → `backing_file_mmap`, legacy `.mmap`, with
     /// ext4's `mmap_prepare` run through the compatibility layer).
@@ -61,6 +67,8 @@ struct VfsInner {
 #[derive(Debug)]
 pub struct Vfs {
     inner: Mutex<VfsInner>,
+    /// The huge page pools (empty unless set, as `nr_hugepages` is by default).
+    hugepages: Arc<HugePools>,
 }
 
 impl Default for Vfs {
@@ -92,7 +100,12 @@ impl Vfs {
             };
             inner.files.insert(path.to_vec(), Arc::new(Inode::new(ino, dev::DEVTMPFS, InodeKind::CharDevice, state)));
         }
-        Vfs { inner: Mutex::new(inner) }
+        Vfs { inner: Mutex::new(inner), hugepages: Arc::default() }
+    }
+
+    /// The huge page pools.
+    pub fn hugepages(&self) -> &Arc<HugePools> {
+        &self.hugepages
     }
 
     fn lock(&self) -> MutexGuard<'_, VfsInner> {
@@ -161,7 +174,10 @@ impl Vfs {
     /// `file_user_inode()`), and size and link state are the upper file's.
     pub fn open_inode(&self, inode: Arc<Inode>, mode: FMode) -> Arc<OpenFile> {
         let path = inode.state().path.clone();
-        let ops = drivers::file_operations(inode.kind, &path);
+        let ops = match &inode.hugetlb {
+            Some(h) => drivers::hugetlbfs::hugetlbfs_file_operations(h.size),
+            None => drivers::file_operations(inode.kind, &path),
+        };
         if self.fs_of(&path) == Some(FsType::Overlay) {
             let backing = self.open_with_ops(inode.clone(), mode, ops);
             return self.open_with_ops(inode, mode, Arc::new(drivers::stacked::stacked_file_operations(backing)));
@@ -194,6 +210,7 @@ impl Vfs {
         let parent = &abs[..abs.iter().rposition(|b| *b == b'/').unwrap_or(0)];
         let parent_is_cwd = parent == g.cwd.as_slice() || (parent.is_empty() && g.cwd == b"/");
         let mount = g.mounts.iter().filter(|m| parent == m.dir.as_slice()).max_by_key(|m| m.dir.len()).cloned();
+        let mount = mount.as_ref();
         if !create || (!parent_is_cwd && mount.is_none()) {
             return Err(Errno::ENOENT);
         }
@@ -201,13 +218,20 @@ impl Vfs {
         // A directory that is a mount point holds that file system's files; the working
         // directory is on the root (ext4) unless it is a mount point itself.
         let (kind, dev, seals) = match mount {
-            Some(Mount { fs: FsType::Tmpfs, dev, .. }) => (InodeKind::Shmem, dev, crate::flags::seal::SEAL),
-            Some(Mount { fs: FsType::Ext4 | FsType::Overlay, dev, .. }) => (InodeKind::Regular, dev, 0),
+            Some(Mount { fs: FsType::Tmpfs, dev, .. }) => (InodeKind::Shmem, *dev, crate::flags::seal::SEAL),
+            Some(Mount { fs: FsType::Ext4 | FsType::Overlay, dev, .. }) => (InodeKind::Regular, *dev, 0),
+            Some(Mount { fs: FsType::Hugetlbfs, dev, .. }) => (InodeKind::Hugetlb, *dev, crate::flags::seal::SEAL),
             None => (InodeKind::Regular, g.root_dev, 0),
         };
         let state =
             InodeState { path: abs.clone(), linked: true, size: 0, seals, executable: false, writable_mappings: 0 };
-        let inode = Arc::new(Inode::new(g.next_ino, dev, kind, state));
+        let inode = match mount {
+            Some(Mount { fs: FsType::Hugetlbfs, .. }) => {
+                let huge = HugetlbInode::new(HugeSize::Pmd, self.hugepages.clone());
+                Arc::new(Inode::new_hugetlb(g.next_ino, dev, state, huge))
+            }
+            _ => Arc::new(Inode::new(g.next_ino, dev, kind, state)),
+        };
         g.files.insert(abs, inode.clone());
         Ok((inode, true))
     }
@@ -223,6 +247,24 @@ impl Vfs {
         g.files.remove(&abs);
         inode.state().linked = false;
         Ok(())
+    }
+
+    /// A new file on the internal hugetlbfs mount of `size` pages (`hugetlb_file_setup`),
+    /// never linked, sealable like a memfd (`F_SEAL_SEAL` set).
+    pub fn new_hugetlb_internal(&self, size: HugeSize, name: &[u8], len: u64) -> Arc<Inode> {
+        let mut g = self.lock();
+        g.next_shmem_ino += 1;
+        let state = InodeState {
+            path: name.to_vec(),
+            linked: false,
+            size: len,
+            seals: crate::flags::seal::SEAL,
+            executable: true,
+            writable_mappings: 0,
+        };
+        let dev = if size == HugeSize::Pud { dev::HUGETLB_1G } else { dev::HUGETLB_2M };
+        let huge = HugetlbInode::new(size, self.hugepages.clone());
+        Arc::new(Inode::new_hugetlb(g.next_shmem_ino, dev, state, huge))
     }
 
     /// A new object on an internal mount (shmem, secretmem), never linked: maps shows its name

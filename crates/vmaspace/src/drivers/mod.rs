@@ -3,10 +3,12 @@
 //! * shmem (memfd, shared anonymous memory): legacy `.mmap` ([`shmem`]);
 //! * `/dev/zero`: legacy `.mmap` ([`zero`]); `/dev/null`: no hook, cannot be mapped;
 //! * `memfd_secret`: `mmap_prepare` ([`secretmem`]);
+//! * hugetlbfs (hugetlbfs mounts, `MFD_HUGETLB`, `MAP_HUGETLB`): legacy `.mmap` ([`hugetlbfs`]);
 //! * a device that maps physical frames, once with each hook ([`pfn`]), for embedders and tests;
 //! * a stacked (overlayfs-style) file mapping its lower file through the 6.18 compatibility
 //!   layer ([`stacked`]).
 
+pub mod hugetlbfs;
 pub mod pfn;
 pub mod regular;
 pub mod secretmem;
@@ -30,6 +32,7 @@ pub fn file_operations(kind: InodeKind, path: &[u8]) -> Arc<FileOperations> {
         InodeKind::CharDevice if path == b"/dev/zero" => &ZERO,
         InodeKind::CharDevice => &NULL,
         InodeKind::Secretmem => &SECRETMEM,
+        InodeKind::Hugetlb => return hugetlbfs::hugetlbfs_file_operations(crate::hugetlb::HugeSize::Pmd),
     };
     cell.get_or_init(|| {
         Arc::new(match (kind, path) {
@@ -41,6 +44,7 @@ pub fn file_operations(kind: InodeKind, path: &[u8]) -> Arc<FileOperations> {
                 FileOperations::from_c_table("null", CFileOperations::default(), Placement::Default)
             }
             (InodeKind::Secretmem, _) => secretmem::secretmem_file_operations(),
+            (InodeKind::Hugetlb, _) => unreachable!("hugetlbfs operations are per page size"),
         })
     })
     .clone()

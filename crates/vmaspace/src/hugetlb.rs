@@ -1,0 +1,417 @@
+//! hugetlb: the huge page pools, the reservations and page cache of hugetlbfs inodes, the
+//! reservations of private mappings, and huge page faults (Linux: `mm/hugetlb.c`,
+//! `fs/hugetlbfs/inode.c`).
+//!
+//! What is modelled is what a process can observe: whether `mmap` finds enough pages to reserve
+//! (`ENOMEM`), whether a fault finds a page (`SIGBUS`), and the shape of the mappings. The pools
+//! are global ([`HugePools`], shared by every process of a [`crate::Vfs`]); pages and
+//! reservations go back to them when the last user goes, as Linux's reference counts make them.
+//!
+//! Reservations follow Linux's rules:
+//! * a shared mapping reserves, in the inode's reservation map, the huge pages of its range
+//!   that no earlier mapping or fault covered (`region_chg`); they stay with the inode until it
+//!   is truncated or freed;
+//! * a private mapping reserves its whole range in a map of its own (`HPAGE_RESV_OWNER`),
+//!   shared by the pieces it is split into; a fault consumes the page's reservation; unmapping
+//!   returns what was not consumed; a fork child has none;
+//! * `MAP_NORESERVE` reserves nothing: its faults take unreserved free pages or raise SIGBUS.
+//!
+//! Not modelled: surplus pages (`nr_overcommit_hugepages` is 0 here), subpools (hugetlbfs
+//! `size=` mount options), cgroups, and the owner's copy-on-write fallback that takes a page
+//! away from a fork child when the pool is empty (`unmap_ref_private`): the model raises SIGBUS
+//! in the writer instead.
+
+use crate::addr::PAGE_SHIFT;
+use crate::errno::Errno;
+use crate::fault::{Access, FaultSignal};
+use crate::file::PrivateData;
+use crate::flags::VmFlags;
+use crate::{AddressSpace, Page};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A huge page size (`struct hstate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HugeSize {
+    /// 2 MiB (PMD), the default.
+    Pmd,
+    /// 1 GiB (PUD).
+    Pud,
+}
+
+impl HugeSize {
+    /// Linux: `hstate_sizelog()`: the size whose log2 is `log`, 0 meaning the default.
+    pub fn from_log(log: u64) -> Option<HugeSize> {
+        match log {
+            0 | 21 => Some(HugeSize::Pmd),
+            30 => Some(HugeSize::Pud),
+            _ => None,
+        }
+    }
+    pub fn shift(self) -> u32 {
+        match self {
+            HugeSize::Pmd => 21,
+            HugeSize::Pud => 30,
+        }
+    }
+    pub fn bytes(self) -> u64 {
+        1 << self.shift()
+    }
+    /// Small pages per huge page.
+    pub fn small_pages(self) -> u64 {
+        self.bytes() >> PAGE_SHIFT
+    }
+    /// `ALIGN(len, huge_page_size)`, None when it overflows.
+    pub fn align_up(self, len: u64) -> Option<u64> {
+        Some(len.checked_add(self.bytes() - 1)? & !(self.bytes() - 1))
+    }
+    pub fn is_aligned(self, x: u64) -> bool {
+        x & (self.bytes() - 1) == 0
+    }
+    fn index(self) -> usize {
+        match self {
+            HugeSize::Pmd => 0,
+            HugeSize::Pud => 1,
+        }
+    }
+}
+
+/// One pool's counters (`struct hstate`'s `nr_huge_pages`, `free_huge_pages`,
+/// `resv_huge_pages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HugePool {
+    pub total: u64,
+    pub free: u64,
+    /// Free pages promised to mappings.
+    pub resv: u64,
+}
+
+/// The huge page pools of the machine.
+///
+/// # Invariants
+/// * `resv <= free <= total` in each pool.
+#[derive(Debug, Default)]
+pub struct HugePools {
+    pools: Mutex<[HugePool; 2]>,
+}
+
+impl HugePools {
+    fn lock(&self) -> MutexGuard<'_, [HugePool; 2]> {
+        self.pools.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets `nr_hugepages` of a pool: pages in use stay, the free count follows.
+    pub fn set_nr_hugepages(&self, size: HugeSize, n: u64) {
+        let mut g = self.lock();
+        let p = &mut g[size.index()];
+        let in_use = p.total - p.free;
+        let keep_free = n.saturating_sub(in_use).max(p.resv);
+        p.free = keep_free;
+        p.total = in_use + keep_free;
+    }
+
+    /// A pool's counters.
+    pub fn pool(&self, size: HugeSize) -> HugePool {
+        self.lock()[size.index()]
+    }
+
+    /// Linux: `hugetlb_acct_memory(h, n)` with no surplus pages: promises `n` free pages.
+    fn reserve(&self, size: HugeSize, n: u64) -> Result<(), Errno> {
+        let mut g = self.lock();
+        let p = &mut g[size.index()];
+        if p.resv + n > p.free {
+            return Err(Errno::ENOMEM);
+        }
+        p.resv += n;
+        Ok(())
+    }
+
+    /// Linux: `hugetlb_acct_memory(h, -n)`.
+    fn unreserve(&self, size: HugeSize, n: u64) {
+        let mut g = self.lock();
+        let p = &mut g[size.index()];
+        p.resv = p.resv.saturating_sub(n);
+    }
+
+    /// Linux: `dequeue_hugetlb_folio_vma()`: a free page, from a reservation or from the pages
+    /// nobody was promised.
+    fn take(&self, size: HugeSize, reserved: bool) -> bool {
+        let mut g = self.lock();
+        let p = &mut g[size.index()];
+        if reserved && p.resv > 0 {
+            p.resv -= 1;
+        } else if p.free == p.resv {
+            return false;
+        }
+        p.free -= 1;
+        true
+    }
+
+    /// Linux: `free_huge_folio()`.
+    fn give_back(&self, size: HugeSize) {
+        let mut g = self.lock();
+        let p = &mut g[size.index()];
+        p.free = (p.free + 1).min(p.total);
+    }
+
+    /// Checks the pool invariants.
+    pub fn validate(&self) -> Result<(), String> {
+        for p in self.lock().iter() {
+            if p.resv > p.free || p.free > p.total {
+                return Err(format!("huge page pool out of balance: {p:?}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A huge page taken from a pool by a private mapping; it goes back when the last process
+/// mapping it lets go (forks share it until one of them writes).
+pub(crate) struct HugePage {
+    size: HugeSize,
+    pools: Arc<HugePools>,
+}
+
+impl HugePage {
+    /// Takes a page from the pool (with or without a reservation).
+    fn take(pools: &Arc<HugePools>, size: HugeSize, reserved: bool) -> Option<Arc<HugePage>> {
+        pools.take(size, reserved).then(|| Arc::new(HugePage { size, pools: pools.clone() }))
+    }
+}
+
+impl Drop for HugePage {
+    fn drop(&mut self) {
+        self.pools.give_back(self.size);
+    }
+}
+
+impl fmt::Debug for HugePage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HugePage({:?})", self.size)
+    }
+}
+
+/// Pages are the same page only if they are one object.
+impl PartialEq for HugePage {
+    fn eq(&self, other: &HugePage) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+impl Eq for HugePage {}
+
+/// The huge-page state of a hugetlbfs inode: its reservation map (`resv_map` regions: pages
+/// reserved, or faulted in without a reservation) and its page cache.
+#[derive(Debug, Default)]
+struct InodeCache {
+    regions: BTreeSet<u64>,
+    pages: BTreeSet<u64>,
+}
+
+/// What makes an inode a hugetlbfs one.
+#[derive(Debug)]
+pub struct HugetlbInode {
+    pub size: HugeSize,
+    pools: Arc<HugePools>,
+    cache: Mutex<InodeCache>,
+}
+
+impl HugetlbInode {
+    pub fn new(size: HugeSize, pools: Arc<HugePools>) -> HugetlbInode {
+        HugetlbInode { size, pools, cache: Mutex::new(InodeCache::default()) }
+    }
+
+    fn cache(&self) -> MutexGuard<'_, InodeCache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Linux: `hugetlb_reserve_pages()` for a shared mapping: reserves the pages of
+    /// `[from, to)` no region covers yet.
+    fn reserve_shared(&self, from: u64, to: u64) -> Result<(), Errno> {
+        let mut c = self.cache();
+        let missing: Vec<u64> = (from..to).filter(|i| !c.regions.contains(i)).collect();
+        self.pools.reserve(self.size, missing.len() as u64)?;
+        c.regions.extend(missing);
+        Ok(())
+    }
+
+    /// Linux: `remove_inode_hugepages()` + `hugetlb_unreserve_pages()` from huge page `from`
+    /// on: frees the cached pages and returns the reservations no page consumed.
+    pub(crate) fn truncate(&self, from: u64) {
+        let mut c = self.cache();
+        let pages = c.pages.split_off(&from);
+        let regions = c.regions.split_off(&from);
+        for _ in &pages {
+            self.pools.give_back(self.size);
+        }
+        self.pools.unreserve(self.size, regions.difference(&pages).count() as u64);
+    }
+}
+
+impl Drop for HugetlbInode {
+    /// Linux: `hugetlbfs_evict_inode()`.
+    fn drop(&mut self) {
+        self.truncate(0);
+    }
+}
+
+/// The reservation map of a private mapping (`HPAGE_RESV_OWNER`): the file's huge pages still
+/// reserved for it. Kept in the VMA's `vm_private_data`, shared by the pieces of a split.
+#[derive(Debug)]
+pub(crate) struct ResvMap {
+    size: HugeSize,
+    pools: Arc<HugePools>,
+    reserved: Mutex<BTreeSet<u64>>,
+}
+
+impl ResvMap {
+    fn reserved(&self) -> MutexGuard<'_, BTreeSet<u64>> {
+        self.reserved.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The map a private VMA's private data holds, if any.
+    pub(crate) fn of(data: Option<&PrivateData>) -> Option<&ResvMap> {
+        data.and_then(|d| d.downcast_ref::<ResvMap>())
+    }
+
+    /// Linux: `hugetlb_reserve_pages()` for a private mapping: the whole range, in a new map.
+    fn reserve_private(inode: &HugetlbInode, from: u64, to: u64) -> Result<ResvMap, Errno> {
+        inode.pools.reserve(inode.size, to - from)?;
+        Ok(ResvMap { size: inode.size, pools: inode.pools.clone(), reserved: Mutex::new((from..to).collect()) })
+    }
+
+    /// Linux: `hugetlb_vm_op_close()`: returns the reservations no fault consumed in the
+    /// file's huge pages `[from, to)`.
+    pub(crate) fn release(&self, from: u64, to: u64) {
+        let mut r = self.reserved();
+        let gone: Vec<u64> = r.range(from..to).copied().collect();
+        for i in &gone {
+            r.remove(i);
+        }
+        self.pools.unreserve(self.size, gone.len() as u64);
+    }
+
+    /// Reserves one page again (after `MADV_DONTNEED` freed it).
+    fn restore(&self, index: u64) {
+        if self.pools.reserve(self.size, 1).is_ok() {
+            self.reserved().insert(index);
+        }
+    }
+}
+
+/// Linux: `hugetlb_reserve_pages()`: reserves what a new mapping of huge pages `[from, to)`
+/// needs. Returns the private reservation map to keep in the VMA, if it is one.
+pub fn hugetlb_reserve_pages(
+    inode: &HugetlbInode,
+    from: u64,
+    to: u64,
+    flags: VmFlags,
+) -> Result<Option<PrivateData>, Errno> {
+    if flags.contains(VmFlags::NORESERVE) {
+        return Ok(None);
+    }
+    if flags.contains(VmFlags::MAYSHARE) {
+        inode.reserve_shared(from, to)?;
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(ResvMap::reserve_private(inode, from, to)?)))
+}
+
+impl AddressSpace {
+    /// Linux: `hugetlb_fault()`: makes the huge page holding `addr` present for `access`.
+    pub(crate) fn hugetlb_fault(&mut self, vma_start: u64, addr: u64, access: Access) -> Result<(), FaultSignal> {
+        let vma = self.tree.get(vma_start).expect("faulting VMA").clone();
+        let file = vma.file.clone().expect("hugetlb VMAs map a file");
+        let inode = file.inode.hugetlb.as_ref().expect("hugetlb VMAs map a hugetlbfs inode");
+        let size = inode.size;
+        let base = addr & !(size.bytes() - 1);
+        let index = vma.pgoff_at(base) / size.small_pages();
+        let shared = vma.flags.contains(VmFlags::MAYSHARE);
+        let beyond_eof = index >= inode_size_pages(&file.inode, size);
+        if shared {
+            return hugetlb_fault_shared(inode, index, beyond_eof);
+        }
+        let write = access == Access::Write;
+        // A truncation unmapped whatever lay past the new end, private copies too
+        // (hugetlb_vmdelete_list()).
+        if beyond_eof {
+            self.pages.remove(&base);
+        }
+        let present = match self.pages.get(&base) {
+            None => Present::Nothing,
+            Some(Page::Huge(p)) if Arc::strong_count(p) == 1 => Present::Own,
+            Some(Page::Huge(_)) => Present::SharedWithFork,
+            Some(_) => Present::FileCache,
+        };
+        // Reads of anything present, and writes to a page of its own, fault nothing in.
+        match present {
+            Present::Own => return Ok(()),
+            Present::SharedWithFork | Present::FileCache if !write => return Ok(()),
+            _ => {}
+        }
+        if present == Present::Nothing {
+            if beyond_eof {
+                return Err(FaultSignal::Sigbus);
+            }
+            // A read of a page the file has maps the file's page.
+            if !write && inode.cache().pages.contains(&index) {
+                self.pages.insert(base, Page::File { dirty: false });
+                return Ok(());
+            }
+        }
+        self.anon_vma_prepare(vma_start);
+        // A copy of a page shared with a fork is made outside the reservation, which the
+        // original page consumed (hugetlb_wp()'s outside_reserve).
+        let resv = ResvMap::of(vma.private_data.as_ref()).filter(|_| present != Present::SharedWithFork);
+        let consumed = resv.is_some_and(|r| r.reserved().remove(&index));
+        let page = HugePage::take(&inode.pools, size, consumed).ok_or(FaultSignal::Sigbus)?;
+        self.pages.insert(base, Page::Huge(page));
+        Ok(())
+    }
+
+    /// `MADV_DONTNEED` on a private hugetlb page: the page goes, and an owner gets its
+    /// reservation back (Linux: `__unmap_hugepage_range`'s `restore_reserve`).
+    pub(crate) fn hugetlb_zap_private(&mut self, vma_start: u64, start: u64, end: u64) {
+        let vma = self.tree.get(vma_start).expect("VMA").clone();
+        let Some(inode) = vma.file.as_ref().and_then(|f| f.inode.hugetlb.as_ref()) else { return };
+        let keys: Vec<u64> = self.pages.range(start..end).map(|(a, _)| *a).collect();
+        for a in keys {
+            let own = matches!(self.pages.remove(&a), Some(Page::Huge(_)));
+            if let Some(r) = ResvMap::of(vma.private_data.as_ref()).filter(|_| own) {
+                r.restore(vma.pgoff_at(a) / inode.size.small_pages());
+            }
+        }
+    }
+}
+
+/// A fault in a shared mapping: the page cache's page, or a new one for it.
+fn hugetlb_fault_shared(inode: &HugetlbInode, index: u64, beyond_eof: bool) -> Result<(), FaultSignal> {
+    let mut c = inode.cache();
+    if c.pages.contains(&index) {
+        return Ok(());
+    }
+    let reserved = c.regions.contains(&index);
+    if beyond_eof || !inode.pools.take(inode.size, reserved) {
+        return Err(FaultSignal::Sigbus);
+    }
+    c.regions.insert(index);
+    c.pages.insert(index);
+    Ok(())
+}
+
+/// What a private hugetlb mapping has at a huge page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Present {
+    Nothing,
+    /// A page of its own.
+    Own,
+    /// A page a fork shares (copy on write).
+    SharedWithFork,
+    /// The file's page, read.
+    FileCache,
+}
+
+/// The file's size in huge pages (faults at or past it raise SIGBUS).
+fn inode_size_pages(inode: &crate::file::Inode, size: HugeSize) -> u64 {
+    inode.state().size >> size.shift()
+}
