@@ -260,7 +260,10 @@ pub fn apply(mm: &mut AddressSpace, call: &Call) -> Outcome {
         Call::MemfdSecret { flags } => outcome(mm.memfd_secret(*flags)),
         Call::FcntlAddSeals { fd, seals } => outcome(mm.fcntl_add_seals(*fd, *seals)),
         Call::FcntlGetSeals { fd } => outcome(mm.fcntl_get_seals(*fd)),
-        Call::ExitGroup { .. } => Outcome::NoReturn,
+        Call::ExitGroup { .. } => {
+            mm.exit_mmap();
+            Outcome::NoReturn
+        }
         Call::Maps | Call::Smaps => Outcome::Value(0),
         // Refused by check_runnable().
         _ => Outcome::Error(Errno::ENOSYS.number() as u16),

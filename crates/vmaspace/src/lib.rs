@@ -337,6 +337,7 @@ impl AddressSpace {
 
     /// Checks every invariant; the error says which one fails.
     pub fn validate(&self) -> Result<(), String> {
+        self.vfs.hugepages().validate()?;
         let mut prev_end = 0u64;
         let mut sum = Counters { locked_vm: self.counters.locked_vm, ..Counters::default() };
         for v in self.tree.iter() {

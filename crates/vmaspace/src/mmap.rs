@@ -511,7 +511,7 @@ fn calc_vm_flag_bits(flags: u64) -> VmFlags {
 
 /// Linux: `accountable_mapping()`: hugetlbfs pages are accounted by their own pools.
 fn accountable_mapping(file: Option<&Arc<OpenFile>>, flags: VmFlags) -> bool {
-    !file.is_some_and(|f| f.inode.hugetlb.is_some())
+    file.is_none_or(|f| f.inode.hugetlb.is_none())
         && flags.0 & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE).0 == VmFlags::WRITE.0
 }
 

@@ -115,6 +115,21 @@ impl AddressSpace {
         }
     }
 
+    /// Linux: `exit_mmap()` (and the file table's release at exit): every VMA goes, sealed or
+    /// not, its pages are freed and its close operation runs; the descriptors are closed.
+    pub fn exit_mmap(&mut self) {
+        let starts: Vec<u64> = self.tree.iter().map(|v| v.start).collect();
+        for start in starts {
+            let Some(v) = self.tree.remove(start) else { continue };
+            self.zap_pages(v.start, v.end);
+            if let Some(close) = v.ops.as_ref().and_then(|o| o.close.clone()) {
+                close(&v.view());
+            }
+        }
+        self.counters = crate::Counters::default();
+        self.fds.clear();
+    }
+
     /// Forgets the pages of `[start, end)` (page tables cleared).
     pub(crate) fn zap_pages(&mut self, start: u64, end: u64) {
         let keys: Vec<u64> = self.pages.range(start..end).map(|(k, _)| *k).collect();

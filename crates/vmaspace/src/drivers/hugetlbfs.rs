@@ -45,7 +45,7 @@ impl LegacyMmap for HugetlbfsMmap {
         // Set before any error, so the unwinding sees a hugetlb VMA.
         vma.flags |= VmFlags::HUGETLB | VmFlags::DONTEXPAND;
         vma.vm_ops = Some(hugetlb_vm_ops(size));
-        if vma.pgoff & PGOFF_LOFFT_MAX != 0 || vma.pgoff % size.small_pages() != 0 {
+        if vma.pgoff & PGOFF_LOFFT_MAX != 0 || !vma.pgoff.is_multiple_of(size.small_pages()) {
             return Err(Errno::EINVAL);
         }
         let vma_len = vma.end - vma.start;
