@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use vmaspace::AddressSpace;
 use vmaspace::flags::{map, mfd, prot, seal};
-use vmaspace_trace::{Call, Line, Scope, Trace};
+use vmaspace_trace::{Call, HugePagePools, Line, Scope, Setup, Trace};
 
 /// Options of one fuzz run.
 #[derive(Debug, Clone)]
@@ -47,19 +47,26 @@ struct Gen {
     forks: u32,
     /// The executor's own mappings: no call may change or write them.
     protected: Vec<(u64, u64)>,
+    /// The huge page pools of the case (`# hugepages:`), when it has any.
+    hugepages: Option<HugePagePools>,
 }
 
 impl Gen {
     fn new(seed: u64, initial_maps: &str) -> Gen {
+        let mut rng = Rng::new(seed);
+        // A quarter of the cases get a few 2 MiB pages (they run one at a time: the pools are
+        // global); the others run with the pools empty, as the machine has them.
+        let hugepages = rng.chance(25).then_some(HugePagePools { pages_2m: 4, pages_1g: 0 });
         let model = Model::new(&ModelOptions {
             cwd: "/fuzz".into(),
             initial_maps: Some(initial_maps.into()),
+            hugepages,
             ..Default::default()
         })
         .expect("the executor's maps seed the model");
         let mm = model.procs.into_values().next().expect("one process");
         let protected = mm.vmas().map(|v| (v.start(), v.end())).collect();
-        Gen { rng: Rng::new(seed), mm, pid: None, others: Vec::new(), forks: 0, protected }
+        Gen { rng, mm, pid: None, others: Vec::new(), forks: 0, protected, hugepages }
     }
 
     fn is_protected(&self, start: u64, len: u64) -> bool {
@@ -146,6 +153,10 @@ impl Gen {
         flags |= [map::FIXED, map::FIXED_NOREPLACE, 0, 0][placement];
         if anon {
             flags |= map::ANONYMOUS;
+            if self.rng.chance(8) {
+                flags |= map::HUGETLB
+                    | self.rng.pick(&[0, 0, 21 << map::HUGE_SHIFT, 30 << map::HUGE_SHIFT, 28 << map::HUGE_SHIFT]);
+            }
         }
         for (bit, pct) in [
             (map::NORESERVE, 10),
@@ -210,6 +221,7 @@ impl Gen {
                 flags: self.rng.pick(&[
                     0,
                     mfd::ALLOW_SEALING,
+                    mfd::HUGETLB | mfd::ALLOW_SEALING,
                     mfd::NOEXEC_SEAL,
                     mfd::CLOEXEC,
                     mfd::EXEC | mfd::ALLOW_SEALING,
@@ -456,7 +468,8 @@ impl Gen {
             };
             lines.push(Line { lineno: i + 3, pid, call, result: None });
         }
-        Trace { scope: Some(Scope::WholeSpace), header: vec!["# whole-space".into()], setup: Default::default(), lines }
+        let setup = Setup { hugepages: self.hugepages, ..Setup::default() };
+        Trace { scope: Some(Scope::WholeSpace), header: vec!["# whole-space".into()], setup, lines }
     }
 }
 
@@ -465,9 +478,9 @@ fn case_seed(seed: u64, case: usize) -> u64 {
 }
 
 /// Runs a trace (as a list of lines) on both sides.
-fn run_check(lines: &[Line]) -> Result<Verdict, String> {
+fn run_check(lines: &[Line], setup: &Setup) -> Result<Verdict, String> {
     let mut trace =
-        Trace { scope: Some(Scope::WholeSpace), header: vec![], setup: Default::default(), lines: lines.to_vec() };
+        Trace { scope: Some(Scope::WholeSpace), header: vec![], setup: setup.clone(), lines: lines.to_vec() };
     for (i, l) in trace.lines.iter_mut().enumerate() {
         l.lineno = i + 2;
     }
@@ -475,15 +488,15 @@ fn run_check(lines: &[Line]) -> Result<Verdict, String> {
 }
 
 /// Whether a trace diverges (a run that fails is not a divergence of the model).
-fn diverges(lines: &[Line]) -> Option<String> {
-    match run_check(lines) {
+fn diverges(lines: &[Line], setup: &Setup) -> Option<String> {
+    match run_check(lines, setup) {
         Ok(Verdict::Diverge(msg)) => Some(msg),
         _ => None,
     }
 }
 
 /// Delta debugging (ddmin): a smallest subsequence of `lines` that still diverges.
-fn shrink(mut lines: Vec<Line>) -> Vec<Line> {
+fn shrink(mut lines: Vec<Line>, setup: &Setup) -> Vec<Line> {
     let mut n = 2usize;
     while lines.len() >= 2 {
         let chunk = lines.len().div_ceil(n);
@@ -496,7 +509,7 @@ fn shrink(mut lines: Vec<Line>) -> Vec<Line> {
                 continue;
             }
             let complement: Vec<Line> = lines[..lo].iter().chain(&lines[hi..]).cloned().collect();
-            if diverges(&complement).is_some() {
+            if diverges(&complement, setup).is_some() {
                 lines = complement;
                 n = (n - 1).max(2);
                 reduced = true;
@@ -516,9 +529,15 @@ fn shrink(mut lines: Vec<Line>) -> Vec<Line> {
 /// One divergence found.
 struct Finding {
     case: usize,
+    setup: Setup,
     message: String,
     minimal: Vec<Line>,
     original_len: usize,
+}
+
+/// The `# hugepages:` header line of a case, if it has pools.
+fn hugepages_header(setup: &Setup) -> String {
+    setup.hugepages.map_or(String::new(), |h| format!("# hugepages: 2M={} 1G={}\n", h.pages_2m, h.pages_1g))
 }
 
 fn write_finding(out: &Path, seed: u64, f: &Finding) -> std::io::Result<PathBuf> {
@@ -533,6 +552,7 @@ fn write_finding(out: &Path, seed: u64, f: &Finding) -> std::io::Result<PathBuf>
     for l in f.message.lines() {
         text.push_str(&format!("#   {l}\n"));
     }
+    text.push_str(&hugepages_header(&f.setup));
     for l in &f.minimal {
         text.push_str(&vmaspace_trace::format_line(l));
         text.push('\n');
@@ -573,20 +593,22 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
                         let text = crate::scenario::Scenario::from_trace("case", trace.clone()).text;
                         let _ = std::fs::write(
                             args.out.join(format!("case-{}-{case}.trace", args.seed)),
-                            format!("# whole-space\n{text}"),
+                            format!("# whole-space\n{}{text}", hugepages_header(&trace.setup)),
                         );
                     }
-                    let finding = match run_check(&trace.lines) {
+                    let setup = trace.setup.clone();
+                    let finding = match run_check(&trace.lines, &setup) {
                         Err(e) => Some(Finding {
                             case,
+                            setup: setup.clone(),
                             message: format!("the run failed: {e}"),
                             minimal: trace.lines.clone(),
                             original_len: trace.lines.len(),
                         }),
                         Ok(Verdict::Diverge(message)) => {
-                            let minimal = shrink(trace.lines.clone());
-                            let message = diverges(&minimal).unwrap_or(message);
-                            Some(Finding { case, message, minimal, original_len: trace.lines.len() })
+                            let minimal = shrink(trace.lines.clone(), &setup);
+                            let message = diverges(&minimal, &setup).unwrap_or(message);
+                            Some(Finding { case, setup, message, minimal, original_len: trace.lines.len() })
                         }
                         Ok(Verdict::Agree | Verdict::Skipped(_)) => None,
                     };

@@ -64,7 +64,9 @@ impl HugePageGuard {
                 dir.display()
             )));
         }
-        let old = read_count(&nr)?;
+        // The persistent pool: pages a process still holds past an earlier restore show up in
+        // nr_hugepages as surplus, and must not become the size to restore.
+        let old = read_count(&nr)?.saturating_sub(read_count(&dir.join("surplus_hugepages"))?);
         self.saved.push((nr.clone(), old));
         write_count(&nr, n)?;
         let (got, free, resv) =

@@ -565,7 +565,14 @@ impl Session {
             p.alive = false;
         }
         // Closing our ends makes any process still reading see EOF and exit.
+        let forked: Vec<u32> = self.procs.iter().skip(1).filter_map(|p| p.pid).collect();
         self.procs.clear();
         let _ = self.child.wait();
+        // Forked executors exit on their own: wait for them too, so the next run finds their
+        // memory (huge pages, mounts' files) released.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while forked.iter().any(|&pid| process_alive(pid)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 }

@@ -258,6 +258,8 @@ impl AddressSpace {
     }
 
     pub(crate) fn bare(settings: Settings, vfs: Arc<Vfs>) -> AddressSpace {
+        // init_new_context() sets up the key allocation map only with protection keys.
+        let pkeys = if settings.pkeys { Pkeys::default() } else { Pkeys { allocated: 0, ..Pkeys::default() } };
         AddressSpace {
             tree: VmaTree::default(),
             settings,
@@ -271,7 +273,7 @@ impl AddressSpace {
             fds: BTreeMap::new(),
             pages: BTreeMap::new(),
             bugs: Vec::new(),
-            pkeys: Pkeys::default(),
+            pkeys,
             next_anon_vma: 0,
         }
     }

@@ -26,10 +26,14 @@ impl AddressSpace {
         if flags != 0 || access_rights & !PKEY_ACCESS_MASK != 0 {
             return Err(Errno::EINVAL);
         }
-        // Without protection keys the mm starts with no key allocated, not even key 0, so
-        // mm_pkey_alloc() hands out key 0 and arch_set_user_pkey_access() then refuses it.
+        // Without protection keys the mm starts with no key allocated, not even key 0, so the
+        // first mm_pkey_alloc() hands out key 0, arch_set_user_pkey_access() refuses it, and
+        // freeing it again fails (key 0 is then also the "execute-only key", which
+        // mm_pkey_is_allocated() denies): every later call finds no key left.
         if !self.settings.pkeys {
-            return Err(Errno::EINVAL);
+            let first = self.pkeys.allocated & 1 == 0;
+            self.pkeys.allocated |= 1;
+            return Err(if first { Errno::EINVAL } else { Errno::ENOSPC });
         }
         let k = self.pkeys.alloc().ok_or(Errno::ENOSPC)?;
         let bit = 1u16 << k;

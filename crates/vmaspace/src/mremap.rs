@@ -415,11 +415,13 @@ impl AddressSpace {
     }
 }
 
-/// Linux: `vma_multi_allowed()`: anonymous memory and files whose placement is shmem's, THP's
-/// or none.
+/// Linux: `vma_multi_allowed()`: anonymous memory, shmem, hugetlb, and files whose placement is
+/// THP's or none.
 fn multi_allowed(vma: &crate::Vma) -> bool {
     match &vma.file {
         None => true,
-        Some(f) => matches!(f.ops.placement, Placement::Default | Placement::Shmem | Placement::Thp),
+        Some(f) => {
+            matches!(f.ops.placement, Placement::Default | Placement::Shmem | Placement::Thp | Placement::Hugetlb(_))
+        }
     }
 }
