@@ -19,19 +19,31 @@ impl std::fmt::Display for Unusable {
     }
 }
 
-/// Calls the model does not do yet.
-pub fn not_implemented(call: &Call) -> Option<&'static str> {
+/// Calls the model does not do yet, given the absolute mount points it has besides `/dev/shm`.
+pub fn not_implemented(call: &Call, mounts: &[vmaspace::vfs::Mount]) -> Option<&'static str> {
     match call {
-        Call::Openat { path, .. } | Call::Open { path, .. } | Call::Unlink { path } if outside_model_fs(path) => {
-            Some("paths outside the working directory other than /dev/zero, /dev/null and files in /dev/shm")
+        Call::Openat { path, .. } | Call::Open { path, .. } | Call::Unlink { path }
+            if outside_model_fs(path, mounts) =>
+        {
+            Some("paths outside the working directory other than /dev/zero, /dev/null and files in /dev/shm or a mount")
         }
         _ => None,
     }
 }
 
-/// Absolute paths the model has: the devices, and files directly in `/dev/shm` (tmpfs).
-fn outside_model_fs(path: &[u8]) -> bool {
-    path.first() == Some(&b'/') && path != b"/dev/zero" && path != b"/dev/null" && !is_dev_shm_file(path)
+/// Absolute paths the model has: the devices, and files directly in `/dev/shm` (tmpfs) or in
+/// a mount point.
+fn outside_model_fs(path: &[u8], mounts: &[vmaspace::vfs::Mount]) -> bool {
+    let in_mount = |m: &vmaspace::vfs::Mount| {
+        path.strip_prefix(m.dir.as_slice())
+            .and_then(|rest| rest.strip_prefix(b"/"))
+            .is_some_and(|name| !name.is_empty() && !name.contains(&b'/') && name != b".." && name != b".")
+    };
+    path.first() == Some(&b'/')
+        && path != b"/dev/zero"
+        && path != b"/dev/null"
+        && !is_dev_shm_file(path)
+        && !mounts.iter().any(in_mount)
 }
 
 /// A file directly in `/dev/shm` (no further directories, no `..`).
@@ -42,13 +54,13 @@ pub fn is_dev_shm_file(path: &[u8]) -> bool {
 
 /// Checks a trace before anything runs: calls the model does not do, `[pid N]` lines for
 /// processes no fork created, lines for processes that have exited.
-pub fn check_runnable(trace: &Trace) -> Result<(), Unusable> {
+pub fn check_runnable(trace: &Trace, mounts: &[vmaspace::vfs::Mount]) -> Result<(), Unusable> {
     let labels = trace.fork_labels();
     let mut forks = labels.iter();
     let mut alive: Vec<Option<u32>> = vec![None];
     for line in &trace.lines {
         let bad = |m: String| Err(Unusable { line: line.lineno, message: m });
-        if let Some(what) = not_implemented(&line.call) {
+        if let Some(what) = not_implemented(&line.call, mounts) {
             return bad(format!("not implemented in the model yet: {what}"));
         }
         if !alive.contains(&line.pid) {

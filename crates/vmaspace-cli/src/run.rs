@@ -43,7 +43,6 @@ pub enum Steps {
 /// Runs a scenario on the model, stopping at the first result that differs from the trace.
 /// Checkpoint text is scoped as `args.window` or the trace header says (whole text otherwise).
 pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelRun, String> {
-    check_runnable(&s.trace).map_err(|e| e.to_string())?;
     let scope = args.window.map(|(start, end)| Scope::Window { start, end }).or(s.trace.scope);
     let initial_maps = match (&args.initial_maps_text, &args.initial_maps, s.is_whole_space()) {
         (Some(t), _, _) => Some(t.clone()),
@@ -62,6 +61,7 @@ pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelR
     }
     let pkeys = args.pkeys.or(s.trace.setup.pkeys);
     let hugepages = s.trace.setup.hugepages;
+    check_runnable(&s.trace, &mounts).map_err(|e| e.to_string())?;
     let opts = ModelOptions { cwd, initial_maps, brk: args.brk, mounts, pkeys, hugepages };
     let mut model = Model::new(&opts)?;
     model.fork_labels = s.trace.fork_labels().into();
