@@ -16,10 +16,14 @@
 //!   returns what was not consumed; a fork child has none;
 //! * `MAP_NORESERVE` reserves nothing: its faults take unreserved free pages or raise SIGBUS.
 //!
+//! When a copy on write finds the pool empty, the mapping that owns the reservations keeps the
+//! page and takes it away from its forks (`unmap_ref_private`); a fork that then faults in that
+//! mapping gets SIGBUS (`HPAGE_RESV_UNMAPPED`). The model marks the fork's mapping when the
+//! fork next touches the page taken away (Linux marks it at once, so a fork's fault on another,
+//! never-present page of that mapping before then is SIGBUS in Linux and a new page here).
+//!
 //! Not modelled: surplus pages (`nr_overcommit_hugepages` is 0 here), subpools (hugetlbfs
-//! `size=` mount options), cgroups, and the owner's copy-on-write fallback that takes a page
-//! away from a fork child when the pool is empty (`unmap_ref_private`): the model raises SIGBUS
-//! in the writer instead.
+//! `size=` mount options), cgroups.
 
 use crate::addr::PAGE_SHIFT;
 use crate::errno::Errno;
@@ -29,6 +33,7 @@ use crate::flags::VmFlags;
 use crate::{AddressSpace, Page};
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A huge page size (`struct hstate`).
@@ -171,20 +176,45 @@ impl HugePools {
 pub(crate) struct HugePage {
     size: HugeSize,
     pools: Arc<HugePools>,
+    /// Taken away from this handle's holders by the reservation owner (`unmap_ref_private`):
+    /// the page lives on in the owner's new handle.
+    taken_away: AtomicBool,
 }
 
 impl HugePage {
     /// Takes a page from the pool (with or without a reservation).
     fn take(pools: &Arc<HugePools>, size: HugeSize, reserved: bool) -> Option<Arc<HugePage>> {
-        pools.take(size, reserved).then(|| Arc::new(HugePage { size, pools: pools.clone() }))
+        pools.take(size, reserved).then(|| HugePage::handle(pools, size))
+    }
+
+    fn handle(pools: &Arc<HugePools>, size: HugeSize) -> Arc<HugePage> {
+        Arc::new(HugePage { size, pools: pools.clone(), taken_away: AtomicBool::new(false) })
+    }
+
+    /// Linux: `unmap_ref_private()`: the page becomes the caller's alone; every other holder's
+    /// handle goes dead.
+    fn take_away(&self) -> Arc<HugePage> {
+        self.taken_away.store(true, Ordering::Relaxed);
+        HugePage::handle(&self.pools, self.size)
+    }
+
+    fn is_taken_away(&self) -> bool {
+        self.taken_away.load(Ordering::Relaxed)
     }
 }
 
 impl Drop for HugePage {
     fn drop(&mut self) {
-        self.pools.give_back(self.size);
+        if !self.is_taken_away() {
+            self.pools.give_back(self.size);
+        }
     }
 }
+
+/// `HPAGE_RESV_UNMAPPED`: the owner took a page of this fork's private mapping away, so the
+/// mapping's faults raise SIGBUS. Kept in the VMA's `vm_private_data`, as Linux keeps the flag.
+#[derive(Debug)]
+pub(crate) struct ResvUnmapped;
 
 impl fmt::Debug for HugePage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -339,10 +369,16 @@ impl AddressSpace {
         }
         let present = match self.pages.get(&base) {
             None => Present::Nothing,
+            Some(Page::Huge(p)) if p.is_taken_away() => Present::TakenAway,
             Some(Page::Huge(p)) if Arc::strong_count(p) == 1 => Present::Own,
             Some(Page::Huge(_)) => Present::SharedWithFork,
             Some(_) => Present::FileCache,
         };
+        if present == Present::TakenAway {
+            self.pages.remove(&base);
+            self.tree.get_mut(vma_start).expect("VMA").private_data = Some(Arc::new(ResvUnmapped));
+            return Err(FaultSignal::Sigbus);
+        }
         // Reads of anything present, and writes to a page of its own, fault nothing in.
         match present {
             Present::Own => return Ok(()),
@@ -350,7 +386,8 @@ impl AddressSpace {
             _ => {}
         }
         if present == Present::Nothing {
-            if beyond_eof {
+            let unmapped = vma.private_data.as_ref().is_some_and(|d| d.is::<ResvUnmapped>());
+            if beyond_eof || unmapped {
                 return Err(FaultSignal::Sigbus);
             }
             // A read of a page the file has maps the file's page.
@@ -364,7 +401,14 @@ impl AddressSpace {
         // original page consumed (hugetlb_wp()'s outside_reserve).
         let resv = ResvMap::of(vma.private_data.as_ref()).filter(|_| present != Present::SharedWithFork);
         let consumed = resv.is_some_and(|r| r.reserved().remove(&index));
-        let page = HugePage::take(&inode.pools, size, consumed).ok_or(FaultSignal::Sigbus)?;
+        let page = match HugePage::take(&inode.pools, size, consumed) {
+            Some(p) => p,
+            // hugetlb_wp(): the reservation owner out of pages keeps the one it shares.
+            None => match self.pages.get(&base) {
+                Some(Page::Huge(shared)) if ResvMap::of(vma.private_data.as_ref()).is_some() => shared.take_away(),
+                _ => return Err(FaultSignal::Sigbus),
+            },
+        };
         self.pages.insert(base, Page::Huge(page));
         Ok(())
     }
@@ -407,6 +451,8 @@ enum Present {
     Own,
     /// A page a fork shares (copy on write).
     SharedWithFork,
+    /// A page the reservation owner took away from this fork.
+    TakenAway,
     /// The file's page, read.
     FileCache,
 }
