@@ -184,6 +184,15 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// Waits (up to 5 s) until none of `pids` is a live process: each has exited and released its
+/// memory.
+fn wait_gone(pids: &[u32]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pids.iter().any(|&pid| process_alive(pid)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
 /// Executor command kinds (see executor.c).
 #[derive(Clone, Copy)]
 enum Kind {
@@ -515,6 +524,11 @@ impl Session {
             Call::ExitGroup { .. } => {
                 self.procs[p].send(&command_for(call))?;
                 self.procs[p].alive = false;
+                // The next line must see the process's memory released (exit_mm() runs before
+                // it becomes a zombie), as the model does at once.
+                if let Some(pid) = self.procs[p].pid {
+                    wait_gone(&[pid]);
+                }
                 Ok((Some(Outcome::NoReturn), None))
             }
             _ => {
@@ -570,9 +584,6 @@ impl Session {
         let _ = self.child.wait();
         // Forked executors exit on their own: wait for them too, so the next run finds their
         // memory (huge pages, mounts' files) released.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while forked.iter().any(|&pid| process_alive(pid)) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        wait_gone(&forked);
     }
 }

@@ -17,10 +17,8 @@
 //! * `MAP_NORESERVE` reserves nothing: its faults take unreserved free pages or raise SIGBUS.
 //!
 //! When a copy on write finds the pool empty, the mapping that owns the reservations keeps the
-//! page and takes it away from its forks (`unmap_ref_private`); a fork that then faults in that
-//! mapping gets SIGBUS (`HPAGE_RESV_UNMAPPED`). The model marks the fork's mapping when the
-//! fork next touches the page taken away (Linux marks it at once, so a fork's fault on another,
-//! never-present page of that mapping before then is SIGBUS in Linux and a new page here).
+//! page and takes it away from its forks (`unmap_ref_private`); a fork's mapping of that file
+//! then raises SIGBUS on every fault that needs a page (`HPAGE_RESV_UNMAPPED`).
 //!
 //! Not modelled: surplus pages (`nr_overcommit_hugepages` is 0 here), subpools (hugetlbfs
 //! `size=` mount options), cgroups.
@@ -34,7 +32,7 @@ use crate::{AddressSpace, Page};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// A huge page size (`struct hstate`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -211,10 +209,23 @@ impl Drop for HugePage {
     }
 }
 
-/// `HPAGE_RESV_UNMAPPED`: the owner took a page of this fork's private mapping away, so the
-/// mapping's faults raise SIGBUS. Kept in the VMA's `vm_private_data`, as Linux keeps the flag.
-#[derive(Debug)]
-pub(crate) struct ResvUnmapped;
+/// What a fork's private hugetlb mapping keeps in `vm_private_data` (where Linux keeps its
+/// `HPAGE_RESV_*` flags): whether the reservation owner took a page away from it
+/// (`HPAGE_RESV_UNMAPPED`), after which its faults raise SIGBUS. The file's inode lists the
+/// marks of its forks' mappings, as Linux finds them through the file's `i_mmap`.
+#[derive(Debug, Default)]
+pub(crate) struct ForkMark {
+    unmapped: AtomicBool,
+}
+
+impl ForkMark {
+    fn of(data: Option<&PrivateData>) -> Option<&ForkMark> {
+        data.and_then(|d| d.downcast_ref::<ForkMark>())
+    }
+    fn is_unmapped(data: Option<&PrivateData>) -> bool {
+        ForkMark::of(data).is_some_and(|m| m.unmapped.load(Ordering::Relaxed))
+    }
+}
 
 impl fmt::Debug for HugePage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -244,11 +255,31 @@ pub struct HugetlbInode {
     pub size: HugeSize,
     pools: Arc<HugePools>,
     cache: Mutex<InodeCache>,
+    /// The marks of forks' private mappings of the file.
+    forks: Mutex<Vec<Weak<ForkMark>>>,
 }
 
 impl HugetlbInode {
     pub fn new(size: HugeSize, pools: Arc<HugePools>) -> HugetlbInode {
-        HugetlbInode { size, pools, cache: Mutex::new(InodeCache::default()) }
+        HugetlbInode { size, pools, cache: Mutex::new(InodeCache::default()), forks: Mutex::default() }
+    }
+
+    /// Linux: `hugetlb_dup_vma_private()`: a fork's private mapping has no reservations; it
+    /// gets a mark the owner can set.
+    pub(crate) fn fork_mark(&self) -> PrivateData {
+        let mark = Arc::new(ForkMark::default());
+        let mut forks = self.forks.lock().unwrap_or_else(|p| p.into_inner());
+        forks.retain(|w| w.strong_count() > 0);
+        forks.push(Arc::downgrade(&mark));
+        mark
+    }
+
+    /// Linux: `unmap_ref_private()`'s `HPAGE_RESV_UNMAPPED` on the forks' mappings.
+    fn unmap_forks(&self) {
+        let forks = self.forks.lock().unwrap_or_else(|p| p.into_inner());
+        for mark in forks.iter().filter_map(Weak::upgrade) {
+            mark.unmapped.store(true, Ordering::Relaxed);
+        }
     }
 
     fn cache(&self) -> MutexGuard<'_, InodeCache> {
@@ -376,7 +407,6 @@ impl AddressSpace {
         };
         if present == Present::TakenAway {
             self.pages.remove(&base);
-            self.tree.get_mut(vma_start).expect("VMA").private_data = Some(Arc::new(ResvUnmapped));
             return Err(FaultSignal::Sigbus);
         }
         // Reads of anything present, and writes to a page of its own, fault nothing in.
@@ -386,8 +416,7 @@ impl AddressSpace {
             _ => {}
         }
         if present == Present::Nothing {
-            let unmapped = vma.private_data.as_ref().is_some_and(|d| d.is::<ResvUnmapped>());
-            if beyond_eof || unmapped {
+            if beyond_eof || ForkMark::is_unmapped(vma.private_data.as_ref()) {
                 return Err(FaultSignal::Sigbus);
             }
             // A read of a page the file has maps the file's page.
@@ -405,7 +434,10 @@ impl AddressSpace {
             Some(p) => p,
             // hugetlb_wp(): the reservation owner out of pages keeps the one it shares.
             None => match self.pages.get(&base) {
-                Some(Page::Huge(shared)) if ResvMap::of(vma.private_data.as_ref()).is_some() => shared.take_away(),
+                Some(Page::Huge(shared)) if ResvMap::of(vma.private_data.as_ref()).is_some() => {
+                    inode.unmap_forks();
+                    shared.take_away()
+                }
                 _ => return Err(FaultSignal::Sigbus),
             },
         };
