@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use vmaspace::AddressSpace;
 use vmaspace::flags::{map, mfd, prot, seal};
-use vmaspace_trace::{Call, HugePagePools, Line, Scope, Setup, Trace};
+use vmaspace_trace::{Call, HugePagePools, Line, MountFs, MountSpec, Scope, Setup, Trace};
 
 /// Options of one fuzz run.
 #[derive(Debug, Clone)]
@@ -49,6 +49,8 @@ struct Gen {
     protected: Vec<(u64, u64)>,
     /// The huge page pools of the case (`# hugepages:`), when it has any.
     hugepages: Option<HugePagePools>,
+    /// File systems mounted below the working directory for the case (`# mount:`).
+    mounts: Vec<MountSpec>,
 }
 
 impl Gen {
@@ -57,16 +59,29 @@ impl Gen {
         // A quarter of the cases get a few 2 MiB pages (they run one at a time: the pools are
         // global); the others run with the pools empty, as the machine has them.
         let hugepages = rng.chance(25).then_some(HugePagePools { pages_2m: 4, pages_1g: 0 });
+        // Some cases also have an overlay and a hugetlbfs mount to create files in.
+        let mut mounts = Vec::new();
+        for (dir, fs, pct) in [("o", MountFs::Overlay, 15), ("h", MountFs::Hugetlbfs, 10)] {
+            if rng.chance(pct) {
+                mounts.push(MountSpec { dir: dir.into(), fs });
+            }
+        }
+        let model_mounts = mounts
+            .iter()
+            .map(|m| crate::exec::model_mount(&MountSpec { dir: format!("/fuzz/{}", m.dir), fs: m.fs }))
+            .collect::<Result<Vec<_>, _>>()
+            .expect("the fuzzer's mounts are ones the model has");
         let model = Model::new(&ModelOptions {
             cwd: "/fuzz".into(),
             initial_maps: Some(initial_maps.into()),
             hugepages,
+            mounts: model_mounts,
             ..Default::default()
         })
         .expect("the executor's maps seed the model");
         let mm = model.procs.into_values().next().expect("one process");
         let protected = mm.vmas().map(|v| (v.start(), v.end())).collect();
-        Gen { rng, mm, pid: None, others: Vec::new(), forks: 0, protected, hugepages }
+        Gen { rng, mm, pid: None, others: Vec::new(), forks: 0, protected, hugepages, mounts }
     }
 
     fn is_protected(&self, start: u64, len: u64) -> bool {
@@ -193,8 +208,17 @@ impl Gen {
         Some(Call::Mmap { addr, len, prot: self.prot(), flags, fd, offset })
     }
 
+    /// `fN` in the working directory or in one of the case's mounts.
+    fn file_name(&mut self) -> Vec<u8> {
+        let n = self.rng.below(3);
+        let dirs = self.mounts.len() as u64;
+        match self.rng.below(dirs + 2) {
+            d if d < dirs => format!("{}/f{n}", self.mounts[d as usize].dir).into_bytes(),
+            _ => format!("f{n}").into_bytes(),
+        }
+    }
+
     fn file_call(&mut self) -> Call {
-        let name = |n: u64| format!("f{n}").into_bytes();
         let fds = self.open_fds();
         if fds.len() > 10 {
             return Call::Close { fd: self.fd() };
@@ -202,7 +226,7 @@ impl Gen {
         match self.rng.weighted(&[25, 8, 6, 12, 4, 8, 4, 5, 5, 4]) {
             0 => {
                 let flags = self.rng.pick(&[0o102, 0o102, 0, 1, 0o1102, 0o302]);
-                Call::Openat { dirfd: -100, path: name(self.rng.below(3)), flags, mode: 0o600 }
+                Call::Openat { dirfd: -100, path: self.file_name(), flags, mode: 0o600 }
             }
             1 => Call::Openat {
                 dirfd: -100,
@@ -241,7 +265,7 @@ impl Gen {
                 Call::FcntlAddSeals { fd: self.fd(), seals }
             }
             8 => Call::FcntlGetSeals { fd: self.fd() },
-            _ => Call::Unlink { path: name(self.rng.below(3)) },
+            _ => Call::Unlink { path: self.file_name() },
         }
     }
 
@@ -468,7 +492,7 @@ impl Gen {
             };
             lines.push(Line { lineno: i + 3, pid, call, result: None });
         }
-        let setup = Setup { hugepages: self.hugepages, ..Setup::default() };
+        let setup = Setup { hugepages: self.hugepages, mounts: self.mounts.clone(), ..Setup::default() };
         Trace { scope: Some(Scope::WholeSpace), header: vec!["# whole-space".into()], setup, lines }
     }
 }
@@ -535,9 +559,14 @@ struct Finding {
     original_len: usize,
 }
 
-/// The `# hugepages:` header line of a case, if it has pools.
-fn hugepages_header(setup: &Setup) -> String {
-    setup.hugepages.map_or(String::new(), |h| format!("# hugepages: 2M={} 1G={}\n", h.pages_2m, h.pages_1g))
+/// The `# hugepages:` and `# mount:` header lines of a case.
+fn setup_header(setup: &Setup) -> String {
+    let mut out =
+        setup.hugepages.map_or(String::new(), |h| format!("# hugepages: 2M={} 1G={}\n", h.pages_2m, h.pages_1g));
+    for m in &setup.mounts {
+        out.push_str(&format!("# mount: {m}\n"));
+    }
+    out
 }
 
 fn write_finding(out: &Path, seed: u64, f: &Finding) -> std::io::Result<PathBuf> {
@@ -552,7 +581,7 @@ fn write_finding(out: &Path, seed: u64, f: &Finding) -> std::io::Result<PathBuf>
     for l in f.message.lines() {
         text.push_str(&format!("#   {l}\n"));
     }
-    text.push_str(&hugepages_header(&f.setup));
+    text.push_str(&setup_header(&f.setup));
     for l in &f.minimal {
         text.push_str(&vmaspace_trace::format_line(l));
         text.push('\n');
@@ -593,7 +622,7 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
                         let text = crate::scenario::Scenario::from_trace("case", trace.clone()).text;
                         let _ = std::fs::write(
                             args.out.join(format!("case-{}-{case}.trace", args.seed)),
-                            format!("# whole-space\n{}{text}", hugepages_header(&trace.setup)),
+                            format!("# whole-space\n{}{text}", setup_header(&trace.setup)),
                         );
                     }
                     let setup = trace.setup.clone();

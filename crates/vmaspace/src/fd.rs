@@ -77,9 +77,10 @@ impl AddressSpace {
             open::RDWR => FMode { read: true, write: true },
             _ => FMode { read: false, write: false },
         };
-        if flags & open::TRUNC != 0 && mode.write && inode.kind == InodeKind::Regular {
-            inode.state().size = 0;
-            self.truncate_pages(&inode, 0);
+        // do_truncate() for a file that holds data (regular, tmpfs and hugetlbfs files).
+        let truncatable = matches!(inode.kind, InodeKind::Regular | InodeKind::Shmem | InodeKind::Hugetlb);
+        if flags & open::TRUNC != 0 && mode.write && truncatable {
+            self.set_size(&inode, 0);
         }
         let file = self.vfs.open_inode(inode, mode);
         self.install_fd(file)
@@ -132,7 +133,7 @@ impl AddressSpace {
             return Err(Errno::EINVAL);
         }
         {
-            let mut st = f.inode.state();
+            let st = f.inode.state();
             if f.inode.kind == InodeKind::Secretmem && st.size != 0 {
                 return Err(Errno::EINVAL);
             }
@@ -143,13 +144,19 @@ impl AddressSpace {
             if (len < st.size && st.seals & seal::SHRINK != 0) || (len > st.size && st.seals & seal::GROW != 0) {
                 return Err(Errno::EPERM);
             }
-            st.size = len;
         }
-        if let Some(h) = &f.inode.hugetlb {
+        self.set_size(&f.inode, len);
+        Ok(0)
+    }
+
+    /// Sets a file's size; a shrink drops the pages past the new end (`truncate_setsize`,
+    /// and hugetlbfs's `hugetlb_vmtruncate`).
+    fn set_size(&mut self, inode: &Arc<Inode>, len: u64) {
+        inode.state().size = len;
+        if let Some(h) = &inode.hugetlb {
             h.truncate(len >> h.size.shift());
         }
-        self.truncate_pages(&f.inode, len);
-        Ok(0)
+        self.truncate_pages(inode, len);
     }
 
     /// Drops the pages past a new end of file from this address space's mappings of it,
