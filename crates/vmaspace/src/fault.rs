@@ -138,6 +138,7 @@ impl AddressSpace {
         if self.tree.get(vma_start).is_some_and(|v| v.flags.contains(VmFlags::HUGETLB)) {
             return self.hugetlb_fault(vma_start, page, access).map_err(|_| Errno::EFAULT);
         }
+        self.drop_if_truncated(vma_start, page);
         match self.pages.get(&page) {
             Some(Page::Guard) => return Err(Errno::EFAULT),
             _ if !self.needs_fault(vma_start, page, access) => return Ok(()),
