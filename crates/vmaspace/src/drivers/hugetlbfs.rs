@@ -16,21 +16,22 @@ const PGOFF_LOFFT_MAX: u64 = ((1 << (crate::addr::PAGE_SHIFT + 1)) - 1) << (64 -
 /// did not consume (`hugetlb_vm_op_close`).
 pub fn hugetlb_vm_ops(size: HugeSize) -> Arc<VmOperations> {
     static OPS: [OnceLock<Arc<VmOperations>>; 2] = [OnceLock::new(), OnceLock::new()];
-    let cell = &OPS[usize::from(size == HugeSize::Pud)];
-    cell.get_or_init(|| {
-        Arc::new(VmOperations {
-            label: "hugetlb_vm_ops",
-            close: Some(Arc::new(move |v| {
-                if let Some(r) = ResvMap::of(v.private_data.as_ref()) {
-                    let first = v.pgoff / size.small_pages();
-                    r.release(first, first + (v.end - v.start) / size.bytes());
-                }
-            })),
-            may_split: Some(Arc::new(move |_, addr| if size.is_aligned(addr) { Ok(()) } else { Err(Errno::EINVAL) })),
-            ..VmOperations::default()
-        })
+    per_size(&OPS, size, || VmOperations {
+        label: "hugetlb_vm_ops",
+        close: Some(Arc::new(move |v| {
+            if let Some(r) = ResvMap::of(v.private_data.as_ref()) {
+                let first = v.pgoff / size.small_pages();
+                r.release(first, first + (v.end - v.start) / size.bytes());
+            }
+        })),
+        may_split: Some(Arc::new(move |_, addr| if size.is_aligned(addr) { Ok(()) } else { Err(Errno::EINVAL) })),
+        ..VmOperations::default()
     })
-    .clone()
+}
+
+/// One shared value per huge page size, made on first use.
+fn per_size<T>(cells: &'static [OnceLock<Arc<T>>; 2], size: HugeSize, make: impl FnOnce() -> T) -> Arc<T> {
+    cells[usize::from(size == HugeSize::Pud)].get_or_init(|| Arc::new(make())).clone()
 }
 
 /// `hugetlbfs_file_mmap()`.
@@ -67,14 +68,10 @@ impl LegacyMmap for HugetlbfsMmap {
 /// `hugetlbfs_file_operations` for files of one page size.
 pub fn hugetlbfs_file_operations(size: HugeSize) -> Arc<FileOperations> {
     static OPS: [OnceLock<Arc<FileOperations>>; 2] = [OnceLock::new(), OnceLock::new()];
-    let cell = &OPS[usize::from(size == HugeSize::Pud)];
-    cell.get_or_init(|| {
-        Arc::new(FileOperations {
-            label: "hugetlbfs",
-            hook: Ok(MmapHook::Legacy(Arc::new(HugetlbfsMmap))),
-            placement: Placement::Hugetlb(size),
-            mmap_sync: false,
-        })
+    per_size(&OPS, size, || FileOperations {
+        label: "hugetlbfs",
+        hook: Ok(MmapHook::Legacy(Arc::new(HugetlbfsMmap))),
+        placement: Placement::Hugetlb(size),
+        mmap_sync: false,
     })
-    .clone()
 }
