@@ -2,7 +2,9 @@
 
 /// Bytes per page (x86_64, 4 KiB pages).
 pub const PAGE_SIZE: u64 = 0x1000;
+/// log2 of [`PAGE_SIZE`].
 pub const PAGE_SHIFT: u32 = 12;
+/// Clears the offset within a page.
 pub const PAGE_MASK: u64 = !(PAGE_SIZE - 1);
 /// `PMD_SIZE`: 2 MiB.
 pub const PMD_SIZE: u64 = 0x20_0000;

@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// `struct vm_area_desc`'s view of the address space: read-only facts a hook may consult.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MmInfo {
+    /// `mm->map_count`: the VMAs the address space has.
     pub map_count: usize,
+    /// `mm->locked_vm` in pages.
     pub locked_vm: u64,
     /// RLIMIT_MEMLOCK in pages (`u64::MAX` for unlimited).
     pub memlock_limit_pages: u64,
@@ -64,10 +66,15 @@ pub type PrivateData = Arc<dyn Any + Send + Sync>;
 /// What a VMA looks like to a [`VmOperations`] callback.
 #[derive(Clone)]
 pub struct VmaView {
+    /// The VMA's first address.
     pub start: u64,
+    /// The address after the VMA's last byte.
     pub end: u64,
+    /// The file page at `start` (`vm_pgoff`).
     pub pgoff: u64,
+    /// The VMA's flags (`vm_flags`).
     pub flags: VmFlags,
+    /// What the driver keeps in `vm_private_data`.
     pub private_data: Option<PrivateData>,
 }
 
@@ -117,6 +124,7 @@ impl VmOperations {
     pub fn labelled(label: &'static str) -> VmOperations {
         VmOperations { label, ..VmOperations::default() }
     }
+    /// Whether the operations have a `close` (which keeps VMAs from being merged away).
     pub fn has_close(&self) -> bool {
         self.close.is_some()
     }
@@ -172,6 +180,7 @@ pub struct InodeState {
     pub path: Vec<u8>,
     /// False once unlinked (or for internal objects that never had a name).
     pub linked: bool,
+    /// The file size in bytes (`i_size`).
     pub size: u64,
     /// `F_SEAL_*` bits.
     pub seals: u64,
@@ -185,9 +194,11 @@ pub struct InodeState {
 /// An inode: the object a mapping shows as `dev inode name`.
 #[derive(Debug)]
 pub struct Inode {
+    /// The inode number maps shows.
     pub ino: u64,
     /// `(major, minor)` of the file system.
     pub dev: (u32, u32),
+    /// The file system or driver the inode belongs to.
     pub kind: InodeKind,
     state: Mutex<InodeState>,
     /// The huge page size, reservations and page cache of a hugetlbfs inode.
@@ -195,6 +206,7 @@ pub struct Inode {
 }
 
 impl Inode {
+    /// An inode of a driver or file system other than hugetlbfs.
     pub fn new(ino: u64, dev: (u32, u32), kind: InodeKind, state: InodeState) -> Inode {
         Inode { ino, dev, kind, state: Mutex::new(state), hugetlb: None }
     }
@@ -246,7 +258,9 @@ pub trait LegacyMmap: Send + Sync {
 /// The one way a file can be mapped.
 #[derive(Clone)]
 pub enum MmapHook {
+    /// `mmap_prepare` (Linux 6.16).
     Prepare(Arc<dyn MmapPrepare>),
+    /// The legacy `.mmap`.
     Legacy(Arc<dyn LegacyMmap>),
 }
 
@@ -277,7 +291,9 @@ impl From<HookTableError> for Errno {
 /// `struct file_operations` as C builds it: two optional hooks.
 #[derive(Clone, Default)]
 pub struct CFileOperations {
+    /// The legacy `.mmap` hook.
     pub mmap: Option<Arc<dyn LegacyMmap>>,
+    /// The `.mmap_prepare` hook.
     pub mmap_prepare: Option<Arc<dyn MmapPrepare>>,
 }
 
@@ -303,9 +319,11 @@ impl TryFrom<CFileOperations> for MmapHook {
 /// `struct file_operations`: what the memory-mapping code needs of a file.
 #[derive(Clone, Debug)]
 pub struct FileOperations {
+    /// A name for debugging output.
     pub label: &'static str,
     /// The mapping hook, or why there is none.
     pub hook: Result<MmapHook, HookTableError>,
+    /// Where the file's mappings go (`get_unmapped_area`).
     pub placement: Placement,
     /// `FOP_MMAP_SYNC`: `MAP_SYNC` is accepted.
     pub mmap_sync: bool,
@@ -321,7 +339,9 @@ impl FileOperations {
 /// `FMODE_READ` / `FMODE_WRITE` of an open file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FMode {
+    /// `FMODE_READ`.
     pub read: bool,
+    /// `FMODE_WRITE`.
     pub write: bool,
 }
 
@@ -330,12 +350,16 @@ pub struct FMode {
 #[derive(Debug)]
 pub struct OpenFile {
     pub(crate) id: u64,
+    /// The inode opened.
     pub inode: Arc<Inode>,
+    /// Opened for reading, writing, or both.
     pub mode: FMode,
+    /// The file's operations (`f_op`).
     pub ops: Arc<FileOperations>,
 }
 
 impl OpenFile {
+    /// An open file description; `id` is its identity for merging (distinct per `open`).
     pub fn new(id: u64, inode: Arc<Inode>, mode: FMode, ops: Arc<FileOperations>) -> OpenFile {
         OpenFile { id, inode, mode, ops }
     }
@@ -352,9 +376,23 @@ pub enum MmapActionKind {
     #[default]
     Nothing,
     /// `MMAP_REMAP_PFN`: map physical frames from `pfn` at `[start, start+size)`.
-    RemapPfn { start: u64, pfn: u64, size: u64 },
+    RemapPfn {
+        /// The first address to map.
+        start: u64,
+        /// The first frame.
+        pfn: u64,
+        /// Bytes to map.
+        size: u64,
+    },
     /// `MMAP_IO_REMAP_PFN` (the same as `RemapPfn` on x86).
-    IoRemapPfn { start: u64, pfn: u64, size: u64 },
+    IoRemapPfn {
+        /// The first address to map.
+        start: u64,
+        /// The first frame.
+        pfn: u64,
+        /// Bytes to map.
+        size: u64,
+    },
 }
 
 type SuccessHook = Arc<dyn Fn(&VmaView) -> Result<(), Errno> + Send + Sync>;
@@ -372,8 +410,11 @@ type ErrorHook = Arc<dyn Fn(Errno) -> Errno + Send + Sync>;
 ///   mapped**, as Linux does.
 #[derive(Clone, Default)]
 pub struct MmapAction {
+    /// What to do once the VMA exists.
     pub kind: MmapActionKind,
+    /// Called after the action succeeded; its error fails the `mmap` but leaves the VMA mapped.
     pub success_hook: Option<SuccessHook>,
+    /// Called when the action failed, to choose the error returned (the VMA is unmapped).
     pub error_hook: Option<ErrorHook>,
     /// Keep the file's rmap lock held until the action completes (hugetlbfs); no effect in the
     /// model, which has no concurrency.
@@ -485,9 +526,11 @@ impl<'a> VmAreaDesc<'a> {
     pub fn file(&self) -> &Arc<OpenFile> {
         self.file
     }
+    /// The first address of the mapping to be (read-only).
     pub fn start(&self) -> u64 {
         self.start
     }
+    /// The address after its last byte (read-only).
     pub fn end(&self) -> u64 {
         self.end
     }
@@ -495,12 +538,15 @@ impl<'a> VmAreaDesc<'a> {
     pub fn size(&self) -> u64 {
         self.end - self.start
     }
+    /// The file page at `start`.
     pub fn pgoff(&self) -> u64 {
         self.pgoff
     }
+    /// Sets the file page at `start`.
     pub fn set_pgoff(&mut self, pgoff: u64) {
         self.pgoff = pgoff;
     }
+    /// The file the VMA will hold (`vm_file`).
     pub fn vm_file(&self) -> &Arc<OpenFile> {
         &self.vm_file
     }
@@ -508,15 +554,19 @@ impl<'a> VmAreaDesc<'a> {
     pub fn set_vm_file(&mut self, file: Arc<OpenFile>) {
         self.vm_file = file;
     }
+    /// The flags the VMA will have.
     pub fn vm_flags(&self) -> VmFlags {
         self.vm_flags
     }
+    /// Sets the flags the VMA will have; the merge attempt sees them.
     pub fn set_vm_flags(&mut self, flags: VmFlags) {
         self.vm_flags = flags;
     }
+    /// The page protection the VMA will have.
     pub fn page_prot(&self) -> PageProt {
         self.page_prot
     }
+    /// Sets the page protection.
     pub fn set_page_prot(&mut self, prot: PageProt) {
         self.page_prot = prot;
     }
@@ -541,13 +591,21 @@ impl<'a> VmAreaDesc<'a> {
 /// The half-built VMA a legacy `.mmap` hook receives. Everything is writable, as in C; what
 /// Linux forbids is reported afterwards as a [`DriverBug`].
 pub struct LegacyVma<'a> {
+    /// The VMA's first address (a hook must not change it: reported as a driver bug).
     pub start: u64,
+    /// The address after its last byte (a hook must not change it).
     pub end: u64,
+    /// The file page at `start`.
     pub pgoff: u64,
+    /// The VMA's flags (a hook must not add `VM_MAYWRITE` to a read-only shared mapping).
     pub flags: VmFlags,
+    /// The page protection.
     pub page_prot: PageProt,
+    /// The file the VMA holds; a stacked file replaces it with its lower file.
     pub vm_file: Option<Arc<OpenFile>>,
+    /// The VMA's operations.
     pub vm_ops: Option<Arc<VmOperations>>,
+    /// What the driver keeps in `vm_private_data`.
     pub private_data: Option<PrivateData>,
     /// The file system the hook may create internal files in (`shmem_zero_setup`).
     pub vfs: &'a crate::Vfs,
@@ -587,9 +645,22 @@ impl fmt::Debug for LegacyVma<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DriverBug {
     /// A legacy `.mmap` moved `vm_start`.
-    ChangedStart { file: &'static str, from: u64, to: u64 },
+    ChangedStart {
+        /// The file's operations label.
+        file: &'static str,
+        /// `vm_start` before the hook.
+        from: u64,
+        /// `vm_start` after it.
+        to: u64,
+    },
     /// A legacy `.mmap` added `VM_MAYWRITE`.
-    AddedMayWrite { file: &'static str },
+    AddedMayWrite {
+        /// The file's operations label.
+        file: &'static str,
+    },
     /// An operations table with both `.mmap` and `.mmap_prepare`.
-    BothHooks { file: &'static str },
+    BothHooks {
+        /// The file's operations label.
+        file: &'static str,
+    },
 }

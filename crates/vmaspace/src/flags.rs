@@ -10,7 +10,10 @@ pub struct VmFlags(pub u64);
 macro_rules! vm_flags {
     ($($name:ident = $bit:expr;)*) => {
         impl VmFlags {
-            $(pub const $name: VmFlags = VmFlags(1 << $bit);)*
+            $(
+                #[doc = concat!("`VM_", stringify!($name), "` (bit ", stringify!($bit), ").")]
+                pub const $name: VmFlags = VmFlags(1 << $bit);
+            )*
         }
     };
 }
@@ -29,6 +32,7 @@ vm_flags! {
 }
 
 impl VmFlags {
+    /// No flag.
     pub const NONE: VmFlags = VmFlags(0);
     /// `VM_READ | VM_WRITE | VM_EXEC`.
     pub const ACCESS_FLAGS: VmFlags = VmFlags(0x7);
@@ -36,7 +40,9 @@ impl VmFlags {
     pub const SPECIAL: VmFlags = VmFlags(0x1004_4400);
     /// What `remap_pfn_range` sets.
     pub const REMAP_FLAGS: VmFlags = VmFlags((1 << 14) | (1 << 10) | (1 << 18) | (1 << 26));
+    /// `VM_LOCKED_MASK`: `VM_LOCKED | VM_LOCKONFAULT`.
     pub const LOCKED_MASK: VmFlags = VmFlags((1 << 13) | (1 << 19));
+    /// The four protection key bits (`VM_PKEY_BIT0..3`).
     pub const PKEY_MASK: VmFlags = VmFlags(0xf << 32);
     /// `VM_GROWSDOWN | VM_SHADOW_STACK`: VMAs with a guard gap below them.
     pub const STARTGAP_FLAGS: VmFlags = VmFlags((1 << 8) | (1 << 37));
@@ -50,21 +56,27 @@ impl VmFlags {
     /// flags).
     pub const IGNORE_MERGE: VmFlags = VmFlags((1 << 27) | (1 << 11));
 
+    /// The raw `vm_flags` value.
     pub fn bits(self) -> u64 {
         self.0
     }
+    /// Whether every flag of `other` is set.
     pub fn contains(self, other: VmFlags) -> bool {
         self.0 & other.0 == other.0
     }
+    /// Whether any flag of `other` is set.
     pub fn intersects(self, other: VmFlags) -> bool {
         self.0 & other.0 != 0
     }
+    /// Sets the flags of `other`.
     pub fn insert(&mut self, other: VmFlags) {
         self.0 |= other.0;
     }
+    /// Clears the flags of `other`.
     pub fn remove(&mut self, other: VmFlags) {
         self.0 &= !other.0;
     }
+    /// Whether no flag is set.
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
@@ -156,39 +168,69 @@ impl fmt::Debug for VmFlags {
 
 /// `PROT_*` values.
 pub mod prot {
+    /// `PROT_NONE`: no access.
     pub const NONE: u64 = 0;
+    /// `PROT_READ`.
     pub const READ: u64 = 0x1;
+    /// `PROT_WRITE`.
     pub const WRITE: u64 = 0x2;
+    /// `PROT_EXEC`.
     pub const EXEC: u64 = 0x4;
+    /// `PROT_SEM`.
     pub const SEM: u64 = 0x8;
+    /// `PROT_GROWSDOWN`.
     pub const GROWSDOWN: u64 = 0x0100_0000;
+    /// `PROT_GROWSUP`.
     pub const GROWSUP: u64 = 0x0200_0000;
 }
 
 /// `MAP_*` values.
 pub mod map {
+    /// `MAP_SHARED`.
     pub const SHARED: u64 = 0x1;
+    /// `MAP_PRIVATE`.
     pub const PRIVATE: u64 = 0x2;
+    /// `MAP_SHARED_VALIDATE`.
     pub const SHARED_VALIDATE: u64 = 0x3;
+    /// `MAP_DROPPABLE`.
     pub const DROPPABLE: u64 = 0x8;
+    /// `MAP_TYPE`: the bits that say shared, private, shared-validate or droppable.
     pub const TYPE: u64 = 0xf;
+    /// `MAP_FIXED`.
     pub const FIXED: u64 = 0x10;
+    /// `MAP_ANONYMOUS`.
     pub const ANONYMOUS: u64 = 0x20;
+    /// `MAP_32BIT`.
     pub const _32BIT: u64 = 0x40;
+    /// `MAP_ABOVE4G`.
     pub const ABOVE4G: u64 = 0x80;
+    /// `MAP_GROWSDOWN`.
     pub const GROWSDOWN: u64 = 0x100;
+    /// `MAP_DENYWRITE`.
     pub const DENYWRITE: u64 = 0x800;
+    /// `MAP_EXECUTABLE`.
     pub const EXECUTABLE: u64 = 0x1000;
+    /// `MAP_LOCKED`.
     pub const LOCKED: u64 = 0x2000;
+    /// `MAP_NORESERVE`.
     pub const NORESERVE: u64 = 0x4000;
+    /// `MAP_POPULATE`.
     pub const POPULATE: u64 = 0x8000;
+    /// `MAP_NONBLOCK`.
     pub const NONBLOCK: u64 = 0x10000;
+    /// `MAP_STACK`.
     pub const STACK: u64 = 0x20000;
+    /// `MAP_HUGETLB`.
     pub const HUGETLB: u64 = 0x40000;
+    /// `MAP_SYNC`.
     pub const SYNC: u64 = 0x80000;
+    /// `MAP_FIXED_NOREPLACE`.
     pub const FIXED_NOREPLACE: u64 = 0x100000;
+    /// `MAP_UNINITIALIZED`.
     pub const UNINITIALIZED: u64 = 0x400_0000;
+    /// `MAP_HUGE_SHIFT`: where the log2 of the huge page size starts in the flags.
     pub const HUGE_SHIFT: u32 = 26;
+    /// `MAP_HUGE_MASK`: the width of that field.
     pub const HUGE_MASK: u64 = 0x3f;
     /// `LEGACY_MAP_MASK`: the flags `MAP_SHARED` silently accepts on a file.
     pub const LEGACY_MASK: u64 = SHARED
@@ -212,35 +254,58 @@ pub mod map {
 
 /// `O_*` open flags (the subset the model interprets).
 pub mod open {
+    /// `O_ACCMODE`: the access mode bits.
     pub const ACCMODE: u64 = 0o3;
+    /// `O_RDONLY`.
     pub const RDONLY: u64 = 0;
+    /// `O_WRONLY`.
     pub const WRONLY: u64 = 1;
+    /// `O_RDWR`.
     pub const RDWR: u64 = 2;
+    /// `O_CREAT`.
     pub const CREAT: u64 = 0o100;
+    /// `O_EXCL`.
     pub const EXCL: u64 = 0o200;
+    /// `O_TRUNC`.
     pub const TRUNC: u64 = 0o1000;
+    /// `O_APPEND`.
     pub const APPEND: u64 = 0o2000;
+    /// `O_DIRECTORY`.
     pub const DIRECTORY: u64 = 0o200000;
+    /// `O_CLOEXEC`.
     pub const CLOEXEC: u64 = 0o2000000;
+    /// `O_PATH`.
     pub const PATH: u64 = 0o10000000;
+    /// `O_TMPFILE`.
     pub const TMPFILE: u64 = 0o20200000;
 }
 
 /// `MFD_*` flags of `memfd_create`.
 pub mod mfd {
+    /// `MFD_CLOEXEC`.
     pub const CLOEXEC: u64 = 1;
+    /// `MFD_ALLOW_SEALING`.
     pub const ALLOW_SEALING: u64 = 2;
+    /// `MFD_HUGETLB`.
     pub const HUGETLB: u64 = 4;
+    /// `MFD_NOEXEC_SEAL`.
     pub const NOEXEC_SEAL: u64 = 8;
+    /// `MFD_EXEC`.
     pub const EXEC: u64 = 0x10;
 }
 
 /// `F_SEAL_*` flags.
 pub mod seal {
+    /// `F_SEAL_SEAL`.
     pub const SEAL: u64 = 1;
+    /// `F_SEAL_SHRINK`.
     pub const SHRINK: u64 = 2;
+    /// `F_SEAL_GROW`.
     pub const GROW: u64 = 4;
+    /// `F_SEAL_WRITE`.
     pub const WRITE: u64 = 8;
+    /// `F_SEAL_FUTURE_WRITE`.
     pub const FUTURE_WRITE: u64 = 0x10;
+    /// `F_SEAL_EXEC`.
     pub const EXEC: u64 = 0x20;
 }

@@ -52,12 +52,14 @@ impl HugeSize {
             _ => None,
         }
     }
+    /// log2 of the size in bytes.
     pub fn shift(self) -> u32 {
         match self {
             HugeSize::Pmd => 21,
             HugeSize::Pud => 30,
         }
     }
+    /// The size in bytes.
     pub fn bytes(self) -> u64 {
         1 << self.shift()
     }
@@ -69,6 +71,7 @@ impl HugeSize {
     pub fn align_up(self, len: u64) -> Option<u64> {
         Some(len.checked_add(self.bytes() - 1)? & !(self.bytes() - 1))
     }
+    /// Whether `x` is a multiple of the size.
     pub fn is_aligned(self, x: u64) -> bool {
         x & (self.bytes() - 1) == 0
     }
@@ -84,7 +87,9 @@ impl HugeSize {
 /// `resv_huge_pages`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct HugePool {
+    /// `nr_hugepages`: pages in the pool.
     pub total: u64,
+    /// Pages no mapping holds (reserved ones included).
     pub free: u64,
     /// Free pages promised to mappings.
     pub resv: u64,
@@ -252,6 +257,7 @@ struct InodeCache {
 /// What makes an inode a hugetlbfs one.
 #[derive(Debug)]
 pub struct HugetlbInode {
+    /// The page size of the file system the inode is on.
     pub size: HugeSize,
     pools: Arc<HugePools>,
     cache: Mutex<InodeCache>,
@@ -260,6 +266,7 @@ pub struct HugetlbInode {
 }
 
 impl HugetlbInode {
+    /// The huge-page state of a new, empty hugetlbfs inode whose pages come from `pools`.
     pub fn new(size: HugeSize, pools: Arc<HugePools>) -> HugetlbInode {
         HugetlbInode { size, pools, cache: Mutex::new(InodeCache::default()), forks: Mutex::default() }
     }

@@ -17,6 +17,7 @@
 //! assert_eq!(mm.maps(), "100000000000-100000008000 rw-p 00000000 00:00 0 \n");
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod addr;
 mod brk;
@@ -80,8 +81,11 @@ pub struct Settings {
     pub stack_guard_gap: u64,
     /// RLIMIT_AS, RLIMIT_DATA, RLIMIT_MEMLOCK, RLIMIT_STACK in bytes (`u64::MAX`: unlimited).
     pub rlimit_as: u64,
+    /// RLIMIT_DATA in bytes: the most private writable memory (`data_vm`).
     pub rlimit_data: u64,
+    /// RLIMIT_MEMLOCK in bytes: the most locked memory without CAP_IPC_LOCK.
     pub rlimit_memlock: u64,
+    /// RLIMIT_STACK in bytes: how far the stack may grow.
     pub rlimit_stack: u64,
     /// RLIMIT_NOFILE.
     pub rlimit_nofile: u64,
@@ -101,7 +105,10 @@ pub struct Settings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overcommit {
     /// Mode 0: one request may not exceed RAM + swap (`totalram_pages + total_swap_pages`).
-    Guess { ram_and_swap_pages: u64 },
+    Guess {
+        /// RAM plus swap, in pages.
+        ram_and_swap_pages: u64,
+    },
     /// Mode 1: never refuse.
     Always,
 }
@@ -131,10 +138,15 @@ impl Default for Settings {
 /// The per-mm page counters Linux keeps (`total_vm`, `locked_vm`, ...), in pages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
+    /// `mm->total_vm`: pages mapped.
     pub total_vm: u64,
+    /// `mm->locked_vm`: pages of `VM_LOCKED` mappings.
     pub locked_vm: u64,
+    /// `mm->data_vm`: pages of private writable mappings (not stacks).
     pub data_vm: u64,
+    /// `mm->exec_vm`: pages of executable, not writable mappings.
     pub exec_vm: u64,
+    /// `mm->stack_vm`: pages of stack mappings (`VM_STACK`).
     pub stack_vm: u64,
 }
 
@@ -278,15 +290,19 @@ impl AddressSpace {
         }
     }
 
+    /// The machine settings this address space follows.
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
+    /// The settings, to change (as a sysctl write or `setrlimit` would).
     pub fn settings_mut(&mut self) -> &mut Settings {
         &mut self.settings
     }
+    /// The per-mm page counters (`total_vm`, `locked_vm`, ...).
     pub fn counters(&self) -> Counters {
         self.counters
     }
+    /// The file systems this address space opens files in.
     pub fn vfs(&self) -> &Arc<Vfs> {
         &self.vfs
     }

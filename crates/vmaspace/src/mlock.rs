@@ -10,8 +10,11 @@ use crate::flags::VmFlags;
 pub const MLOCK_ONFAULT: u64 = 1;
 /// `MCL_*`.
 pub mod mcl {
+    /// `MCL_CURRENT`.
     pub const CURRENT: u64 = 1;
+    /// `MCL_FUTURE`.
     pub const FUTURE: u64 = 2;
+    /// `MCL_ONFAULT`.
     pub const ONFAULT: u64 = 4;
 }
 

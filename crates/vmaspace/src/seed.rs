@@ -21,6 +21,7 @@ use std::sync::Arc;
 pub struct SeedError {
     /// 1-based line number in the snapshot.
     pub line: usize,
+    /// What is wrong with the line.
     pub message: String,
 }
 

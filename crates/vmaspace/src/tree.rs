@@ -47,12 +47,15 @@ impl Drop for VmaTree {
 }
 
 impl VmaTree {
+    /// The number of VMAs.
     pub fn len(&self) -> usize {
         self.by_start.len()
     }
+    /// Whether there are no VMAs.
     pub fn is_empty(&self) -> bool {
         self.by_start.is_empty()
     }
+    /// The VMAs in address order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Vma> {
         self.by_start.values()
     }

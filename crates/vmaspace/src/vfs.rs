@@ -22,8 +22,10 @@ pub mod dev {
     pub const SECRETMEM: (u32, u32) = (0x00, 0x0e);
     /// tmpfs on `/dev/shm`.
     pub const DEV_SHM: (u32, u32) = (0x00, 0x1b);
-    /// The internal hugetlbfs mounts (`MAP_HUGETLB`, `MFD_HUGETLB`) of 2 MiB and 1 GiB pages.
+    /// The internal hugetlbfs mount (`MAP_HUGETLB`, `MFD_HUGETLB`) of 2 MiB pages.
     pub const HUGETLB_2M: (u32, u32) = (0x00, 0x11);
+    /// The internal hugetlbfs mount of 1 GiB pages (its number is not measured; comparisons
+    /// only see that it differs from the others).
     pub const HUGETLB_1G: (u32, u32) = (0x00, 0x12);
 }
 
@@ -45,8 +47,11 @@ pub enum FsType {
 /// One mount: files whose path starts with `dir` live on a file system of this type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
+    /// The mount point, an absolute path without a trailing `/`.
     pub dir: Vec<u8>,
+    /// The file system mounted there.
     pub fs: FsType,
+    /// The device number its files show in maps.
     pub dev: (u32, u32),
 }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 /// refuses such VMAs (`vma_had_uncowed_parents`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AnonVmaRef {
+    /// A label unique to the anon_vma in its address space.
     pub id: u64,
     /// More than one entry in the anon_vma chain (the VMA was forked from a parent's).
     pub forked: bool,
@@ -63,27 +64,35 @@ impl Vma {
         }
     }
 
+    /// The first address (`vm_start`).
     pub fn start(&self) -> u64 {
         self.start
     }
+    /// The address after the last byte (`vm_end`).
     pub fn end(&self) -> u64 {
         self.end
     }
+    /// `vm_pgoff`: the file page at `start` (for anonymous VMAs, see the invariants).
     pub fn pgoff(&self) -> u64 {
         self.pgoff
     }
+    /// `vm_flags`.
     pub fn flags(&self) -> VmFlags {
         self.flags
     }
+    /// `vm_file`: the open file mapped, if any.
     pub fn file(&self) -> Option<&Arc<OpenFile>> {
         self.file.as_ref()
     }
+    /// `vm_ops`: None for anonymous memory.
     pub fn ops(&self) -> Option<&Arc<VmOperations>> {
         self.ops.as_ref()
     }
+    /// The anon_vma, once the VMA has one.
     pub fn anon_vma(&self) -> Option<AnonVmaRef> {
         self.anon_vma
     }
+    /// `vm_private_data`.
     pub fn private_data(&self) -> Option<&PrivateData> {
         self.private_data.as_ref()
     }
@@ -95,6 +104,7 @@ impl Vma {
     pub fn is_anonymous(&self) -> bool {
         self.ops.is_none()
     }
+    /// Whether `mseal` sealed the VMA.
     pub fn is_sealed(&self) -> bool {
         self.flags.contains(VmFlags::SEALED)
     }

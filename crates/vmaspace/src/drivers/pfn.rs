@@ -19,7 +19,9 @@ use std::sync::Arc;
 /// The frames a PFN device exposes.
 #[derive(Debug, Clone, Copy)]
 pub struct Frames {
+    /// The first physical frame the device exposes.
     pub base_pfn: u64,
+    /// How many frames the device exposes.
     pub frames: u64,
 }
 
@@ -79,7 +81,9 @@ pub fn pfn_vm_ops() -> Arc<VmOperations> {
 /// Which of the two implementations to open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PfnHook {
+    /// Legacy `.mmap` with `remap_pfn_range` inside the hook.
     Legacy,
+    /// `mmap_prepare` with a deferred `MmapAction` remap.
     Prepare,
 }
 

@@ -5,6 +5,7 @@ use crate::file::{FileOperations, MmapHook, MmapPrepare, Placement, VmAreaDesc, 
 use crate::flags::VmFlags;
 use std::sync::{Arc, OnceLock};
 
+/// `secretmem_vm_ops`: the operations of secretmem mappings.
 pub fn secretmem_vm_ops() -> Arc<VmOperations> {
     static OPS: OnceLock<Arc<VmOperations>> = OnceLock::new();
     OPS.get_or_init(|| Arc::new(VmOperations::labelled("secretmem_vm_ops"))).clone()
@@ -29,6 +30,7 @@ impl MmapPrepare for SecretmemMmapPrepare {
     }
 }
 
+/// `secretmem_fops`: `mmap_prepare`, the plain placement.
 pub fn secretmem_file_operations() -> FileOperations {
     FileOperations {
         label: "secretmem",

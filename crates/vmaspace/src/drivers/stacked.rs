@@ -41,6 +41,7 @@ pub fn compat_vma_mmap_prepare(
 /// `mmap_prepare`).
 #[derive(Debug)]
 pub struct StackedMmap {
+    /// The open lower (backing) file the stacked file maps.
     pub lower: Arc<OpenFile>,
 }
 

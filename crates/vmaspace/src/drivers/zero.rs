@@ -25,6 +25,7 @@ impl LegacyMmap for ZeroMmap {
     }
 }
 
+/// `zero_fops` of `/dev/zero`: a legacy `.mmap`, `get_unmapped_area_zero` placement.
 pub fn zero_file_operations() -> FileOperations {
     FileOperations {
         label: "/dev/zero",
