@@ -28,11 +28,7 @@ pub enum FaultSignal {
 
 /// Linux: `vma_kernel_pagesize()`: the huge page size of a hugetlb VMA, else a page.
 pub(crate) fn vma_page_size(vma: &crate::Vma) -> u64 {
-    vma.file
-        .as_ref()
-        .and_then(|f| f.inode.hugetlb.as_ref())
-        .filter(|_| vma.flags.contains(VmFlags::HUGETLB))
-        .map_or(PAGE_SIZE, |h| h.size.bytes())
+    crate::hugetlb::hugetlb_inode(vma).map_or(PAGE_SIZE, |h| h.size.bytes())
 }
 
 impl AddressSpace {
@@ -84,7 +80,7 @@ impl AddressSpace {
         if !self.pkeys.allows(vma.flags.pkey(), write) || self.pages.get(&page) == Some(&Page::Guard) {
             return Err(FaultSignal::Sigsegv);
         }
-        if vma.flags.contains(VmFlags::HUGETLB) {
+        if crate::hugetlb::hugetlb_inode(vma).is_some() {
             return self.hugetlb_fault(vma_start, addr, access);
         }
         self.drop_if_truncated(vma_start, page);
@@ -139,7 +135,7 @@ impl AddressSpace {
     /// One page of get_user_pages: a fault without the user-access checks. Guard markers and
     /// faults that would raise a signal are `EFAULT`.
     fn gup_page(&mut self, vma_start: u64, page: u64, access: Access) -> Result<(), Errno> {
-        if self.tree.get(vma_start).is_some_and(|v| v.flags.contains(VmFlags::HUGETLB)) {
+        if self.tree.get(vma_start).and_then(crate::hugetlb::hugetlb_inode).is_some() {
             return self.hugetlb_fault(vma_start, page, access).map_err(|_| Errno::EFAULT);
         }
         self.drop_if_truncated(vma_start, page);

@@ -386,70 +386,85 @@ pub fn hugetlb_reserve_pages(
 }
 
 impl AddressSpace {
-    /// Linux: `hugetlb_fault()`: makes the huge page holding `addr` present for `access`.
+    /// Linux: `hugetlb_fault()`: makes the huge page holding `addr` present for `access`. The
+    /// VMA maps a hugetlbfs file (see [`hugetlb_inode`]).
     pub(crate) fn hugetlb_fault(&mut self, vma_start: u64, addr: u64, access: Access) -> Result<(), FaultSignal> {
-        let vma = self.tree.get(vma_start).expect("faulting VMA").clone();
-        let file = vma.file.clone().expect("hugetlb VMAs map a file");
-        let inode = file.inode.hugetlb.as_ref().expect("hugetlb VMAs map a hugetlbfs inode");
-        let size = inode.size;
-        let base = addr & !(size.bytes() - 1);
-        let index = vma.pgoff_at(base) / size.small_pages();
-        let shared = vma.flags.contains(VmFlags::MAYSHARE);
-        let beyond_eof = index >= inode_size_pages(&file.inode, size);
-        if shared {
+        let vma = self.tree.get(vma_start).ok_or(FaultSignal::Sigsegv)?.clone();
+        let file = vma.file.clone().ok_or(FaultSignal::Sigbus)?;
+        let inode = file.inode.hugetlb.as_ref().ok_or(FaultSignal::Sigbus)?;
+        let base = addr & !(inode.size.bytes() - 1);
+        let index = vma.pgoff_at(base) / inode.size.small_pages();
+        let beyond_eof = index >= inode_size_pages(&file.inode, inode.size);
+        if vma.flags.contains(VmFlags::MAYSHARE) {
             return hugetlb_fault_shared(inode, index, beyond_eof);
         }
-        let write = access == Access::Write;
         // A truncation unmapped whatever lay past the new end, private copies too
         // (hugetlb_vmdelete_list()).
         if beyond_eof {
             self.pages.remove(&base);
         }
-        let present = match self.pages.get(&base) {
+        let write = access == Access::Write;
+        match self.private_huge_page(base) {
+            Present::TakenAway => {
+                self.pages.remove(&base);
+                Err(FaultSignal::Sigbus)
+            }
+            // Reads of anything present, and writes to a page of its own, fault nothing in.
+            Present::Own => Ok(()),
+            Present::SharedWithFork | Present::FileCache if !write => Ok(()),
+            Present::Nothing if beyond_eof || ForkMark::is_unmapped(vma.private_data.as_ref()) => {
+                Err(FaultSignal::Sigbus)
+            }
+            // A read of a page the file has maps the file's page.
+            Present::Nothing if !write && inode.cache().pages.contains(&index) => {
+                self.pages.insert(base, Page::File { dirty: false });
+                Ok(())
+            }
+            present => {
+                self.anon_vma_prepare(vma_start);
+                let page = self.new_private_huge_page(&vma, inode, base, index, present)?;
+                self.pages.insert(base, Page::Huge(page));
+                Ok(())
+            }
+        }
+    }
+
+    /// What a private hugetlb mapping has at the huge page at `base`.
+    fn private_huge_page(&self, base: u64) -> Present {
+        match self.pages.get(&base) {
             None => Present::Nothing,
             Some(Page::Huge(p)) if p.is_taken_away() => Present::TakenAway,
             Some(Page::Huge(p)) if Arc::strong_count(p) == 1 => Present::Own,
             Some(Page::Huge(_)) => Present::SharedWithFork,
             Some(_) => Present::FileCache,
-        };
-        if present == Present::TakenAway {
-            self.pages.remove(&base);
-            return Err(FaultSignal::Sigbus);
         }
-        // Reads of anything present, and writes to a page of its own, fault nothing in.
-        match present {
-            Present::Own => return Ok(()),
-            Present::SharedWithFork | Present::FileCache if !write => return Ok(()),
-            _ => {}
+    }
+
+    /// Linux: `alloc_hugetlb_folio()` for a private mapping's new page or copy on write. A copy
+    /// of a page shared with a fork is made outside the reservation, which the original page
+    /// consumed (`hugetlb_wp()`'s `outside_reserve`); when the pool has nothing, the reservation
+    /// owner keeps the page it shares and takes it away from its forks.
+    fn new_private_huge_page(
+        &self,
+        vma: &crate::Vma,
+        inode: &HugetlbInode,
+        base: u64,
+        index: u64,
+        present: Present,
+    ) -> Result<Arc<HugePage>, FaultSignal> {
+        let owner = ResvMap::of(vma.private_data.as_ref());
+        let consumed =
+            owner.filter(|_| present != Present::SharedWithFork).is_some_and(|r| r.reserved().remove(&index));
+        if let Some(page) = HugePage::take(&inode.pools, inode.size, consumed) {
+            return Ok(page);
         }
-        if present == Present::Nothing {
-            if beyond_eof || ForkMark::is_unmapped(vma.private_data.as_ref()) {
-                return Err(FaultSignal::Sigbus);
+        match self.pages.get(&base) {
+            Some(Page::Huge(shared)) if owner.is_some() => {
+                inode.unmap_forks();
+                Ok(shared.take_away())
             }
-            // A read of a page the file has maps the file's page.
-            if !write && inode.cache().pages.contains(&index) {
-                self.pages.insert(base, Page::File { dirty: false });
-                return Ok(());
-            }
+            _ => Err(FaultSignal::Sigbus),
         }
-        self.anon_vma_prepare(vma_start);
-        // A copy of a page shared with a fork is made outside the reservation, which the
-        // original page consumed (hugetlb_wp()'s outside_reserve).
-        let resv = ResvMap::of(vma.private_data.as_ref()).filter(|_| present != Present::SharedWithFork);
-        let consumed = resv.is_some_and(|r| r.reserved().remove(&index));
-        let page = match HugePage::take(&inode.pools, size, consumed) {
-            Some(p) => p,
-            // hugetlb_wp(): the reservation owner out of pages keeps the one it shares.
-            None => match self.pages.get(&base) {
-                Some(Page::Huge(shared)) if ResvMap::of(vma.private_data.as_ref()).is_some() => {
-                    inode.unmap_forks();
-                    shared.take_away()
-                }
-                _ => return Err(FaultSignal::Sigbus),
-            },
-        };
-        self.pages.insert(base, Page::Huge(page));
-        Ok(())
     }
 
     /// `MADV_DONTNEED` on a private hugetlb page: the page goes, and an owner gets its
@@ -494,6 +509,12 @@ enum Present {
     TakenAway,
     /// The file's page, read.
     FileCache,
+}
+
+/// The hugetlbfs inode of a `VM_HUGETLB` VMA (None if a driver set the flag on another file:
+/// such a VMA faults as an ordinary one).
+pub(crate) fn hugetlb_inode(vma: &crate::Vma) -> Option<&HugetlbInode> {
+    vma.file.as_ref().and_then(|f| f.inode.hugetlb.as_ref()).filter(|_| vma.flags.contains(VmFlags::HUGETLB))
 }
 
 /// The file's size in huge pages (faults at or past it raise SIGBUS).
