@@ -210,3 +210,26 @@ fn the_descriptor_reports_what_a_hook_may_read() {
     assert_eq!(mm.find_vma(A).unwrap().pgoff(), 9);
     assert!(mm.maps().starts_with("100000000000-100000003000 r--s 00009000 00:06 77"));
 }
+
+/// A driver that sets `VM_HUGETLB` on a file that is not hugetlbfs (a kernel bug in Linux).
+struct FakeHugetlb;
+impl MmapPrepare for FakeHugetlb {
+    fn mmap_prepare(&self, desc: &mut VmAreaDesc<'_>) -> Result<(), Errno> {
+        desc.set_vm_flags(desc.vm_flags() | VmFlags::HUGETLB);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_hugetlb_flag_on_another_file_does_not_make_the_model_panic() {
+    let mut mm = AddressSpace::new();
+    let fd = device(&mut mm, Ok(MmapHook::Prepare(Arc::new(FakeHugetlb))), RW);
+    map_at(&mut mm, fd, 0, 4, 0).unwrap();
+    assert!(mm.find_vma(A).unwrap().flags().contains(VmFlags::HUGETLB));
+    // It faults, splits and is zapped as a mapping of small pages.
+    assert_eq!(mm.peek(A, 4 * PAGE), Ok(()));
+    assert_eq!(mm.madvise(A, PAGE, vmaspace::advice::DONTNEED), Ok(0));
+    assert_eq!(mm.munmap(A + PAGE, PAGE), Ok(0));
+    assert!(mm.smaps().contains("KernelPageSize:        4 kB"));
+    mm.validate().unwrap();
+}
