@@ -87,7 +87,7 @@ pub fn check_runnable(trace: &Trace, mounts: &[vmaspace::vfs::Mount]) -> Result<
 
 /// The model's mount for an absolute `DIR=FSTYPE`. Device numbers are distinct per mount and
 /// above those the model uses itself; comparisons only see their equality.
-pub fn model_mount(spec: &vmaspace_trace::MountSpec) -> Result<vmaspace::vfs::Mount, String> {
+pub fn model_mount(spec: &vmaspace_trace::MountSpec) -> vmaspace::vfs::Mount {
     use vmaspace::vfs::{FsType, Mount};
     use vmaspace_trace::MountFs;
     let minor = 0x40 + (spec.dir.bytes().map(u32::from).sum::<u32>() % 0x40);
@@ -97,7 +97,7 @@ pub fn model_mount(spec: &vmaspace_trace::MountSpec) -> Result<vmaspace::vfs::Mo
         MountFs::Overlay => (FsType::Overlay, (0, minor)),
         MountFs::Hugetlbfs => (FsType::Hugetlbfs, (0, minor)),
     };
-    Ok(Mount { dir: spec.dir.as_bytes().to_vec(), fs, dev })
+    Mount { dir: spec.dir.as_bytes().to_vec(), fs, dev }
 }
 
 /// The processes of one run of a trace.
@@ -206,9 +206,13 @@ pub fn settings_of_this_machine() -> Settings {
 
 /// Whether this machine's CPU has protection keys enabled by the kernel (`ospke` in
 /// `/proc/cpuinfo`).
+/// Read once: the CPU does not change while the program runs.
 pub fn machine_has_pkeys() -> bool {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    info.lines().find(|l| l.starts_with("flags")).is_some_and(|l| l.split_whitespace().any(|f| f == "ospke"))
+    static PKEYS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PKEYS.get_or_init(|| {
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        info.lines().find(|l| l.starts_with("flags")).is_some_and(|l| l.split_whitespace().any(|f| f == "ospke"))
+    })
 }
 
 fn ram_and_swap_pages() -> Option<u64> {

@@ -125,5 +125,5 @@ fn parse_mount(s: &str) -> Result<vmaspace::vfs::Mount, String> {
     if !spec.dir.starts_with('/') {
         return Err(format!("mount point `{}` is not an absolute path", spec.dir));
     }
-    exec::model_mount(&spec)
+    Ok(exec::model_mount(&spec))
 }

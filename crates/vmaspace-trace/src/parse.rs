@@ -61,7 +61,8 @@ fn parse_scope(comment: &str, lineno: usize) -> Result<Option<Scope>, ParseError
     Ok(Some(Scope::Window { start: s, end: e }))
 }
 
-/// Reads a `# mount: DIR=FSTYPE` or `# hugepages: ...` header comment into `setup`.
+/// Reads a `# mount: DIR=FSTYPE`, `# hugepages: ...` or `# pkeys: on|off` header comment into
+/// `setup`.
 fn parse_setup(comment: &str, lineno: usize, setup: &mut Setup) -> Result<(), ParseError> {
     let c = comment.trim();
     let err = |message: String| ParseError { line: lineno, column: 1, message };

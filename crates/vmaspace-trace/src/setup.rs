@@ -132,10 +132,3 @@ pub fn parse_on_off(s: &str) -> Result<bool, String> {
         other => Err(format!("`{other}` is not on or off")),
     }
 }
-
-impl Setup {
-    /// Whether the run changes settings shared by the whole machine.
-    pub fn changes_global_settings(&self) -> bool {
-        self.hugepages.is_some()
-    }
-}

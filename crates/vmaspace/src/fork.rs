@@ -33,8 +33,10 @@ impl AddressSpace {
             let mut c = v.clone();
             c.flags.remove(VmFlags::LOCKED_MASK);
             // hugetlb_dup_vma_private(): a private mapping's reservations stay the parent's.
-            if c.flags.contains(VmFlags::HUGETLB) && !c.flags.contains(VmFlags::MAYSHARE) {
-                c.private_data = c.file.as_ref().and_then(|f| f.inode.hugetlb.as_ref()).map(|h| h.fork_mark());
+            if !c.flags.contains(VmFlags::MAYSHARE)
+                && let Some(h) = crate::hugetlb::hugetlb_inode(&c)
+            {
+                c.private_data = Some(h.fork_mark());
             }
             let wipe = v.flags.contains(VmFlags::WIPEONFORK);
             c.anon_vma = match (wipe, v.anon_vma) {

@@ -240,7 +240,7 @@ impl AddressSpace {
         if behavior != DONTNEED_LOCKED {
             forbidden |= VmFlags::LOCKED;
         }
-        if f.intersects(forbidden) || (f.contains(VmFlags::HUGETLB) && behavior == FREE) {
+        if f.intersects(forbidden) {
             return Err(Errno::EINVAL);
         }
         // madvise_free_single_vma(): MADV_FREE is for anonymous memory only.

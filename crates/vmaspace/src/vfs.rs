@@ -179,10 +179,7 @@ impl Vfs {
     /// `file_user_inode()`), and size and link state are the upper file's.
     pub fn open_inode(&self, inode: Arc<Inode>, mode: FMode) -> Arc<OpenFile> {
         let path = inode.state().path.clone();
-        let ops = match &inode.hugetlb {
-            Some(h) => drivers::hugetlbfs::hugetlbfs_file_operations(h.size),
-            None => drivers::file_operations(inode.kind, &path),
-        };
+        let ops = drivers::file_operations(&inode);
         if self.fs_of(&path) == Some(FsType::Overlay) {
             let backing = self.open_with_ops(inode.clone(), mode, ops);
             return self.open_with_ops(inode, mode, Arc::new(drivers::stacked::stacked_file_operations(backing)));

@@ -16,36 +16,33 @@ pub mod shmem;
 pub mod stacked;
 pub mod zero;
 
-use crate::file::{CFileOperations, FileOperations, InodeKind, Placement};
+use crate::file::{CFileOperations, FileOperations, Inode, InodeKind, Placement};
 use std::sync::{Arc, OnceLock};
 
-/// The operations of a built-in inode.
-pub fn file_operations(kind: InodeKind, path: &[u8]) -> Arc<FileOperations> {
+/// The operations of a built-in inode: hugetlbfs ones per the inode's page size, the others
+/// by the inode's kind (and path, for `/dev/zero` and `/dev/null`).
+pub fn file_operations(inode: &Inode) -> Arc<FileOperations> {
     static REGULAR: OnceLock<Arc<FileOperations>> = OnceLock::new();
     static SHMEM: OnceLock<Arc<FileOperations>> = OnceLock::new();
     static ZERO: OnceLock<Arc<FileOperations>> = OnceLock::new();
     static NULL: OnceLock<Arc<FileOperations>> = OnceLock::new();
     static SECRETMEM: OnceLock<Arc<FileOperations>> = OnceLock::new();
-    let cell = match kind {
-        InodeKind::Regular => &REGULAR,
-        InodeKind::Shmem => &SHMEM,
-        InodeKind::CharDevice if path == b"/dev/zero" => &ZERO,
-        InodeKind::CharDevice => &NULL,
-        InodeKind::Secretmem => &SECRETMEM,
+    if let Some(h) = &inode.hugetlb {
+        return hugetlbfs::hugetlbfs_file_operations(h.size);
+    }
+    let (cell, make): (_, fn() -> FileOperations) = match inode.kind {
+        InodeKind::Regular => (&REGULAR, regular::ext4_file_operations),
+        InodeKind::Shmem => (&SHMEM, shmem::shmem_file_operations),
+        InodeKind::CharDevice if inode.state().path == b"/dev/zero" => (&ZERO, zero::zero_file_operations),
+        InodeKind::CharDevice => (&NULL, null_file_operations),
+        InodeKind::Secretmem => (&SECRETMEM, secretmem::secretmem_file_operations),
+        // A hugetlbfs inode made without its huge-page state: its hook refuses it (ENODEV).
         InodeKind::Hugetlb => return hugetlbfs::hugetlbfs_file_operations(crate::hugetlb::HugeSize::Pmd),
     };
-    cell.get_or_init(|| {
-        Arc::new(match (kind, path) {
-            (InodeKind::Regular, _) => regular::ext4_file_operations(),
-            (InodeKind::Shmem, _) => shmem::shmem_file_operations(),
-            (InodeKind::CharDevice, b"/dev/zero") => zero::zero_file_operations(),
-            (InodeKind::CharDevice, _) => {
-                // /dev/null has neither hook: mmap fails with ENODEV.
-                FileOperations::from_c_table("null", CFileOperations::default(), Placement::Default)
-            }
-            (InodeKind::Secretmem, _) => secretmem::secretmem_file_operations(),
-            (InodeKind::Hugetlb, _) => unreachable!("hugetlbfs operations are per page size"),
-        })
-    })
-    .clone()
+    cell.get_or_init(|| Arc::new(make())).clone()
+}
+
+/// `/dev/null` has neither hook: mmap fails with ENODEV.
+fn null_file_operations() -> FileOperations {
+    FileOperations::from_c_table("null", CFileOperations::default(), Placement::Default)
 }
