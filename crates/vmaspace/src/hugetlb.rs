@@ -109,14 +109,19 @@ impl HugePools {
         self.pools.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs `f` on the pool of `size`, locked.
+    fn with<R>(&self, size: HugeSize, f: impl FnOnce(&mut HugePool) -> R) -> R {
+        f(&mut self.lock()[size.index()])
+    }
+
     /// Sets `nr_hugepages` of a pool: pages in use stay, the free count follows.
     pub fn set_nr_hugepages(&self, size: HugeSize, n: u64) {
-        let mut g = self.lock();
-        let p = &mut g[size.index()];
-        let in_use = p.total - p.free;
-        let keep_free = n.saturating_sub(in_use).max(p.resv);
-        p.free = keep_free;
-        p.total = in_use + keep_free;
+        self.with(size, |p| {
+            let in_use = p.total - p.free;
+            let keep_free = n.saturating_sub(in_use).max(p.resv);
+            p.free = keep_free;
+            p.total = in_use + keep_free;
+        })
     }
 
     /// A pool's counters.
@@ -126,41 +131,37 @@ impl HugePools {
 
     /// Linux: `hugetlb_acct_memory(h, n)` with no surplus pages: promises `n` free pages.
     fn reserve(&self, size: HugeSize, n: u64) -> Result<(), Errno> {
-        let mut g = self.lock();
-        let p = &mut g[size.index()];
-        if p.resv + n > p.free {
-            return Err(Errno::ENOMEM);
-        }
-        p.resv += n;
-        Ok(())
+        self.with(size, |p| {
+            if p.resv + n > p.free {
+                return Err(Errno::ENOMEM);
+            }
+            p.resv += n;
+            Ok(())
+        })
     }
 
     /// Linux: `hugetlb_acct_memory(h, -n)`.
     fn unreserve(&self, size: HugeSize, n: u64) {
-        let mut g = self.lock();
-        let p = &mut g[size.index()];
-        p.resv = p.resv.saturating_sub(n);
+        self.with(size, |p| p.resv = p.resv.saturating_sub(n));
     }
 
     /// Linux: `dequeue_hugetlb_folio_vma()`: a free page, from a reservation or from the pages
     /// nobody was promised.
     fn take(&self, size: HugeSize, reserved: bool) -> bool {
-        let mut g = self.lock();
-        let p = &mut g[size.index()];
-        if reserved && p.resv > 0 {
-            p.resv -= 1;
-        } else if p.free == p.resv {
-            return false;
-        }
-        p.free -= 1;
-        true
+        self.with(size, |p| {
+            if reserved && p.resv > 0 {
+                p.resv -= 1;
+            } else if p.free == p.resv {
+                return false;
+            }
+            p.free -= 1;
+            true
+        })
     }
 
     /// Linux: `free_huge_folio()`.
     fn give_back(&self, size: HugeSize) {
-        let mut g = self.lock();
-        let p = &mut g[size.index()];
-        p.free = (p.free + 1).min(p.total);
+        self.with(size, |p| p.free = (p.free + 1).min(p.total));
     }
 
     /// Checks the pool invariants.
