@@ -30,9 +30,11 @@ pub fn check_one(s: &Scenario, steps: Steps) -> Result<Verdict, String> {
             "its results depend on protection keys, which the machine it was recorded on {had}; this CPU {has}"
         )));
     }
+    crate::run::check_before_kernel(s)?;
     let runnable = s.runnable();
     let snapshots = if steps == Steps::EveryCall { Snapshots::EveryCall } else { Snapshots::Checkpoints };
-    let kernel = vmaspace_oracle::run(&runnable, &RunOptions { snapshots }).map_err(|e| e.to_string())?;
+    let kernel = vmaspace_oracle::run(&runnable, &RunOptions { snapshots, ..RunOptions::default() })
+        .map_err(|e| e.to_string())?;
     let kcwd = kernel.cwd.to_string_lossy().into_owned();
     let args = RunArgs {
         cwd: Some(kernel.cwd.clone()),
@@ -86,11 +88,16 @@ pub fn main(traces: &[PathBuf], every_step: bool, any_kernel: bool) -> i32 {
         eprintln!("vmaspace check: {e}");
         return 2;
     }
+    if let Err(e) = vmaspace_oracle::safety::prepare() {
+        eprintln!("vmaspace check: {e}");
+        return 2;
+    }
     let steps = if every_step { Steps::EveryCall } else { Steps::Checkpoints };
     let mut status = 0;
     let (mut agree, mut diverge, mut skipped) = (0, 0, 0);
     for path in traces {
         let verdict = Scenario::load(path).map_err(|e| e.0).and_then(|s| check_one(&s, steps));
+        crate::exit_if_interrupted();
         match verdict {
             Ok(Verdict::Agree) => agree += 1,
             Ok(Verdict::Skipped(why)) => {

@@ -10,25 +10,53 @@ use vmaspace_trace::{Call, Line, Outcome, Scope, Signal, Trace};
 #[derive(Debug)]
 pub struct Unusable {
     pub line: usize,
+    /// The column of the argument at fault, where one is.
+    pub column: Option<usize>,
     pub message: String,
 }
 
 impl std::fmt::Display for Unusable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
+        match self.column {
+            Some(c) => write!(f, "line {}, column {c}: {}", self.line, self.message),
+            None => write!(f, "line {}: {}", self.line, self.message),
+        }
     }
 }
 
+/// The 1-based column of a call's path argument in its source line, found as the quoted string.
+fn path_column(source: Option<&str>, lineno: usize, call: &Call) -> Option<usize> {
+    let path = match call {
+        Call::Openat { path, .. } | Call::Open { path, .. } | Call::Unlink { path } => path,
+        _ => return None,
+    };
+    let line = source?.lines().nth(lineno.checked_sub(1)?)?;
+    let quoted = format!("\"{}\"", String::from_utf8_lossy(path));
+    line.find(&quoted).map(|i| line[..i].chars().count() + 1)
+}
+
 /// Calls the model does not do yet, given the absolute mount points it has besides `/dev/shm`.
+/// The kernel side refuses nothing itself (it runs confined: see `vmaspace_oracle::jail`),
+/// so `check`, `record` and `fuzz` refuse these before it runs, and both sides stay on the
+/// files the model has.
 pub fn not_implemented(call: &Call, mounts: &[vmaspace::vfs::Mount]) -> Option<&'static str> {
     match call {
+        Call::Openat { path, .. } | Call::Open { path, .. } | Call::Unlink { path } if has_dotdot(path) => {
+            Some("paths with `..` components")
+        }
         Call::Openat { path, .. } | Call::Open { path, .. } | Call::Unlink { path }
             if outside_model_fs(path, mounts) =>
         {
             Some("paths outside the working directory other than /dev/zero, /dev/null and files in /dev/shm or a mount")
         }
+        Call::Unlink { path } if path == b"/dev/zero" || path == b"/dev/null" => Some("unlinking a device"),
         _ => None,
     }
+}
+
+/// Whether a path has a `..` component (it could leave the working directory or a mount).
+fn has_dotdot(path: &[u8]) -> bool {
+    path.split(|b| *b == b'/').any(|c| c == b"..")
 }
 
 /// Absolute paths the model has: the devices, and files directly in `/dev/shm` (tmpfs) or in
@@ -54,14 +82,18 @@ pub fn is_dev_shm_file(path: &[u8]) -> bool {
 
 /// Checks a trace before anything runs: calls the model does not do, `[pid N]` lines for
 /// processes no fork created, lines for processes that have exited.
-pub fn check_runnable(trace: &Trace, mounts: &[vmaspace::vfs::Mount]) -> Result<(), Unusable> {
+pub fn check_runnable(trace: &Trace, mounts: &[vmaspace::vfs::Mount], source: Option<&str>) -> Result<(), Unusable> {
     let labels = trace.fork_labels();
     let mut forks = labels.iter();
     let mut alive: Vec<Option<u32>> = vec![None];
     for line in &trace.lines {
-        let bad = |m: String| Err(Unusable { line: line.lineno, message: m });
+        let bad = |m: String| Err(Unusable { line: line.lineno, column: None, message: m });
         if let Some(what) = not_implemented(&line.call, mounts) {
-            return bad(format!("not implemented in the model yet: {what}"));
+            return Err(Unusable {
+                line: line.lineno,
+                column: path_column(source, line.lineno, &line.call),
+                message: format!("not implemented in the model yet: {what}"),
+            });
         }
         if !alive.contains(&line.pid) {
             return match line.pid {
@@ -79,6 +111,7 @@ pub fn check_runnable(trace: &Trace, mounts: &[vmaspace::vfs::Mount]) -> Result<
     if labels.len() > vmaspace_oracle::MAX_FORKS {
         return Err(Unusable {
             line: 0,
+            column: None,
             message: format!("a trace may fork at most {} times", vmaspace_oracle::MAX_FORKS),
         });
     }

@@ -589,9 +589,28 @@ fn write_finding(out: &Path, seed: u64, f: &Finding) -> std::io::Result<PathBuf>
     Ok(path)
 }
 
+/// Writes a finding to `out` and says so on stderr.
+fn report_finding(out: &Path, seed: u64, f: &Finding) {
+    match write_finding(out, seed, f) {
+        Ok(p) => eprintln!(
+            "{}case {}: divergence, shrunk to {} calls: {}\n{}",
+            if std::io::stderr().is_terminal() { "\n" } else { "" },
+            f.case,
+            f.minimal.len(),
+            p.display(),
+            f.message
+        ),
+        Err(e) => eprintln!("case {}: divergence; cannot write it: {e}\n{}", f.case, f.message),
+    }
+}
+
 /// `vmaspace fuzz`. Returns the exit status.
 pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
     if let Err(e) = vmaspace_oracle::check_kernel(any_kernel) {
+        eprintln!("vmaspace fuzz: {e}");
+        return 2;
+    }
+    if let Err(e) = vmaspace_oracle::safety::prepare() {
         eprintln!("vmaspace fuzz: {e}");
         return 2;
     }
@@ -603,6 +622,11 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
             return 2;
         }
     };
+    // Findings are written as they are found, so an interrupted campaign keeps them.
+    if let Err(e) = std::fs::create_dir_all(&args.out) {
+        eprintln!("vmaspace fuzz: --out {}: {e}", args.out.display());
+        return 2;
+    }
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let findings = Mutex::new(Vec::new());
@@ -612,7 +636,7 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
             s.spawn(|| {
                 loop {
                     let case = next.fetch_add(1, Ordering::Relaxed);
-                    if case >= args.cases {
+                    if case >= args.cases || vmaspace_oracle::safety::interrupted().is_some() {
                         break;
                     }
                     let trace = Gen::new(case_seed(args.seed, case), &initial).trace(args.ops);
@@ -625,7 +649,11 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
                         );
                     }
                     let setup = trace.setup.clone();
-                    let finding = match run_check(&trace.lines, &setup) {
+                    let verdict = run_check(&trace.lines, &setup);
+                    if vmaspace_oracle::safety::interrupted().is_some() {
+                        break;
+                    }
+                    let finding = match verdict {
                         Err(e) => Some(Finding {
                             case,
                             setup: setup.clone(),
@@ -641,7 +669,9 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
                         Ok(Verdict::Agree | Verdict::Skipped(_)) => None,
                     };
                     if let Some(f) = finding {
-                        findings.lock().unwrap_or_else(|p| p.into_inner()).push(f);
+                        let mut all = findings.lock().unwrap_or_else(|p| p.into_inner());
+                        report_finding(&args.out, args.seed, &f);
+                        all.push(f.case);
                     }
                     done.fetch_add(1, Ordering::Relaxed);
                 }
@@ -653,7 +683,7 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
                     let d = done.load(Ordering::Relaxed);
                     let bar = (d * 40 / args.cases.max(1)).min(40);
                     eprint!("\r[{}{}] {d}/{} cases", "#".repeat(bar), " ".repeat(40 - bar), args.cases);
-                    if d >= args.cases {
+                    if d >= args.cases || vmaspace_oracle::safety::interrupted().is_some() {
                         eprintln!();
                         break;
                     }
@@ -662,20 +692,16 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
             });
         }
     });
-    let mut findings = findings.into_inner().unwrap_or_else(|p| p.into_inner());
-    findings.sort_by_key(|f| f.case);
-    for f in &findings {
-        match write_finding(&args.out, args.seed, f) {
-            Ok(p) => eprintln!(
-                "case {}: divergence, shrunk to {} calls: {}\n{}",
-                f.case,
-                f.minimal.len(),
-                p.display(),
-                f.message
-            ),
-            Err(e) => eprintln!("case {}: divergence; cannot write it: {e}\n{}", f.case, f.message),
-        }
+    let findings = findings.into_inner().unwrap_or_else(|p| p.into_inner());
+    if vmaspace_oracle::safety::interrupted().is_some() {
+        eprintln!(
+            "vmaspace fuzz: {} cases done, {} divergences written to {}",
+            done.load(Ordering::Relaxed),
+            findings.len(),
+            args.out.display()
+        );
     }
+    crate::exit_if_interrupted();
     println!("fuzz: {} cases, {} calls, {} divergences", args.cases, args.cases * args.ops, findings.len());
     if findings.is_empty() { 0 } else { 1 }
 }

@@ -111,6 +111,15 @@ fn main() {
     std::process::exit(status);
 }
 
+/// Exits with 128 + the signal if SIGINT, SIGTERM or SIGHUP came (once the runs in progress
+/// have returned, and so undone what they changed).
+pub(crate) fn exit_if_interrupted() {
+    if let Some(sig) = vmaspace_oracle::safety::interrupted() {
+        eprintln!("vmaspace: interrupted by signal {sig}; what the run changed on the machine is restored");
+        std::process::exit(128 + sig);
+    }
+}
+
 fn parse_window(s: &str) -> Result<(u64, u64), String> {
     vmaspace_trace::parse_window(s)
 }

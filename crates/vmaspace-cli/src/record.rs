@@ -16,6 +16,7 @@ pub struct Recording {
 
 /// Runs a scenario on the kernel and renders what `record` writes.
 pub fn record_one(s: &Scenario) -> Result<Recording, String> {
+    crate::run::check_before_kernel(s)?;
     let runnable = s.runnable();
     let run = vmaspace_oracle::run(&runnable, &RunOptions::default()).map_err(|e| e.to_string())?;
     Ok(render(s, &run))
@@ -40,10 +41,16 @@ pub fn main(traces: &[PathBuf], check: bool, any_kernel: bool) -> i32 {
         eprintln!("vmaspace record: {e}");
         return 2;
     }
+    if let Err(e) = vmaspace_oracle::safety::prepare() {
+        eprintln!("vmaspace record: {e}");
+        return 2;
+    }
     let mut status = 0;
     for path in traces {
         let outcome = Scenario::load(path).map_err(|InputError(e)| (2, e)).and_then(|s| {
-            let rec = record_one(&s).map_err(|e| (2, format!("{}: {e}", path.display())))?;
+            let rec = record_one(&s).map_err(|e| (2, format!("{}: {e}", path.display())));
+            crate::exit_if_interrupted();
+            let rec = rec?;
             if check { compare(&s, &rec).map_err(|e| (1, e)) } else { write(&s, &rec).map_err(|e| (2, e)) }
         });
         if let Err((code, msg)) = outcome {

@@ -40,6 +40,23 @@ pub enum Steps {
     EveryCall,
 }
 
+/// The model's mounts for a scenario run in `cwd`: `extra` and the trace's `# mount:` headers.
+fn trace_mounts(s: &Scenario, cwd: &str, extra: &[vmaspace::vfs::Mount]) -> Vec<vmaspace::vfs::Mount> {
+    let mut mounts = extra.to_vec();
+    for spec in &s.trace.setup.mounts {
+        let abs = vmaspace_trace::MountSpec { dir: format!("{cwd}/{}", spec.dir), fs: spec.fs };
+        mounts.push(crate::exec::model_mount(&abs));
+    }
+    mounts
+}
+
+/// Refuses, before the kernel side runs, a scenario the model could not run in the kernel
+/// side's working directory: both sides then stay on files the model has.
+pub fn check_before_kernel(s: &Scenario) -> Result<(), String> {
+    let mounts = trace_mounts(s, vmaspace_oracle::jail::CWD, &[]);
+    check_runnable(&s.trace, &mounts, Some(&s.text)).map_err(|e| e.to_string())
+}
+
 /// Runs a scenario on the model, stopping at the first result that differs from the trace.
 /// Checkpoint text is scoped as `args.window` or the trace header says (whole text otherwise).
 pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelRun, String> {
@@ -54,14 +71,10 @@ pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelR
         Some(c) => std::path::absolute(c).map_err(|e| e.to_string())?.to_string_lossy().into_owned(),
         None => fresh_cwd(),
     };
-    let mut mounts = args.mounts.clone();
-    for spec in &s.trace.setup.mounts {
-        let abs = vmaspace_trace::MountSpec { dir: format!("{cwd}/{}", spec.dir), fs: spec.fs };
-        mounts.push(crate::exec::model_mount(&abs));
-    }
+    let mounts = trace_mounts(s, &cwd, &args.mounts);
     let pkeys = args.pkeys.or(s.trace.setup.pkeys);
     let hugepages = s.trace.setup.hugepages;
-    check_runnable(&s.trace, &mounts).map_err(|e| e.to_string())?;
+    check_runnable(&s.trace, &mounts, Some(&s.text)).map_err(|e| e.to_string())?;
     let opts = ModelOptions { cwd, initial_maps, brk: args.brk, mounts, pkeys, hugepages };
     let mut model = Model::new(&opts)?;
     model.fork_labels = s.trace.fork_labels().into();

@@ -1,23 +1,20 @@
 //! The `vm.max_map_count` boundary, checked against the live kernel with a small limit. The
-//! test changes a global setting: it holds a lock so that no other such test runs at the same
-//! time, and restores the setting even when it fails.
+//! test changes a global setting the way the oracle does: under the global-settings lock held
+//! exclusively (handed to the `vmaspace` it starts), journaled before the change, so that it is
+//! restored when the test ends, also when it fails, and by the next run if the test is killed.
 
-use std::fs::File;
+use std::path::Path;
 use std::process::Command;
+use vmaspace_oracle::safety::{restore_settings, set_setting, settings_lock};
 
 const SYSCTL: &str = "/proc/sys/vm/max_map_count";
 
-/// Restores a sysctl when dropped (also while unwinding from a failed assertion).
-struct Restore {
-    path: &'static str,
-    old: String,
-}
+/// Restores every journaled setting when dropped (also while unwinding from a failed assertion).
+struct Restore;
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::write(self.path, &self.old) {
-            eprintln!("!!!!! could not restore {} to {}: {e} !!!!!", self.path, self.old.trim());
-        }
+        restore_settings();
     }
 }
 
@@ -66,19 +63,22 @@ fn max_map_count_boundary_matches_the_kernel() {
         eprintln!("\n!!!!! SKIPPED max_map_count test: {why} !!!!!\n");
         return;
     }
-    let lock = File::create("/tmp/vmaspace-global-settings.lock").unwrap();
-    lock.lock().unwrap();
-    let _restore = Restore { path: SYSCTL, old: std::fs::read_to_string(SYSCTL).unwrap() };
-    std::fs::write(SYSCTL, "40").unwrap();
+    let mut lock = settings_lock(true).unwrap();
+    let _restore = Restore;
+    set_setting(Path::new(SYSCTL), &std::fs::read_to_string(SYSCTL).unwrap(), "40").unwrap();
     let dir = std::env::temp_dir().join(format!("vmaspace-limits-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("max_map_count.trace");
     std::fs::write(&path, trace()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_vmaspace")).args(["check", "--every-step"]).arg(&path).output().unwrap();
+    let mut check = Command::new(env!("CARGO_BIN_EXE_vmaspace"));
+    lock.hand_to(&mut check).unwrap();
+    let out = check.args(["check", "--every-step"]).arg(&path).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     // The trace did reach the limit: record what the kernel said and look for ENOMEM.
-    let rec = Command::new(env!("CARGO_BIN_EXE_vmaspace")).arg("record").arg(&path).output().unwrap();
+    let mut record = Command::new(env!("CARGO_BIN_EXE_vmaspace"));
+    lock.hand_to(&mut record).unwrap();
+    let rec = record.arg("record").arg(&path).output().unwrap();
     assert!(rec.status.success());
     let recorded = std::fs::read_to_string(&path).unwrap();
     assert!(recorded.matches("ENOMEM").count() >= 3, "{recorded}");

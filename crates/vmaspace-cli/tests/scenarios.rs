@@ -108,14 +108,6 @@ fn malformed_trace_is_status_2_with_line_and_column() {
     assert!(out.stdout.is_empty());
 }
 
-/// Tests that change global settings hold this lock exclusively; tests that only read them (every
-/// kernel comparison reads `vm.max_map_count`) hold it shared.
-fn settings_lock_shared() -> std::fs::File {
-    let f = std::fs::File::create("/tmp/vmaspace-global-settings.lock").unwrap();
-    f.lock_shared().unwrap();
-    f
-}
-
 /// Linux 6.18.x on x86_64: the machine can serve as the oracle.
 fn kernel_is_618() -> bool {
     let r = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -128,7 +120,8 @@ fn scenarios_recheck_against_the_live_kernel() {
         eprintln!("\n!!!!! SKIPPED: the kernel is not Linux 6.18.x; scenarios were NOT re-checked against it !!!!!\n");
         return;
     }
-    let _lock = settings_lock_shared();
+    // `vmaspace check` takes the global-settings lock itself (shared, or exclusive for traces
+    // that set huge page pools), as every kernel run does.
     let out = vmaspace().arg("check").args(scenarios()).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "vmaspace check failed:\n{err}");

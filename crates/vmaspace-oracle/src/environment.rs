@@ -1,19 +1,16 @@
-//! The environment a trace's header asks for, made real for one kernel run: file systems
-//! mounted in the scratch working directory and the huge page pools set to the asked sizes.
-//! Everything is undone when the guards drop, also when the run fails.
+//! The huge page pools a trace's header asks for, set for one kernel run and restored
+//! afterwards (mounts are made inside the run's own mount namespace: see [`crate::jail`]).
 //!
-//! The pools are global: a run that sets them holds an exclusive lock on [`HUGEPAGES_LOCK`]
-//! (every other run holds it shared), so no two runs see each other's pages. Mounts are
-//! private to the run's scratch directory and need no lock.
+//! The pools are global: a run that sets them holds the global-settings lock exclusively
+//! (every other run holds it shared), so no two runs see each other's pages. Each change is
+//! journaled before it is made ([`crate::safety::set_setting`]), so a run that is killed is
+//! undone by the next one.
 
-use crate::{OracleError, Scratch};
-use std::fs::{self, File};
+use crate::OracleError;
+use crate::safety::{SettingsLock, restore_settings, set_setting, settings_lock};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use vmaspace_trace::{HugePagePools, MountFs, Setup};
-
-/// The lock file that serialises changes of the huge page pools.
-pub const HUGEPAGES_LOCK: &str = "/tmp/vmaspace/hugepages.lock";
+use vmaspace_trace::HugePagePools;
 
 /// The sysfs directory of the pool of one page size.
 fn pool_dir(kib: u64) -> PathBuf {
@@ -25,29 +22,44 @@ fn read_count(path: &Path) -> Result<u64, OracleError> {
     text.trim().parse().map_err(|_| OracleError::Io(format!("{}: `{}` is not a number", path.display(), text.trim())))
 }
 
-fn write_count(path: &Path, n: u64) -> Result<(), OracleError> {
-    fs::write(path, format!("{n}\n")).map_err(|e| {
-        OracleError::Io(format!("cannot set {} to {n}: {e} (the oracle must run as root)", path.display()))
-    })
+/// The machine's memory (`MemAvailable` of /proc/meminfo) in KiB.
+fn mem_available_kib() -> Option<u64> {
+    let text = fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// The huge page pools as a run found them; restored on drop.
+/// Memory a run's pools may take: the machine's available memory less 2 GiB for everything else.
+const HEADROOM_KIB: u64 = 2 << 20;
+
+/// The huge page pools as a run found them; restored on drop. Holds the global-settings lock.
 #[derive(Debug)]
 pub struct HugePageGuard {
-    _lock: File,
-    saved: Vec<(PathBuf, u64)>,
+    _lock: SettingsLock,
+    changed: bool,
 }
 
 impl HugePageGuard {
-    /// Takes the pool lock: exclusive and with the pools set to `pools` when given, shared
-    /// otherwise.
+    /// Takes the global-settings lock: exclusive and with the pools set to `pools` when given,
+    /// shared otherwise. Pools larger than the machine's available memory allows are refused
+    /// before anything changes.
     pub fn new(pools: Option<HugePagePools>) -> Result<HugePageGuard, OracleError> {
-        fs::create_dir_all("/tmp/vmaspace").map_err(|e| OracleError::Io(format!("/tmp/vmaspace: {e}")))?;
-        let lock = File::create(HUGEPAGES_LOCK).map_err(|e| OracleError::Io(format!("{HUGEPAGES_LOCK}: {e}")))?;
-        let locked = if pools.is_some() { lock.lock() } else { lock.lock_shared() };
-        locked.map_err(|e| OracleError::Io(format!("locking {HUGEPAGES_LOCK}: {e}")))?;
-        let mut guard = HugePageGuard { _lock: lock, saved: Vec::new() };
         if let Some(p) = pools {
+            let want = p.pages_2m.saturating_mul(2048).saturating_add(p.pages_1g.saturating_mul(1 << 20));
+            let avail = mem_available_kib().unwrap_or(0);
+            if want > avail.saturating_sub(HEADROOM_KIB) {
+                return Err(OracleError::Io(format!(
+                    "`# hugepages:` asks for {} MiB of huge pages; this machine has {} MiB available and keeps {} MiB for itself",
+                    want >> 10,
+                    avail >> 10,
+                    HEADROOM_KIB >> 10
+                )));
+            }
+        }
+        let lock = settings_lock(pools.is_some())?;
+        let mut guard = HugePageGuard { _lock: lock, changed: false };
+        if let Some(p) = pools {
+            guard.changed = true;
             guard.set(2048, p.pages_2m)?;
             guard.set(1 << 20, p.pages_1g)?;
         }
@@ -67,8 +79,7 @@ impl HugePageGuard {
         // The persistent pool: pages a process still holds past an earlier restore show up in
         // nr_hugepages as surplus, and must not become the size to restore.
         let old = read_count(&nr)?.saturating_sub(read_count(&dir.join("surplus_hugepages"))?);
-        self.saved.push((nr.clone(), old));
-        write_count(&nr, n)?;
+        set_setting(&nr, &old.to_string(), &n.to_string())?;
         let (got, free, resv) =
             (read_count(&nr)?, read_count(&dir.join("free_hugepages"))?, read_count(&dir.join("resv_hugepages"))?);
         if got != n {
@@ -87,97 +98,8 @@ impl HugePageGuard {
 
 impl Drop for HugePageGuard {
     fn drop(&mut self) {
-        for (path, old) in self.saved.iter().rev() {
-            if let Err(e) = write_count(path, *old) {
-                eprintln!("vmaspace oracle: could not restore {}: {e}", path.display());
-            }
+        if self.changed {
+            restore_settings();
         }
-    }
-}
-
-/// The file systems mounted for one run; unmounted (lazily, so mappings still held by a dying
-/// executor do not block it) on drop, before the scratch directories go.
-#[derive(Debug)]
-pub struct MountGuard {
-    mounted: Vec<PathBuf>,
-    /// Overlay layers and ext4 images, outside the working directory.
-    layers: Option<Scratch>,
-}
-
-fn run_command(cmd: &mut Command, what: &str) -> Result<(), OracleError> {
-    let out = cmd.output().map_err(|e| OracleError::Io(format!("{what}: {e}")))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    Err(OracleError::Io(format!("{what}: {} ({})", stderr.trim(), out.status)))
-}
-
-impl MountGuard {
-    /// Mounts every file system `setup` names below `cwd`.
-    pub fn new(setup: &Setup, cwd: &Path) -> Result<MountGuard, OracleError> {
-        let mut guard = MountGuard { mounted: Vec::new(), layers: None };
-        for (i, spec) in setup.mounts.iter().enumerate() {
-            spec.check_relative().map_err(OracleError::Io)?;
-            let dir = cwd.join(&spec.dir);
-            fs::create_dir_all(&dir).map_err(|e| OracleError::Io(format!("{}: {e}", dir.display())))?;
-            let what = format!("cannot mount {spec} (the oracle must run as root)");
-            let mut cmd = Command::new("mount");
-            match spec.fs {
-                MountFs::Tmpfs => cmd.args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"]),
-                MountFs::Hugetlbfs => cmd.args(["-t", "hugetlbfs", "none"]),
-                MountFs::Ext4 => {
-                    let image = guard.ext4_image(i)?;
-                    cmd.args(["-t", "ext4", "-o", "loop"]).arg(image)
-                }
-                MountFs::Overlay => {
-                    let opts = guard.overlay_layers(i)?;
-                    cmd.args(["-t", "overlay", "overlay", "-o"]).arg(opts)
-                }
-            };
-            run_command(cmd.arg(&dir), &what)?;
-            guard.mounted.push(dir);
-        }
-        Ok(guard)
-    }
-
-    fn layers(&mut self) -> Result<PathBuf, OracleError> {
-        if self.layers.is_none() {
-            self.layers = Some(Scratch::new()?);
-        }
-        Ok(self.layers.as_ref().map(|s| s.0.clone()).unwrap_or_default())
-    }
-
-    /// A fresh 32 MiB ext4 image.
-    fn ext4_image(&mut self, i: usize) -> Result<PathBuf, OracleError> {
-        let image = self.layers()?.join(format!("ext4-{i}.img"));
-        let f = File::create(&image).map_err(|e| OracleError::Io(format!("{}: {e}", image.display())))?;
-        f.set_len(32 << 20).map_err(|e| OracleError::Io(format!("{}: {e}", image.display())))?;
-        run_command(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image), "mkfs.ext4 (package e2fsprogs)")?;
-        Ok(image)
-    }
-
-    /// Empty lower, upper and work directories; returns the mount options naming them.
-    fn overlay_layers(&mut self, i: usize) -> Result<String, OracleError> {
-        let base = self.layers()?.join(format!("overlay-{i}"));
-        let mut opts = Vec::new();
-        for layer in ["lower", "upper", "work"] {
-            let d = base.join(layer);
-            fs::create_dir_all(&d).map_err(|e| OracleError::Io(format!("{}: {e}", d.display())))?;
-            opts.push(format!("{layer}dir={}", d.display()));
-        }
-        Ok(opts.join(","))
-    }
-}
-
-impl Drop for MountGuard {
-    fn drop(&mut self) {
-        for dir in self.mounted.iter().rev() {
-            if let Err(e) = run_command(Command::new("umount").arg("-l").arg(dir), "umount") {
-                eprintln!("vmaspace oracle: could not unmount {}: {e}", dir.display());
-            }
-        }
-        self.mounted.clear();
-        drop(self.layers.take());
     }
 }

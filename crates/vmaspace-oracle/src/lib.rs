@@ -2,33 +2,38 @@
 //!
 //! Each trace runs in a freshly executed no-libc executor (`executor/executor.c`), started with
 //! ASLR off (`personality(ADDR_NO_RANDOMIZE)` before exec), RLIMIT_STACK at 8 MiB and an empty
-//! scratch working directory. The executor maps nothing of its own once it runs, survives the
-//! SIGSEGV and SIGBUS of `touch`/`peek`, and forks for the trace's `fork` lines. What this crate
-//! reports comes from the kernel only: it never calls the model.
+//! working directory, confined to a root of its own in a mount namespace of its own
+//! ([`jail`]), under CPU, memory and time limits ([`Limits`]). The executor maps nothing of its
+//! own once it runs, survives the SIGSEGV and SIGBUS of `touch`/`peek`, and forks for the
+//! trace's `fork` lines. What this crate reports comes from the kernel only: it never calls the
+//! model.
 //!
-//! This is the only crate of the workspace with `unsafe` code: the `pre_exec` hook that sets the
-//! personality, the stack limit and the command pipes of the executor.
+//! What a run changes on the machine and how it is undone, also after a signal or a crash, is
+//! in [`safety`].
+//!
+//! This is the only crate of the workspace with `unsafe` code: the `pre_exec` hook that confines
+//! the executor and sets its personality, limits and command pipes, the loop device ioctls and
+//! signal handling.
 
 pub mod environment;
+pub mod jail;
+pub mod safety;
+mod watchdog;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use vmaspace_trace::{Call, Outcome, Signal, Trace};
 
 /// The executor binary, built by build.rs.
 const EXECUTOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vmaspace-executor"));
 
-/// Where the executor is installed. The path is fixed because it appears in the maps text of
-/// whole-space scenarios.
-pub const EXECUTOR_PATH: &str = "/tmp/vmaspace/executor";
+pub use jail::EXECUTOR_PATH;
 
 /// First command fd of the executor; process k uses `FD_BASE + 2k` and `FD_BASE + 2k + 1`.
 const FD_BASE: RawFd = 100;
@@ -51,6 +56,8 @@ pub enum OracleError {
     Io(String),
     /// The trace asks for something the kernel side cannot do (a line for an unknown process).
     BadTrace { line: usize, message: String },
+    /// The kernel side went past one of its [`Limits`] and was stopped.
+    Limit(String),
 }
 
 impl fmt::Display for OracleError {
@@ -59,6 +66,7 @@ impl fmt::Display for OracleError {
             OracleError::UnsupportedKernel(m) => write!(f, "the kernel cannot be used: {m}"),
             OracleError::Io(m) => write!(f, "oracle: {m}"),
             OracleError::BadTrace { line, message } => write!(f, "line {line}: {message}"),
+            OracleError::Limit(m) => write!(f, "kernel side stopped: {m}"),
         }
     }
 }
@@ -98,10 +106,28 @@ pub enum Snapshots {
     EveryCall,
 }
 
+/// What the kernel side of one run may use before it is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Resident memory of all the run's processes together, in MiB.
+    pub memory_mib: u64,
+    /// Wall-clock time of the whole run, in seconds.
+    pub seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { memory_mib: 1024, seconds: 300 }
+    }
+}
+
 /// Options of one kernel run.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// What to capture besides each call's result.
     pub snapshots: Snapshots,
+    /// The limits of the kernel side.
+    pub limits: Limits,
 }
 
 /// What the kernel did with a trace.
@@ -114,46 +140,11 @@ pub struct KernelRun {
     /// Per trace line: checkpoint text (maps or smaps), or with [`Snapshots::EveryCall`] the
     /// maps text of the calling process after the call.
     pub texts: Vec<Option<String>>,
-    /// The scratch working directory the trace ran in (removed when the run ends).
+    /// The working directory the trace ran in, as the executor saw it (its path inside the
+    /// executor's root, [`jail::CWD`]).
     pub cwd: PathBuf,
     /// The labels forks were given (`fork() = 1001`), in trace order.
     pub fork_labels: Vec<u32>,
-}
-
-/// Installs the executor at [`EXECUTOR_PATH`] if it is missing or different.
-fn install_executor() -> Result<PathBuf, OracleError> {
-    let path = PathBuf::from(EXECUTOR_PATH);
-    if fs::read(&path).is_ok_and(|b| b == EXECUTOR) {
-        return Ok(path);
-    }
-    let dir = path.parent().expect("executor path has a parent");
-    fs::create_dir_all(dir).map_err(io("creating /tmp/vmaspace"))?;
-    let tmp = dir.join(format!(".executor.{}", std::process::id()));
-    fs::write(&tmp, EXECUTOR).map_err(io("writing the executor"))?;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).map_err(io("chmod executor"))?;
-    fs::rename(&tmp, &path).map_err(io("installing the executor"))?;
-    Ok(path)
-}
-
-/// A scratch directory removed on drop.
-#[derive(Debug)]
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Result<Scratch, OracleError> {
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        let p = std::env::temp_dir().join(format!("vmaspace-run-{}-{n}-{nanos}", std::process::id()));
-        fs::create_dir_all(&p).map_err(io("creating the scratch directory"))?;
-        Ok(Scratch(p))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), OracleError> {
@@ -199,7 +190,6 @@ enum Kind {
     Syscall = 1,
     Touch = 2,
     Peek = 3,
-    Cat = 4,
     Fork = 5,
     Exit = 6,
 }
@@ -288,13 +278,8 @@ fn command_for(call: &Call) -> Command10 {
         Call::Touch { addr, len } => C { kind: Kind::Touch, nr: 0, args: [*addr, *len, 0, 0, 0, 0], string: None },
         Call::Peek { addr, len } => C { kind: Kind::Peek, nr: 0, args: [*addr, *len, 0, 0, 0, 0], string: None },
         Call::ExitGroup { status } => C { kind: Kind::Exit, nr: 0, args: [s(*status), 0, 0, 0, 0, 0], string: None },
-        Call::Maps => {
-            C { kind: Kind::Cat, nr: 0, args: [0; 6], string: Some((usize::MAX, b"/proc/self/maps".to_vec())) }
-        }
-        Call::Smaps => {
-            C { kind: Kind::Cat, nr: 0, args: [0; 6], string: Some((usize::MAX, b"/proc/self/smaps".to_vec())) }
-        }
-        Call::Fork { .. } => C { kind: Kind::Fork, nr: 0, args: [0; 6], string: None },
+        // Read from outside the executor (`Proc::cat`), and made by `Session::fork`.
+        Call::Maps | Call::Smaps | Call::Fork { .. } => C { kind: Kind::Fork, nr: 0, args: [0; 6], string: None },
     }
 }
 
@@ -303,18 +288,19 @@ impl Proc {
         self.commands.write_all(&c.encode()).map_err(io("sending a command to the executor"))
     }
     /// Waits until the results pipe has data, or the process is gone.
-    fn wait_readable(&self) -> Result<(), OracleError> {
+    fn wait_readable(&self, watch: &mut watchdog::Watchdog) -> Result<(), OracleError> {
         let fd = self.results.as_raw_fd();
         loop {
             let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
             // SAFETY: `pfd` is one valid pollfd for the duration of the call.
-            let n = unsafe { libc::poll(&mut pfd, 1, 1000) };
+            let n = unsafe { libc::poll(&mut pfd, 1, 5) };
             if n > 0 {
                 return Ok(());
             }
             if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
                 return Err(OracleError::Io(format!("poll: {}", std::io::Error::last_os_error())));
             }
+            watch.check()?;
             if let Some(pid) = self.pid
                 && !process_alive(pid)
             {
@@ -322,79 +308,42 @@ impl Proc {
             }
         }
     }
-    fn word(&mut self) -> Result<u64, OracleError> {
-        self.wait_readable()?;
+    fn word(&mut self, watch: &mut watchdog::Watchdog) -> Result<u64, OracleError> {
+        self.wait_readable(watch)?;
         let mut b = [0u8; 8];
         self.results
             .read_exact(&mut b)
             .map_err(|e| OracleError::Io(format!("the executor stopped answering ({e}); it may have been killed")))?;
         Ok(u64::from_le_bytes(b))
     }
-    fn text(&mut self) -> Result<String, OracleError> {
-        let mut out = Vec::new();
-        loop {
-            let len = self.word()? as usize;
-            if len == 0 {
-                break;
-            }
-            let mut chunk = vec![0u8; len.next_multiple_of(8)];
-            self.wait_readable()?;
-            self.results.read_exact(&mut chunk).map_err(io("reading maps text"))?;
-            out.extend_from_slice(&chunk[..len]);
-        }
-        String::from_utf8(out).map_err(|_| OracleError::Io("maps text is not UTF-8".into()))
-    }
-    fn cat(&mut self, smaps: bool) -> Result<String, OracleError> {
-        self.send(&command_for(if smaps { &Call::Smaps } else { &Call::Maps }))?;
-        self.text()
+    /// The maps (or smaps) text of this process, read from outside as `/proc/PID/maps` with the
+    /// paths turned into what the process itself sees (`jail`'s root stripped). The process is
+    /// waiting for its next command, so nothing changes while it is read.
+    fn cat(&mut self, smaps: bool, jail: &jail::Jail) -> Result<String, OracleError> {
+        let pid = self.pid.ok_or_else(|| OracleError::Io("a process without a pid".into()))?;
+        let path = format!("/proc/{pid}/{}", if smaps { "smaps" } else { "maps" });
+        let mut text = String::new();
+        File::open(&path)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .map_err(|e| OracleError::Io(format!("{path}: {e}")))?;
+        Ok(jail.inner_text(&text))
     }
 }
 
-/// The files directly in `/dev/shm` a trace names (they outlive the run's scratch directory,
-/// so they are removed before and after it).
-fn dev_shm_files(trace: &Trace) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for line in &trace.lines {
-        let path = match &line.call {
-            Call::Open { path, .. } | Call::Openat { path, .. } | Call::Unlink { path } => path,
-            _ => continue,
-        };
-        let Some(name) = path.strip_prefix(b"/dev/shm/") else { continue };
-        if name.is_empty() || name.contains(&b'/') || name == b".." || name == b"." {
-            continue;
-        }
-        let p = PathBuf::from(std::ffi::OsStr::from_bytes(path));
-        if !out.contains(&p) {
-            out.push(p);
-        }
-    }
-    out
-}
-
-/// Runs a trace on the live kernel.
+/// Runs a trace on the live kernel, confined (see [`jail`]) and limited (see [`Limits`]).
 pub fn run(trace: &Trace, opts: &RunOptions) -> Result<KernelRun, OracleError> {
-    let shm = dev_shm_files(trace);
-    for p in &shm {
-        let _ = fs::remove_file(p);
-    }
     let hugepages = environment::HugePageGuard::new(trace.setup.hugepages)?;
-    let result = run_in_scratch(trace, opts);
+    let result = run_confined(trace, opts);
     drop(hugepages);
-    for p in &shm {
-        let _ = fs::remove_file(p);
-    }
     result
 }
 
-fn run_in_scratch(trace: &Trace, opts: &RunOptions) -> Result<KernelRun, OracleError> {
-    let exe = install_executor()?;
-    let scratch = Scratch::new()?;
-    // Declared after `scratch`, so it drops first: unmounted before the directory goes.
-    let _mounts = environment::MountGuard::new(&trace.setup, &scratch.0)?;
+fn run_confined(trace: &Trace, opts: &RunOptions) -> Result<KernelRun, OracleError> {
     let labels = trace.fork_labels();
     if labels.len() > MAX_FORKS {
         return Err(OracleError::Io(format!("a trace may fork at most {MAX_FORKS} times")));
     }
+    let mut jail = jail::Jail::new(&trace.setup, EXECUTOR)?;
     let nprocs = labels.len() + 1;
     let mut driver_ends = Vec::new();
     let mut exec_ends = Vec::new();
@@ -404,30 +353,47 @@ fn run_in_scratch(trace: &Trace, opts: &RunOptions) -> Result<KernelRun, OracleE
         driver_ends.push((cmd_w, res_r));
         exec_ends.push((cmd_r, res_w));
     }
-    let child = spawn_executor(&exe, &scratch.0, &exec_ends)?;
+    let child = spawn_executor(&jail, &exec_ends)?;
+    jail.release_loops();
     drop(exec_ends);
+    let pgid = child.id() as i32;
+    safety::register_group(pgid);
+    let watch = watchdog::Watchdog::new(pgid, child.id(), opts.limits);
     let mut procs: Vec<Proc> = driver_ends
         .into_iter()
         .map(|(w, r)| Proc { commands: File::from(w), results: File::from(r), alive: false, pid: None })
         .collect();
     procs[0].alive = true;
     procs[0].pid = Some(child.id());
-    let mut session = Session { child, procs, pids: HashMap::new(), labels, next_fork: 0 };
-    let result = session.drive(trace, opts, &scratch.0);
+    let mut session = Session { child, procs, pids: HashMap::new(), labels, next_fork: 0, jail, watch };
+    let result = session.drive(trace, opts);
     session.finish();
+    safety::unregister_group(pgid);
     result
 }
 
-fn spawn_executor(exe: &Path, cwd: &Path, ends: &[(OwnedFd, OwnedFd)]) -> Result<Child, OracleError> {
+fn spawn_executor(jail: &jail::Jail, ends: &[(OwnedFd, OwnedFd)]) -> Result<Child, OracleError> {
     let mut raw: Vec<(RawFd, RawFd)> = ends.iter().map(|(r, w)| (r.as_raw_fd(), w.as_raw_fd())).collect();
     let first_unused = FD_BASE + 2 * raw.len() as RawFd;
-    let mut cmd = Command::new(exe);
-    cmd.current_dir(cwd).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).env_clear();
+    let entry = jail.entry.clone();
+    // The path is resolved after the chroot: it is the executor inside the jail.
+    let mut cmd = Command::new(EXECUTOR_PATH);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).env_clear();
     // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
-    // system calls (personality, getrlimit/setrlimit, fcntl, dup2, close_range) on values
-    // computed before the fork; it writes into `raw` in place and allocates nothing.
+    // system calls (setpgid, prctl, unshare, mount, chroot, chdir, personality,
+    // getrlimit/setrlimit, fcntl, dup2, close_range) on values computed before the fork; it
+    // writes into `raw` in place and allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
+            // Its own process group, so that an interrupted run can kill it and its forks.
+            if libc::setpgid(0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Dies with the thread that started it, even when that one is SIGKILLed.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            entry.enter()?;
             if libc::personality(ADDR_NO_RANDOMIZE) == -1 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -444,6 +410,11 @@ fn spawn_executor(exe: &Path, cwd: &Path, ends: &[(OwnedFd, OwnedFd)]) -> Result
             // ends with the executor killed, not with a hung run.
             let cpu = libc::rlimit { rlim_cur: EXECUTOR_CPU_SECONDS, rlim_max: EXECUTOR_CPU_SECONDS };
             if libc::setrlimit(libc::RLIMIT_CPU, &cpu) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // No core files of a killed executor in the working directory.
+            let core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            if libc::setrlimit(libc::RLIMIT_CORE, &core) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             // Move the pipe ends out of the way of their targets, then put them in place.
@@ -469,10 +440,12 @@ fn spawn_executor(exe: &Path, cwd: &Path, ends: &[(OwnedFd, OwnedFd)]) -> Result
             Ok(())
         });
     }
-    cmd.spawn().map_err(io("starting the executor"))
+    cmd.spawn().map_err(|e| OracleError::Io(jail.describe_failure(&e)))
 }
 
 struct Session {
+    jail: jail::Jail,
+    watch: watchdog::Watchdog,
     child: Child,
     procs: Vec<Proc>,
     /// Trace label → process index.
@@ -482,8 +455,16 @@ struct Session {
 }
 
 impl Session {
-    fn drive(&mut self, trace: &Trace, opts: &RunOptions, cwd: &Path) -> Result<KernelRun, OracleError> {
-        let initial_maps = self.procs[0].cat(false)?;
+    fn cat(&mut self, p: usize, smaps: bool) -> Result<String, OracleError> {
+        self.procs[p].cat(smaps, &self.jail)
+    }
+
+    fn drive(&mut self, trace: &Trace, opts: &RunOptions) -> Result<KernelRun, OracleError> {
+        // Once it answers a first command (getpid, which changes nothing), the executor runs
+        // its own image: before that, its maps may still be those of the exec in progress.
+        self.procs[0].send(&Command10::syscall(39, &[]))?;
+        self.procs[0].word(&mut self.watch)?;
+        let initial_maps = self.cat(0, false)?;
         let mut results = Vec::with_capacity(trace.lines.len());
         let mut texts = Vec::with_capacity(trace.lines.len());
         for line in &trace.lines {
@@ -491,13 +472,13 @@ impl Session {
             let (result, text) = self.one(p, &line.call, line.lineno)?;
             let text = match (text, opts.snapshots, self.procs[p].alive) {
                 (Some(t), _, _) => Some(t),
-                (None, Snapshots::EveryCall, true) => Some(self.procs[p].cat(false)?),
+                (None, Snapshots::EveryCall, true) => Some(self.cat(p, false)?),
                 _ => None,
             };
             results.push(result);
             texts.push(text);
         }
-        Ok(KernelRun { initial_maps, results, texts, cwd: cwd.to_path_buf(), fork_labels: self.labels.clone() })
+        Ok(KernelRun { initial_maps, results, texts, cwd: PathBuf::from(jail::CWD), fork_labels: self.labels.clone() })
     }
 
     fn process_of(&self, pid: Option<u32>, line: usize) -> Result<usize, OracleError> {
@@ -517,7 +498,7 @@ impl Session {
     fn one(&mut self, p: usize, call: &Call, line: usize) -> Result<(Option<Outcome>, Option<String>), OracleError> {
         match call {
             Call::Maps | Call::Smaps => {
-                let text = self.procs[p].cat(matches!(call, Call::Smaps))?;
+                let text = self.cat(p, matches!(call, Call::Smaps))?;
                 Ok((None, Some(text)))
             }
             Call::Fork { .. } => self.fork(p).map(|o| (Some(o), None)),
@@ -540,7 +521,7 @@ impl Session {
                     });
                 }
                 self.procs[p].send(&c)?;
-                let raw = self.procs[p].word()? as i64;
+                let raw = self.procs[p].word(&mut self.watch)? as i64;
                 let outcome = match call {
                     Call::Touch { .. } | Call::Peek { .. } => match raw {
                         0 => Outcome::Value(0),
@@ -562,7 +543,7 @@ impl Session {
         let base = (FD_BASE + 2 * child as RawFd) as u64;
         let c = Command10 { kind: Kind::Fork, nr: 0, args: [base, base + 1, 0, 0, 0, 0], string: None };
         self.procs[p].send(&c)?;
-        let raw = self.procs[p].word()? as i64;
+        let raw = self.procs[p].word(&mut self.watch)? as i64;
         if raw < 0 {
             return Ok(Outcome::from_raw(raw));
         }
@@ -570,6 +551,9 @@ impl Session {
         self.pids.insert(label, child);
         self.procs[child].alive = true;
         self.procs[child].pid = u32::try_from(raw).ok();
+        if let Some(pid) = self.procs[child].pid {
+            self.watch.add(pid);
+        }
         Ok(Outcome::Value(label as u64))
     }
 
