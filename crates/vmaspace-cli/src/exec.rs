@@ -180,6 +180,11 @@ impl Model {
         Ok(Model { procs, fork_labels: Default::default() })
     }
 
+    /// Why the model stopped being faithful (a page budget limit), if it did.
+    pub fn limit_exceeded(&self) -> Option<String> {
+        self.procs.values().find_map(|mm| mm.limit_exceeded())
+    }
+
     /// Runs one line; None for checkpoints.
     pub fn apply(&mut self, line: &Line) -> Option<Outcome> {
         if let Call::Fork { .. } = line.call {

@@ -87,7 +87,7 @@ fn compare(s: &Scenario, rec: &Recording) -> Result<(), String> {
         let diff = vmaspace_trace::maps::unified_diff(&s.text, &rec.trace_text);
         return Err(format!("{name}: the kernel's results differ from the recorded ones:\n{diff}"));
     }
-    let old = fs::read_to_string(s.expected_path()).unwrap_or_default();
+    let old = crate::scenario::read_limited(&s.expected_path()).unwrap_or_default();
     if let Some(report) = vmaspace_trace::maps::compare(&old, &rec.expected) {
         return Err(format!(
             "{name}: the kernel's checkpoint text differs from {}:\n{report}",

@@ -87,6 +87,9 @@ pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelR
             continue;
         }
         let got = model.apply(line).unwrap_or(Outcome::NoReturn);
+        if let Some(why) = model.limit_exceeded() {
+            return Err(format!("line {}: {}: refused: {why}", line.lineno, format_call(&line.call)));
+        }
         run.results.push(Some(got));
         run.texts.push((steps == Steps::EveryCall).then(|| model.checkpoint(&maps_of(line), scope)));
         if let Some(expected) = line.result
@@ -112,7 +115,7 @@ fn maps_of(line: &vmaspace_trace::Line) -> vmaspace_trace::Line {
 }
 
 fn read(p: &Path) -> Result<String, String> {
-    std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))
+    crate::scenario::read_limited(p)
 }
 
 /// A working directory name for the model that no other run uses. The model never touches the

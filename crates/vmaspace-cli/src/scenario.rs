@@ -22,6 +22,28 @@ impl std::fmt::Display for InputError {
     }
 }
 
+/// The most bytes an input file (trace, initial maps, expected output) may have.
+pub const MAX_INPUT_BYTES: u64 = 64 << 20;
+
+/// Reads a text file of at most [`MAX_INPUT_BYTES`] (a device such as `/dev/zero` ends the
+/// read there instead of filling memory).
+pub fn read_limited(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let f = fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(format!(
+            "{}: larger than {} MiB: not a trace this tool reads",
+            path.display(),
+            MAX_INPUT_BYTES >> 20
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!("{}: not UTF-8 text (invalid byte at offset {})", path.display(), e.utf8_error().valid_up_to())
+    })
+}
+
 impl Scenario {
     /// A scenario held in memory (fuzz cases); `name` stands in for its path in messages.
     pub fn from_trace(name: &str, trace: Trace) -> Scenario {
@@ -30,7 +52,7 @@ impl Scenario {
     }
 
     pub fn load(path: &Path) -> Result<Scenario, InputError> {
-        let text = fs::read_to_string(path).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+        let text = read_limited(path).map_err(InputError)?;
         let trace = parse_trace(&text).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
         Ok(Scenario { path: path.to_path_buf(), text, trace })
     }

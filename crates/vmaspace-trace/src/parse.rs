@@ -279,15 +279,30 @@ impl Cursor {
         if self.peek() == Some('"') {
             return Ok(Arg { kind: ArgKind::Str(self.string()?), col });
         }
-        // `name=value` (clone's keyword arguments)
+        // `name=value` (clone's keyword arguments); the value is not a keyword argument itself,
+        // so the parser never recurses more than once (`a=a=a=...` is an error, not a deep stack).
         let save = self.pos;
         if let Some((name, _)) = self.ident()
             && self.eat('=')
         {
-            let value = self.arg()?;
+            let vcol = self.col();
+            let value = if self.peek() == Some('"') {
+                Arg { kind: ArgKind::Str(self.string()?), col: vcol }
+            } else {
+                let inner = self.pos;
+                if self.ident().is_some() && self.eat('=') {
+                    return Err(self.error_at(vcol, "a `name=` argument's value cannot be another `name=`".into()));
+                }
+                self.pos = inner;
+                self.expr_arg(vcol)?
+            };
             return Ok(Arg { kind: ArgKind::Keyword(name, Box::new(value)), col });
         }
         self.pos = save;
+        self.expr_arg(col)
+    }
+    /// An argument of `|`-joined numbers and names.
+    fn expr_arg(&mut self, col: usize) -> Result<Arg, ParseError> {
         let mut terms = Vec::new();
         loop {
             self.skip_ws();

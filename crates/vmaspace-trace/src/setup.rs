@@ -91,6 +91,9 @@ pub struct HugePagePools {
 }
 
 impl HugePagePools {
+    /// The most memory a `# hugepages:` header may ask for (1 TiB).
+    pub const MAX_BYTES: u64 = 1 << 40;
+
     /// Parses `N` (2 MiB pages) or any of `2M=N`, `1G=N` separated by spaces.
     pub fn parse(s: &str) -> Result<HugePagePools, String> {
         let mut pools = HugePagePools::default();
@@ -106,6 +109,14 @@ impl HugePagePools {
                 Some((size, _)) => return Err(format!("unknown huge page size `{size}` (2M or 1G)")),
             };
             *slot = n.parse().map_err(|_| format!("`{n}` is not a page count"))?;
+        }
+        let bytes = u128::from(pools.pages_2m) * (2 << 20) + u128::from(pools.pages_1g) * (1 << 30);
+        if bytes > u128::from(Self::MAX_BYTES) {
+            return Err(format!(
+                "the pools would hold {} GiB: more than {} GiB is refused (the kernel side also refuses what the machine's memory cannot hold)",
+                bytes >> 30,
+                Self::MAX_BYTES >> 30
+            ));
         }
         Ok(pools)
     }

@@ -46,7 +46,8 @@ impl AddressSpace {
     fn access_pages(&mut self, addr: u64, len: u64, access: Access) -> Result<(), FaultSignal> {
         let end = addr.saturating_add(len);
         let mut p = addr;
-        while p < end {
+        self.begin_page_walk();
+        while p < end && self.page_step() {
             self.handle_fault(p, access)?;
             match (p & PAGE_MASK).checked_add(PAGE_SIZE) {
                 Some(n) => p = n,
@@ -153,6 +154,7 @@ impl AddressSpace {
     pub(crate) fn mm_populate(&mut self, start: u64, len: u64, ignore_errors: bool) -> Result<(), Errno> {
         let end = start.saturating_add(len);
         let mut cursor = start;
+        self.begin_page_walk();
         while cursor < end
             && let Some(vma) = self.tree.find_intersection(cursor, end).cloned()
         {
@@ -186,7 +188,7 @@ impl AddressSpace {
         let access = if write { Access::Write } else { Access::Read };
         let step = vma_page_size(vma);
         let mut page = from;
-        while page < to {
+        while page < to && self.page_step() {
             self.gup_page(vma.start, page, access)?;
             page = (page & !(step - 1)) + step;
         }
@@ -199,13 +201,14 @@ impl AddressSpace {
     pub(crate) fn faultin_page_range(&mut self, start: u64, end: u64, write: bool) -> Result<(), Errno> {
         let access = if write { Access::Write } else { Access::Read };
         let mut page = start;
-        while page < end {
+        self.begin_page_walk();
+        while page < end && !self.pages.budget().is_exceeded() {
             let vma = self.tree.vma_lookup(page).ok_or(Errno::ENOMEM)?.clone();
             if !self.gup_vma_allowed(&vma, write, false) {
                 return Err(Errno::EINVAL);
             }
             let step = vma_page_size(&vma);
-            while page < end.min(vma.end) {
+            while page < end.min(vma.end) && self.page_step() {
                 self.gup_page(vma.start, page, access)?;
                 page = (page & !(step - 1)) + step;
             }

@@ -54,6 +54,9 @@ impl AddressSpace {
             let copy_on_fork = VmFlags::PFNMAP | VmFlags::MIXEDMAP | VmFlags::MAYBE_GUARD;
             if !wipe && (c.anon_vma.is_some() || c.flags.intersects(copy_on_fork)) {
                 for (a, p) in self.pages.range(v.start..v.end) {
+                    if child.pages.budget().is_exceeded() {
+                        break;
+                    }
                     child.pages.insert(*a, p.clone());
                     c.pages_exact = false;
                 }

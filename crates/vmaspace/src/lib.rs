@@ -41,6 +41,7 @@ pub use mlock::{MLOCK_ONFAULT, mcl};
 pub use mremap::mremap_flags;
 mod mseal;
 mod munmap;
+pub mod pages;
 mod placement;
 mod procfs;
 mod seed;
@@ -99,6 +100,12 @@ pub struct Settings {
     /// them `pkey_alloc` fails (`EINVAL`), no key is allocated (not even 0), `PROT_EXEC` alone stays readable and smaps
     /// has no `ProtectionKey` line.
     pub pkeys: bool,
+    /// The most pages of page state the model holds for a process and its forks together (see
+    /// [`pages`]): past it, calls stop and [`AddressSpace::limit_exceeded`] says so.
+    pub max_tracked_pages: u64,
+    /// The most pages one call may walk (a `touch`, populate, `mlock` or guard install over a
+    /// huge range): past it, the call stops and [`AddressSpace::limit_exceeded`] says so.
+    pub max_pages_per_call: u64,
 }
 
 /// `vm.overcommit_memory` and what it needs.
@@ -131,6 +138,10 @@ impl Default for Settings {
             cap_sys_rawio: true,
             overcommit: Overcommit::Guess { ram_and_swap_pages: (24u64 << 30) >> addr::PAGE_SHIFT },
             pkeys: true,
+            // 4 GiB of 4 KiB pages (the kernel side of a check stops at 1 GiB resident): about
+            // 50 MB of model memory and a second of work at most.
+            max_tracked_pages: 1 << 20,
+            max_pages_per_call: 1 << 20,
         }
     }
 }
@@ -208,7 +219,9 @@ pub struct AddressSpace {
     pub(crate) gate: Option<GateArea>,
     pub(crate) vfs: Arc<Vfs>,
     pub(crate) fds: BTreeMap<i32, Arc<file::OpenFile>>,
-    pub(crate) pages: BTreeMap<u64, Page>,
+    pub(crate) pages: pages::PageMap,
+    /// Pages walked by the call in progress (see [`Settings::max_pages_per_call`]).
+    pub(crate) page_steps: u64,
     pub(crate) bugs: Vec<DriverBug>,
     pub(crate) pkeys: Pkeys,
     /// Labels of anon_vmas handed out (`anon_vma_alloc`).
@@ -272,6 +285,7 @@ impl AddressSpace {
     pub(crate) fn bare(settings: Settings, vfs: Arc<Vfs>) -> AddressSpace {
         // init_new_context() sets up the key allocation map only with protection keys.
         let pkeys = if settings.pkeys { Pkeys::default() } else { Pkeys { allocated: 0, ..Pkeys::default() } };
+        let pages = pages::PageMap::new(vfs.page_budget().clone(), settings.max_tracked_pages);
         AddressSpace {
             tree: VmaTree::default(),
             settings,
@@ -283,7 +297,8 @@ impl AddressSpace {
             gate: None,
             vfs,
             fds: BTreeMap::new(),
-            pages: BTreeMap::new(),
+            pages,
+            page_steps: 0,
             bugs: Vec::new(),
             pkeys,
             next_anon_vma: 0,

@@ -314,7 +314,8 @@ impl AddressSpace {
             self.anon_vma_prepare(vs);
         }
         let mut p = start;
-        while p < end {
+        self.begin_page_walk();
+        while p < end && self.page_step() {
             self.pages.insert(p, Page::Guard);
             p += PAGE_SIZE;
         }

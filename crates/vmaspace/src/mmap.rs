@@ -359,7 +359,8 @@ impl AddressSpace {
     /// Frames mapped by `remap_pfn_range`: present, and counted nowhere in smaps.
     pub(crate) fn map_pfn_pages(&mut self, start: u64, size: u64) {
         let mut p = start;
-        while p < start + size {
+        self.begin_page_walk();
+        while p < start + size && self.page_step() {
             self.pages.insert(p, crate::Page::Pfn);
             p += crate::addr::PAGE_SIZE;
         }

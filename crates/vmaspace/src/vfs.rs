@@ -74,6 +74,8 @@ pub struct Vfs {
     inner: Mutex<VfsInner>,
     /// The huge page pools (empty unless set, as `nr_hugepages` is by default).
     hugepages: Arc<HugePools>,
+    /// The page budget of the address spaces whose files live here.
+    pages: Arc<crate::pages::PageBudget>,
 }
 
 impl Default for Vfs {
@@ -105,12 +107,18 @@ impl Vfs {
             };
             inner.files.insert(path.to_vec(), Arc::new(Inode::new(ino, dev::DEVTMPFS, InodeKind::CharDevice, state)));
         }
-        Vfs { inner: Mutex::new(inner), hugepages: Arc::default() }
+        Vfs { inner: Mutex::new(inner), hugepages: Arc::default(), pages: Arc::default() }
     }
 
     /// The huge page pools.
     pub fn hugepages(&self) -> &Arc<HugePools> {
         &self.hugepages
+    }
+
+    /// The page budget shared by the address spaces of this file system (a process and its
+    /// forks): see [`crate::pages`].
+    pub fn page_budget(&self) -> &Arc<crate::pages::PageBudget> {
+        &self.pages
     }
 
     fn lock(&self) -> MutexGuard<'_, VfsInner> {
