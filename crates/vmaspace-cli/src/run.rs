@@ -51,10 +51,22 @@ fn trace_mounts(s: &Scenario, cwd: &str, extra: &[vmaspace::vfs::Mount]) -> Vec<
 }
 
 /// Refuses, before the kernel side runs, a scenario the model could not run in the kernel
-/// side's working directory: both sides then stay on files the model has.
+/// side's working directory (both sides then stay on files the model has), or one whose calls
+/// go past the model's page budget ([`vmaspace::pages`]): the model walks the pages the kernel
+/// would walk, so a call it refuses would make the kernel do unbounded work (a guard install
+/// over a TiB range allocates gigabytes of page tables in one uninterruptible walk).
 pub fn check_before_kernel(s: &Scenario) -> Result<(), String> {
     let mounts = trace_mounts(s, vmaspace_oracle::jail::CWD, &[]);
-    check_runnable(&s.trace, &mounts, Some(&s.text)).map_err(|e| e.to_string())
+    check_runnable(&s.trace, &mounts, Some(&s.text)).map_err(|e| e.to_string())?;
+    // The model's own run, from the recorded initial maps or an empty space: where it starts
+    // changes little of the page work.
+    let initial = if s.is_whole_space() { read(&s.initial_maps_path()).unwrap_or_default() } else { String::new() };
+    let args = RunArgs {
+        cwd: Some(vmaspace_oracle::jail::CWD.into()),
+        initial_maps_text: s.is_whole_space().then_some(initial),
+        ..RunArgs::default()
+    };
+    run_scenario(s, &args, Steps::Checkpoints).map(|_| ())
 }
 
 /// Runs a scenario on the model, stopping at the first result that differs from the trace.

@@ -20,24 +20,28 @@ pub(crate) struct Watchdog {
     checks: u64,
 }
 
-/// Resident pages of a process (`/proc/PID/statm`, second field), 0 when it is gone.
-fn resident_pages(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/statm"))
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|w| w.parse().ok()))
-        .unwrap_or(0)
+/// A `Name:  N kB` field of `/proc/PID/status` (or smaps_rollup), 0 when absent.
+fn kib_field(text: &str, name: &str) -> u64 {
+    text.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
+}
+
+/// Memory a process holds, in KiB: its resident pages and its page tables (a guard install or
+/// populate over a huge range costs page tables the resident size does not show), 0 when it
+/// is gone.
+fn held_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    kib_field(&status, "VmRSS:") + kib_field(&status, "VmPTE:")
+}
+
+/// Page tables of a process, in KiB.
+fn page_tables_kib(pid: u32) -> u64 {
+    kib_field(&std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default(), "VmPTE:")
 }
 
 /// Proportional set size of a process in KiB (`/proc/PID/smaps_rollup`): shared pages (a
 /// fork's copy-on-write memory) counted once across the processes that share them.
 fn pss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("Pss:"))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        })
-        .unwrap_or(0)
+    kib_field(&std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default(), "Pss:")
 }
 
 fn mem_available_mib() -> Option<u64> {
@@ -61,10 +65,10 @@ impl Watchdog {
     /// processes and says why.
     pub fn check(&mut self) -> Result<(), OracleError> {
         self.checks += 1;
-        let mut rss_mib = (self.pids.iter().map(|&p| resident_pages(p)).sum::<u64>() * 4) >> 10;
+        let mut rss_mib = self.pids.iter().map(|&p| held_kib(p)).sum::<u64>() >> 10;
         if rss_mib > self.limits.memory_mib {
             // Resident sizes count a fork's shared pages in every process: count them once.
-            rss_mib = self.pids.iter().map(|&p| pss_kib(p)).sum::<u64>() >> 10;
+            rss_mib = self.pids.iter().map(|&p| pss_kib(p) + page_tables_kib(p)).sum::<u64>() >> 10;
         }
         let why = if let Some(sig) = crate::safety::interrupted() {
             Some(format!("interrupted by signal {sig}"))
