@@ -379,14 +379,13 @@ fn an_unprivileged_user_cannot_prepare_tmp_for_root() {
 }
 
 /// Runs a command, measuring its wall time and peak memory (GNU time's `%M`, in KiB).
-fn measured(mut cmd: Command, out_dir: &Path) -> (Output, Duration, u64) {
+fn measured(cmd: Command, out_dir: &Path) -> (Output, Duration, u64) {
     let stats = out_dir.join("time.out");
     let mut timed = Command::new("/usr/bin/time");
     timed.arg("-f").arg("%M").arg("-o").arg(&stats).arg(cmd.get_program()).args(cmd.get_args());
     let start = Instant::now();
     let out = timed.output().unwrap();
     let elapsed = start.elapsed();
-    let _ = &mut cmd;
     let kib = fs::read_to_string(&stats).unwrap_or_default().lines().last().and_then(|l| l.trim().parse().ok());
     (out, elapsed, kib.expect("GNU time (package time) reports the peak memory"))
 }
