@@ -39,7 +39,7 @@ fn path_column(source: Option<&str>, lineno: usize, call: &Call) -> Option<usize
 /// The kernel side refuses nothing itself (it runs confined: see `vmaspace_oracle::jail`),
 /// so `check`, `record` and `fuzz` refuse these before it runs, and both sides stay on the
 /// files the model has.
-pub fn not_implemented(call: &Call, mounts: &[vmaspace::vfs::Mount]) -> Option<&'static str> {
+pub fn not_implemented(call: &Call, mounts: &[ModelMount]) -> Option<&'static str> {
     match call {
         Call::Openat { path, .. } | Call::Open { path, .. } | Call::Unlink { path } if has_dotdot(path) => {
             Some("paths with `..` components")
@@ -61,8 +61,8 @@ fn has_dotdot(path: &[u8]) -> bool {
 
 /// Absolute paths the model has: the devices, and files directly in `/dev/shm` (tmpfs) or in
 /// a mount point.
-fn outside_model_fs(path: &[u8], mounts: &[vmaspace::vfs::Mount]) -> bool {
-    let in_mount = |m: &vmaspace::vfs::Mount| {
+fn outside_model_fs(path: &[u8], mounts: &[ModelMount]) -> bool {
+    let in_mount = |m: &ModelMount| {
         path.strip_prefix(m.dir.as_slice())
             .and_then(|rest| rest.strip_prefix(b"/"))
             .is_some_and(|name| !name.is_empty() && !name.contains(&b'/') && name != b".." && name != b".")
@@ -82,7 +82,7 @@ pub fn is_dev_shm_file(path: &[u8]) -> bool {
 
 /// Checks a trace before anything runs: calls the model does not do, `[pid N]` lines for
 /// processes no fork created, lines for processes that have exited.
-pub fn check_runnable(trace: &Trace, mounts: &[vmaspace::vfs::Mount], source: Option<&str>) -> Result<(), Unusable> {
+pub fn check_runnable(trace: &Trace, mounts: &[ModelMount], source: Option<&str>) -> Result<(), Unusable> {
     let labels = trace.fork_labels();
     let mut forks = labels.iter();
     let mut alive: Vec<Option<u32>> = vec![None];
@@ -118,19 +118,22 @@ pub fn check_runnable(trace: &Trace, mounts: &[vmaspace::vfs::Mount], source: Op
     Ok(())
 }
 
+/// A mount the model is given: an absolute directory, a built-in file system type
+/// (`vmaspace::drivers::file_system`) and the device its files show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelMount {
+    pub dir: Vec<u8>,
+    pub fs: &'static str,
+    pub dev: (u32, u32),
+}
+
 /// The model's mount for an absolute `DIR=FSTYPE`. Device numbers are distinct per mount and
 /// above those the model uses itself; comparisons only see their equality.
-pub fn model_mount(spec: &vmaspace_trace::MountSpec) -> vmaspace::vfs::Mount {
-    use vmaspace::vfs::{FsType, Mount};
+pub fn model_mount(spec: &vmaspace_trace::MountSpec) -> ModelMount {
     use vmaspace_trace::MountFs;
     let minor = 0x40 + (spec.dir.bytes().map(u32::from).sum::<u32>() % 0x40);
-    let (fs, dev) = match spec.fs {
-        MountFs::Tmpfs => (FsType::Tmpfs, (0, minor)),
-        MountFs::Ext4 => (FsType::Ext4, (7, minor)),
-        MountFs::Overlay => (FsType::Overlay, (0, minor)),
-        MountFs::Hugetlbfs => (FsType::Hugetlbfs, (0, minor)),
-    };
-    Mount { dir: spec.dir.as_bytes().to_vec(), fs, dev }
+    let major = if spec.fs == MountFs::Ext4 { 7 } else { 0 };
+    ModelMount { dir: spec.dir.as_bytes().to_vec(), fs: spec.fs.name(), dev: (major, minor) }
 }
 
 /// The processes of one run of a trace.
@@ -148,7 +151,7 @@ pub struct ModelOptions {
     pub initial_maps: Option<String>,
     pub brk: Option<u64>,
     /// Extra mounts (`--mount DIR=tmpfs`).
-    pub mounts: Vec<vmaspace::vfs::Mount>,
+    pub mounts: Vec<ModelMount>,
     /// Protection keys on or off; None: as on this machine.
     pub pkeys: Option<bool>,
     /// The huge page pools (`# hugepages:`); None: empty, as `nr_hugepages` is by default.
@@ -159,7 +162,7 @@ impl Model {
     pub fn new(opts: &ModelOptions) -> Result<Model, String> {
         let vfs = Arc::new(Vfs::new(opts.cwd.as_bytes()));
         for m in &opts.mounts {
-            vfs.mount(m.clone());
+            vfs.mount_builtin(&m.dir, m.fs, m.dev).ok_or_else(|| format!("no file system type `{}`", m.fs))?;
         }
         if let Some(p) = opts.hugepages {
             vfs.hugepages().set_nr_hugepages(vmaspace::hugetlb::HugeSize::Pmd, p.pages_2m);

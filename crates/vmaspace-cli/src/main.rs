@@ -45,7 +45,7 @@ enum Cmd {
         /// Mount a file system for the model: DIR=tmpfs or DIR=ext4 (repeatable; /dev/shm is
         /// tmpfs already).
         #[arg(long, value_parser = parse_mount)]
-        mount: Vec<vmaspace::vfs::Mount>,
+        mount: Vec<crate::exec::ModelMount>,
     },
     /// Run traces on the model and on the live kernel and report the first divergence.
     Check {
@@ -129,7 +129,7 @@ fn parse_hex(s: &str) -> Result<u64, String> {
     u64::from_str_radix(h, 16).map_err(|_| format!("`{s}` is not a hex address"))
 }
 
-fn parse_mount(s: &str) -> Result<vmaspace::vfs::Mount, String> {
+fn parse_mount(s: &str) -> Result<crate::exec::ModelMount, String> {
     let spec = vmaspace_trace::MountSpec::parse(s)?;
     if !spec.dir.starts_with('/') {
         return Err(format!("mount point `{}` is not an absolute path", spec.dir));

@@ -16,7 +16,7 @@ pub struct RunArgs {
     /// An initial maps snapshot given as text (used by `check`, which takes it from the kernel).
     pub initial_maps_text: Option<String>,
     /// Extra mounts for the model (`--mount DIR=FSTYPE`).
-    pub mounts: Vec<vmaspace::vfs::Mount>,
+    pub mounts: Vec<crate::exec::ModelMount>,
     /// Protection keys on or off; None: as the trace's `# pkeys:` header says, else as on this
     /// machine.
     pub pkeys: Option<bool>,
@@ -41,7 +41,7 @@ pub enum Steps {
 }
 
 /// The model's mounts for a scenario run in `cwd`: `extra` and the trace's `# mount:` headers.
-fn trace_mounts(s: &Scenario, cwd: &str, extra: &[vmaspace::vfs::Mount]) -> Vec<vmaspace::vfs::Mount> {
+fn trace_mounts(s: &Scenario, cwd: &str, extra: &[crate::exec::ModelMount]) -> Vec<crate::exec::ModelMount> {
     let mut mounts = extra.to_vec();
     for spec in &s.trace.setup.mounts {
         let abs = vmaspace_trace::MountSpec { dir: format!("{cwd}/{}", spec.dir), fs: spec.fs };

@@ -11,9 +11,8 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use vmaspace::file::{
-    FMode, FileOperations, Inode, InodeKind, InodeState, MmapHook, MmapPrepare, Placement, VmAreaDesc, VmFault,
-    VmOperations,
+use vmaspace::driver::{
+    FMode, FileOperations, Inode, InodeMode, InodeState, MmapHook, MmapPrepare, VmAreaDesc, VmFault, VmOperations,
 };
 use vmaspace::flags::{VmFlags, map, prot};
 use vmaspace::{AddressSpace, Errno};
@@ -60,22 +59,10 @@ impl MmapPrepare for Ring {
 
 fn main() {
     let mut mm = AddressSpace::new();
-    let ops = FileOperations {
-        label: "ring",
-        hook: Ok(MmapHook::Prepare(Arc::new(Ring::new()))),
-        placement: Placement::Default,
-        mmap_sync: false,
-    };
-    let state = InodeState {
-        path: b"/dev/ring0".to_vec(),
-        linked: true,
-        size: RING_PAGES * PAGE,
-        seals: 0,
-        executable: false,
-        writable_mappings: 0,
-    };
-    let inode = Arc::new(Inode::new(1, (0xf0, 0), InodeKind::CharDevice, state));
-    let file = mm.vfs().open_with_ops(inode, FMode { read: true, write: true }, Arc::new(ops));
+    let ops = Arc::new(FileOperations::new("ring", MmapHook::Prepare(Arc::new(Ring::new()))));
+    let state = InodeState::linked(b"/dev/ring0", RING_PAGES * PAGE);
+    let inode = Arc::new(Inode::new(1, (0xf0, 0), ops.clone(), state).with_mode(InodeMode::CharDevice));
+    let file = mm.vfs().open_with_ops(inode, FMode { read: true, write: true }, ops);
     let fd = mm.install_file(file).expect("a free descriptor") as i64;
 
     let rw = prot::READ | prot::WRITE;

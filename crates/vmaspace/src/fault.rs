@@ -3,7 +3,6 @@
 
 use crate::addr::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::Errno;
-use crate::file::InodeKind;
 use crate::flags::VmFlags;
 use crate::vma::AnonVmaRef;
 use crate::{AddressSpace, Page};
@@ -97,7 +96,7 @@ impl AddressSpace {
     fn drop_if_truncated(&mut self, vma_start: u64, page: u64) {
         let vma = self.tree.get(vma_start).expect("VMA");
         let Some(f) = vma.file.as_ref().filter(|_| !vma.is_anonymous()) else { return };
-        if !matches!(f.inode.kind, InodeKind::Regular | InodeKind::Shmem | InodeKind::Secretmem) {
+        if !f.inode.is_regular() {
             return;
         }
         let past_eof = vma.pgoff_at(page) >= f.inode.state().size.div_ceil(PAGE_SIZE);
@@ -120,8 +119,7 @@ impl AddressSpace {
     /// Linux: `check_vma_flags()`: may get_user_pages touch this VMA this way?
     fn gup_vma_allowed(&self, vma: &crate::Vma, write: bool, force: bool) -> bool {
         let f = vma.flags;
-        if f.intersects(VmFlags::IO | VmFlags::PFNMAP)
-            || vma.file.as_ref().is_some_and(|x| x.inode.kind == InodeKind::Secretmem)
+        if f.intersects(VmFlags::IO | VmFlags::PFNMAP) || crate::drivers::secretmem::vma_is_secretmem(vma.ops.as_ref())
         {
             return false;
         }
@@ -224,9 +222,9 @@ impl AddressSpace {
         let shared = vma.flags.contains(VmFlags::SHARED) || vma.flags.contains(VmFlags::MAYSHARE);
         if let Some(fault) = vma.ops.as_ref().and_then(|o| o.fault.clone()) {
             match fault(&vma.view(), page) {
-                crate::file::VmFault::Sigbus => return Err(FaultSignal::Sigbus),
-                crate::file::VmFault::Sigsegv => return Err(FaultSignal::Sigsegv),
-                crate::file::VmFault::Mapped => {}
+                crate::driver::VmFault::Sigbus => return Err(FaultSignal::Sigbus),
+                crate::driver::VmFault::Sigsegv => return Err(FaultSignal::Sigsegv),
+                crate::driver::VmFault::Mapped => {}
             }
         }
         // A PFN mapping without a fault handler has nothing to fault in.

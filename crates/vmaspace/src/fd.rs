@@ -2,11 +2,11 @@
 //! memfd_secret and memfd seals.
 
 use crate::AddressSpace;
+use crate::driver::{FMode, Inode, OpenFile};
+use crate::drivers;
 use crate::errno::{Errno, SysResult};
-use crate::file::{FMode, Inode, InodeKind, OpenFile};
 use crate::flags::{mfd, open, seal};
 use crate::hugetlb::HugeSize;
-use crate::vfs::dev;
 use std::sync::Arc;
 
 /// `AT_FDCWD`.
@@ -77,10 +77,9 @@ impl AddressSpace {
             open::RDWR => FMode { read: true, write: true },
             _ => FMode { read: false, write: false },
         };
-        // do_truncate() for a file that holds data (regular, tmpfs and hugetlbfs files).
-        let truncatable = matches!(inode.kind, InodeKind::Regular | InodeKind::Shmem | InodeKind::Hugetlb);
-        if flags & open::TRUNC != 0 && mode.write && truncatable {
-            self.set_size(&inode, 0);
+        // do_truncate() for a regular file (on ext4, tmpfs, hugetlbfs), through its setattr.
+        if flags & open::TRUNC != 0 && mode.write && inode.is_regular() {
+            self.set_size(&inode, 0)?;
         }
         let file = self.vfs.open_inode(inode, mode);
         self.install_fd(file)
@@ -129,34 +128,25 @@ impl AddressSpace {
         if (len as i64) < 0 {
             return Err(Errno::EINVAL);
         }
-        if !f.mode.write || f.inode.kind == InodeKind::CharDevice {
+        // do_sys_ftruncate(): regular files only.
+        if !f.mode.write || !f.inode.is_regular() {
             return Err(Errno::EINVAL);
         }
-        {
-            let st = f.inode.state();
-            if f.inode.kind == InodeKind::Secretmem && st.size != 0 {
-                return Err(Errno::EINVAL);
-            }
-            // hugetlbfs_setattr(): whole huge pages only, checked before the seals.
-            if f.inode.hugetlb.as_ref().is_some_and(|h| !h.size.is_aligned(len)) {
-                return Err(Errno::EINVAL);
-            }
-            if (len < st.size && st.seals & seal::SHRINK != 0) || (len > st.size && st.seals & seal::GROW != 0) {
-                return Err(Errno::EPERM);
-            }
-        }
-        self.set_size(&f.inode, len);
+        self.set_size(&f.inode, len)?;
         Ok(0)
     }
 
-    /// Sets a file's size; a shrink drops the pages past the new end (`truncate_setsize`,
-    /// and hugetlbfs's `hugetlb_vmtruncate`).
-    fn set_size(&mut self, inode: &Arc<Inode>, len: u64) {
-        inode.state().size = len;
-        if let Some(h) = &inode.hugetlb {
-            h.truncate(len >> h.size.shift());
+    /// Linux: `do_truncate()`: the file system's `setattr` may refuse the size (seals, huge
+    /// page alignment, secretmem's size set once) or act on it (hugetlbfs drops reservations);
+    /// then the size changes and a shrink drops the pages past the new end
+    /// (`truncate_setsize`).
+    fn set_size(&mut self, inode: &Arc<Inode>, len: u64) -> Result<(), Errno> {
+        if let Some(setattr) = &inode.setattr_size {
+            setattr(inode, len)?;
         }
+        inode.state().size = len;
         self.truncate_pages(inode, len);
+        Ok(())
     }
 
     /// Drops the pages past a new end of file from this address space's mappings of it,
@@ -211,9 +201,9 @@ impl AddressSpace {
         path.extend_from_slice(name);
         let inode = if flags & mfd::HUGETLB != 0 {
             let size = HugeSize::from_log((flags >> 26) & 0x3f).ok_or(Errno::ENODEV)?;
-            self.vfs.new_hugetlb_internal(size, &path, 0)
+            drivers::hugetlbfs::hugetlb_file_setup(self.vfs.as_ref(), self.vfs.hugepages(), size, &path, 0)
         } else {
-            self.vfs.new_internal(InodeKind::Shmem, dev::SHMEM, &path, 0)
+            drivers::shmem::shmem_file_setup(self.vfs.as_ref(), &path, 0)
         };
         {
             let mut st = inode.state();
@@ -234,7 +224,7 @@ impl AddressSpace {
         if flags & !open::CLOEXEC != 0 {
             return Err(Errno::EINVAL);
         }
-        let inode = self.vfs.new_internal(InodeKind::Secretmem, dev::SECRETMEM, b"/secretmem", 0);
+        let inode = drivers::secretmem::secretmem_file_create(self.vfs.as_ref());
         let file = self.vfs.open_inode(inode, FMode { read: true, write: true });
         self.install_fd(file)
     }
@@ -242,7 +232,7 @@ impl AddressSpace {
     /// `fcntl(fd, F_GET_SEALS)`.
     pub fn fcntl_get_seals(&mut self, fd: i64) -> SysResult {
         let f = self.fd_file(fd)?;
-        if !f.inode.kind.has_seals() {
+        if !f.inode.sealable {
             return Err(Errno::EINVAL);
         }
         Ok(f.inode.state().seals)
@@ -258,7 +248,7 @@ impl AddressSpace {
         if !f.mode.write {
             return Err(Errno::EPERM);
         }
-        if seals & !F_ALL_SEALS != 0 || !f.inode.kind.has_seals() {
+        if seals & !F_ALL_SEALS != 0 || !f.inode.sealable {
             return Err(Errno::EINVAL);
         }
         let current = f.inode.state().seals;

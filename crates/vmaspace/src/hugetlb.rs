@@ -24,9 +24,9 @@
 //! `size=` mount options), cgroups.
 
 use crate::addr::PAGE_SHIFT;
+use crate::driver::PrivateData;
 use crate::errno::Errno;
 use crate::fault::{Access, FaultSignal};
-use crate::file::PrivateData;
 use crate::flags::VmFlags;
 use crate::{AddressSpace, Page};
 use std::collections::BTreeSet;
@@ -267,6 +267,17 @@ pub struct HugetlbInode {
 }
 
 impl HugetlbInode {
+    /// Linux: `HUGETLBFS_I()`: the huge-page state of a hugetlbfs inode, kept in its driver
+    /// state (None for every other inode).
+    pub fn of(inode: &crate::driver::Inode) -> Option<&HugetlbInode> {
+        inode.private_as::<HugetlbInode>()
+    }
+
+    /// Linux: `hstate_file()`: the huge page size of a hugetlbfs file (`is_file_hugepages()`).
+    pub fn page_size_of(file: &crate::driver::OpenFile) -> Option<HugeSize> {
+        HugetlbInode::of(&file.inode).map(|h| h.size)
+    }
+
     /// The huge-page state of a new, empty hugetlbfs inode whose pages come from `pools`.
     pub fn new(size: HugeSize, pools: Arc<HugePools>) -> HugetlbInode {
         HugetlbInode { size, pools, cache: Mutex::new(InodeCache::default()), forks: Mutex::default() }
@@ -306,7 +317,7 @@ impl HugetlbInode {
 
     /// Linux: `remove_inode_hugepages()` + `hugetlb_unreserve_pages()` from huge page `from`
     /// on: frees the cached pages and returns the reservations no page consumed.
-    pub(crate) fn truncate(&self, from: u64) {
+    pub fn truncate(&self, from: u64) {
         let mut c = self.cache();
         let pages = c.pages.split_off(&from);
         let regions = c.regions.split_off(&from);
@@ -339,7 +350,7 @@ impl ResvMap {
     }
 
     /// The map a private VMA's private data holds, if any.
-    pub(crate) fn of(data: Option<&PrivateData>) -> Option<&ResvMap> {
+    pub fn of(data: Option<&PrivateData>) -> Option<&ResvMap> {
         data.and_then(|d| d.downcast_ref::<ResvMap>())
     }
 
@@ -351,7 +362,7 @@ impl ResvMap {
 
     /// Linux: `hugetlb_vm_op_close()`: returns the reservations no fault consumed in the
     /// file's huge pages `[from, to)`.
-    pub(crate) fn release(&self, from: u64, to: u64) {
+    pub fn release(&self, from: u64, to: u64) {
         let mut r = self.reserved();
         let gone: Vec<u64> = r.range(from..to).copied().collect();
         for i in &gone {
@@ -392,7 +403,7 @@ impl AddressSpace {
     pub(crate) fn hugetlb_fault(&mut self, vma_start: u64, addr: u64, access: Access) -> Result<(), FaultSignal> {
         let vma = self.tree.get(vma_start).ok_or(FaultSignal::Sigsegv)?.clone();
         let file = vma.file.clone().ok_or(FaultSignal::Sigbus)?;
-        let inode = file.inode.hugetlb.as_ref().ok_or(FaultSignal::Sigbus)?;
+        let inode = HugetlbInode::of(&file.inode).ok_or(FaultSignal::Sigbus)?;
         let base = addr & !(inode.size.bytes() - 1);
         let index = vma.pgoff_at(base) / inode.size.small_pages();
         let beyond_eof = index >= inode_size_pages(&file.inode, inode.size);
@@ -472,7 +483,7 @@ impl AddressSpace {
     /// reservation back (Linux: `__unmap_hugepage_range`'s `restore_reserve`).
     pub(crate) fn hugetlb_zap_private(&mut self, vma_start: u64, start: u64, end: u64) {
         let vma = self.tree.get(vma_start).expect("VMA").clone();
-        let Some(inode) = vma.file.as_ref().and_then(|f| f.inode.hugetlb.as_ref()) else { return };
+        let Some(inode) = vma.file.as_ref().and_then(|f| HugetlbInode::of(&f.inode)) else { return };
         let keys: Vec<u64> = self.pages.range(start..end).map(|(a, _)| *a).collect();
         for a in keys {
             let own = matches!(self.pages.remove(&a), Some(Page::Huge(_)));
@@ -515,10 +526,10 @@ enum Present {
 /// The hugetlbfs inode of a `VM_HUGETLB` VMA (None if a driver set the flag on another file:
 /// such a VMA faults as an ordinary one).
 pub(crate) fn hugetlb_inode(vma: &crate::Vma) -> Option<&HugetlbInode> {
-    vma.file.as_ref().and_then(|f| f.inode.hugetlb.as_ref()).filter(|_| vma.flags.contains(VmFlags::HUGETLB))
+    vma.file.as_ref().and_then(|f| HugetlbInode::of(&f.inode)).filter(|_| vma.flags.contains(VmFlags::HUGETLB))
 }
 
 /// The file's size in huge pages (faults at or past it raise SIGBUS).
-fn inode_size_pages(inode: &crate::file::Inode, size: HugeSize) -> u64 {
+fn inode_size_pages(inode: &crate::driver::Inode, size: HugeSize) -> u64 {
     inode.state().size >> size.shift()
 }

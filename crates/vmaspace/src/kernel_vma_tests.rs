@@ -5,7 +5,7 @@
 //! Not ported: `vmi_prealloc_fail` (the model has no allocation failure to inject).
 
 use crate::AddressSpace;
-use crate::file::VmOperations;
+use crate::driver::VmOperations;
 use crate::flags::VmFlags;
 use crate::merge::Vmg;
 use crate::vma::{AnonVmaRef, Vma};

@@ -21,11 +21,11 @@
 
 pub mod addr;
 mod brk;
+pub mod driver;
 pub mod drivers;
 pub mod errno;
 pub mod fault;
 mod fd;
-pub mod file;
 pub mod flags;
 mod fork;
 mod gap_index;
@@ -52,9 +52,9 @@ pub mod vma;
 #[cfg(test)]
 mod kernel_vma_tests;
 
+pub use driver::{DriverBug, MmapHook, VmAreaDesc, VmOperations};
 pub use errno::{Errno, SysResult};
 pub use fault::Access;
-pub use file::{DriverBug, MmapHook, VmAreaDesc, VmOperations};
 pub use flags::VmFlags;
 pub use seed::SeedError;
 pub use vfs::Vfs;
@@ -218,7 +218,7 @@ pub struct AddressSpace {
     pub(crate) start_stack: u64,
     pub(crate) gate: Option<GateArea>,
     pub(crate) vfs: Arc<Vfs>,
-    pub(crate) fds: BTreeMap<i32, Arc<file::OpenFile>>,
+    pub(crate) fds: BTreeMap<i32, Arc<driver::OpenFile>>,
     pub(crate) pages: pages::PageMap,
     /// Pages walked by the call in progress (see [`Settings::max_pages_per_call`]).
     pub(crate) page_steps: u64,
@@ -351,12 +351,12 @@ impl AddressSpace {
         self.brk = brk;
     }
     /// The file open as `fd`, if any.
-    pub fn file(&self, fd: i32) -> Option<&Arc<file::OpenFile>> {
+    pub fn file(&self, fd: i32) -> Option<&Arc<driver::OpenFile>> {
         self.fds.get(&fd)
     }
 
-    pub(crate) fn mm_info(&self) -> file::MmInfo {
-        file::MmInfo {
+    pub(crate) fn mm_info(&self) -> driver::MmInfo {
+        driver::MmInfo {
             map_count: self.map_count(),
             locked_vm: self.counters.locked_vm,
             memlock_limit_pages: self.settings.rlimit_memlock >> addr::PAGE_SHIFT,

@@ -2,7 +2,7 @@
 
 use crate::addr::{PAGE_SIZE, is_page_aligned, range_end};
 use crate::errno::{Errno, SysResult};
-use crate::flags::{VmFlags, seal};
+use crate::flags::VmFlags;
 use crate::{AddressSpace, Page};
 
 /// `MADV_*` values.
@@ -280,21 +280,15 @@ impl AddressSpace {
         if !v.flags.is_shared_maywrite() {
             return Err(Errno::EACCES);
         }
-        // vfs_fallocate(PUNCH_HOLE): shmem and ext4 support it, secretmem does not; a range
-        // past the file system's largest file is EFBIG (ext4 with 4 KiB blocks: 2^32 - 1 blocks).
-        if file.inode.kind == crate::file::InodeKind::Secretmem {
-            return Err(Errno::EOPNOTSUPP);
-        }
-        // shmem_fallocate(): no holes in a memfd sealed against writing.
-        let seals = file.inode.state().seals;
-        if file.inode.kind.has_seals() && seals & (seal::WRITE | seal::FUTURE_WRITE) != 0 {
-            return Err(Errno::EPERM);
-        }
-        const EXT4_MAX_BYTES: u64 = 0xffff_ffff << 12;
+        // vfs_fallocate(PUNCH_HOLE): a range past the file system's largest file is EFBIG; a
+        // file without fallocate is EOPNOTSUPP; then the file system's own checks (shmem: no
+        // holes in a memfd sealed against writing).
         let offset = (start - v.start).saturating_add(v.pgoff.saturating_mul(crate::addr::PAGE_SIZE));
-        if file.inode.kind == crate::file::InodeKind::Regular && offset.saturating_add(end - start) > EXT4_MAX_BYTES {
+        if offset.saturating_add(end - start) > file.inode.sb.max_bytes {
             return Err(Errno::EFBIG);
         }
+        let punch = file.ops.punch_hole.as_ref().ok_or(Errno::EOPNOTSUPP)?;
+        punch(&file.inode)?;
         self.zap_pages_keeping_guards(start, end);
         Ok(())
     }

@@ -7,8 +7,8 @@
 
 use crate::AddressSpace;
 use crate::addr::{PAGE_SHIFT, pages};
+use crate::driver::OpenFile;
 use crate::errno::Errno;
-use crate::file::OpenFile;
 use crate::flags::VmFlags;
 use crate::vma::{AnonVmaRef, Vma};
 use std::sync::Arc;

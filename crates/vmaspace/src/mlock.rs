@@ -3,7 +3,6 @@
 use crate::AddressSpace;
 use crate::addr::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::{Errno, SysResult};
-use crate::file::InodeKind;
 use crate::flags::VmFlags;
 
 /// `MLOCK_ONFAULT`.
@@ -111,7 +110,7 @@ impl AddressSpace {
     fn mlock_fixup(&mut self, vma_start: u64, start: u64, end: u64, newflags: VmFlags) -> Result<u64, Errno> {
         let vma = self.tree.get(vma_start).expect("mlock of a VMA").clone();
         let oldflags = vma.flags;
-        let secretmem = vma.file.as_ref().is_some_and(|f| f.inode.kind == InodeKind::Secretmem);
+        let secretmem = crate::drivers::secretmem::vma_is_secretmem(vma.ops.as_ref());
         if newflags == oldflags
             || oldflags.intersects(VmFlags::SPECIAL | VmFlags::HUGETLB | VmFlags::DROPPABLE)
             || secretmem

@@ -2,14 +2,14 @@
 
 use crate::AddressSpace;
 use crate::addr::{PAGE_MASK, PAGE_SHIFT, page_align};
+use crate::driver::{
+    DriverBug, LegacyVma, MmapAction, MmapActionKind, MmapHook, OpenFile, PageProt, PrivateData, VmAreaDesc,
+    VmOperations,
+};
 use crate::drivers;
 use crate::errno::{Errno, SysResult};
-use crate::file::{
-    DriverBug, FMode, InodeKind, LegacyVma, MmapAction, MmapActionKind, MmapHook, OpenFile, PageProt, PrivateData,
-    VmAreaDesc, VmOperations,
-};
 use crate::flags::{VmFlags, map, prot, seal};
-use crate::hugetlb::HugeSize;
+use crate::hugetlb::{HugeSize, HugetlbInode};
 use crate::merge::Vmg;
 use crate::munmap::Detached;
 use crate::vma::Vma;
@@ -57,8 +57,8 @@ impl AddressSpace {
         let huge_len = |size: HugeSize| size.align_up(len).unwrap_or(0);
         if flags & map::ANONYMOUS == 0 {
             let f = self.fd_file(fd)?;
-            let len = match (&f.inode.hugetlb, flags & map::HUGETLB != 0) {
-                (Some(h), _) => huge_len(h.size),
+            let len = match (HugetlbInode::page_size_of(&f), flags & map::HUGETLB != 0) {
+                (Some(size), _) => huge_len(size),
                 (None, true) => return Err(Errno::EINVAL),
                 (None, false) => len,
             };
@@ -71,8 +71,14 @@ impl AddressSpace {
         let len = huge_len(size);
         // hugetlb_file_setup(HUGETLB_ANON_FILE, len, VM_NORESERVE, ...): nothing reserved
         // yet; the mapping reserves.
-        let inode = self.vfs.new_hugetlb_internal(size, b"/anon_hugepage", len);
-        Ok((Some(self.vfs.open_inode(inode, FMode { read: true, write: true })), len))
+        let inode = drivers::hugetlbfs::hugetlb_file_setup(
+            self.vfs.as_ref(),
+            self.vfs.hugepages(),
+            size,
+            b"/anon_hugepage",
+            len,
+        );
+        Ok((Some(self.vfs.open_inode(inode, crate::driver::FMode { read: true, write: true })), len))
     }
 
     /// Linux: `do_mmap()`: validation and flag computation, in Linux's order.
@@ -204,14 +210,15 @@ impl AddressSpace {
         if !f.mode.read {
             return Err(Errno::EACCES);
         }
-        if f.inode.noexec() {
+        // path_noexec()
+        if f.inode.sb.noexec {
             if vm_flags.contains(VmFlags::EXEC) {
                 return Err(Errno::EPERM);
             }
             vm_flags.remove(VmFlags::MAYEXEC);
         }
         if let Err(e) = &f.ops.hook {
-            if *e == crate::file::HookTableError::Both {
+            if *e == crate::driver::HookTableError::Both {
                 self.report_bug(DriverBug::BothHooks { file: f.ops.label });
             }
             return Err(Errno::ENODEV);
@@ -221,7 +228,7 @@ impl AddressSpace {
         }
         // memfd_check_seals_mmap()
         let seals = f.inode.state().seals;
-        if f.inode.kind.has_seals() && seals & (seal::WRITE | seal::FUTURE_WRITE) != 0 {
+        if f.inode.sealable && seals & (seal::WRITE | seal::FUTURE_WRITE) != 0 {
             if vm_flags.contains(VmFlags::SHARED | VmFlags::WRITE) {
                 return Err(Errno::EPERM);
             }
@@ -398,10 +405,11 @@ impl AddressSpace {
             (Some(f), Some(MmapHook::Legacy(h))) => self.call_legacy_mmap(&mut vma, f, h.as_ref())?,
             (Some(f), _) => {
                 vma.file = Some(f);
-                vma.ops = Some(crate::file::dummy_vm_ops());
+                vma.ops = Some(crate::driver::dummy_vm_ops());
             }
             (None, _) if flags.contains(VmFlags::SHARED) => {
-                let (f, ops) = drivers::shmem::shmem_zero_setup(&self.vfs, &self.mm_info(), end - start, flags)?;
+                let (f, ops) =
+                    drivers::shmem::shmem_zero_setup(self.vfs.as_ref(), &self.mm_info(), end - start, flags)?;
                 vma.file = Some(f);
                 vma.ops = Some(ops);
             }
@@ -416,7 +424,7 @@ impl AddressSpace {
         &mut self,
         vma: &mut Vma,
         f: Arc<OpenFile>,
-        h: &dyn crate::file::LegacyMmap,
+        h: &dyn crate::driver::LegacyMmap,
     ) -> Result<(), Errno> {
         let label = f.ops.label;
         let vfs = self.vfs.clone();
@@ -427,9 +435,9 @@ impl AddressSpace {
             flags: vma.flags,
             page_prot: vma.page_prot,
             vm_file: Some(f),
-            vm_ops: Some(crate::file::dummy_vm_ops()),
+            vm_ops: Some(crate::driver::dummy_vm_ops()),
             private_data: None,
-            vfs: &vfs,
+            vfs: vfs.as_ref(),
             mm: self.mm_info(),
             remapped: Vec::new(),
         };
@@ -512,17 +520,14 @@ fn calc_vm_flag_bits(flags: u64) -> VmFlags {
 
 /// Linux: `accountable_mapping()`: hugetlbfs pages are accounted by their own pools.
 fn accountable_mapping(file: Option<&Arc<OpenFile>>, flags: VmFlags) -> bool {
-    file.is_none_or(|f| f.inode.hugetlb.is_none())
+    file.is_none_or(|f| HugetlbInode::page_size_of(f).is_none())
         && flags.0 & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE).0 == VmFlags::WRITE.0
 }
 
 /// Linux: `file_mmap_ok()`: the range must fit in the file's maximum size.
 fn file_mmap_ok(f: &OpenFile, pgoff: u64, len: u64) -> bool {
-    // MAX_LFS_FILESIZE for regular files; ULONG_MAX for devices.
-    let max: u64 = match f.inode.kind {
-        InodeKind::CharDevice => u64::MAX,
-        _ => i64::MAX as u64,
-    };
+    // file_mmap_size_max(): MAX_LFS_FILESIZE for regular files; ULONG_MAX for devices.
+    let max: u64 = if f.inode.is_regular() { crate::driver::SuperBlock::MAX_LFS_FILESIZE } else { u64::MAX };
     if len > max {
         return false;
     }

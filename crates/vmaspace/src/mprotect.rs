@@ -173,7 +173,7 @@ impl AddressSpace {
         let target = self.vma_modify(vma_start, start, end, newflags)?;
         let t = self.tree.get_mut(target).expect("modified VMA");
         t.flags = newflags | (t.flags & VmFlags::STICKY);
-        t.page_prot = crate::file::PageProt::from_flags(newflags);
+        t.page_prot = crate::driver::PageProt::from_flags(newflags);
         let result_end = t.end;
         self.counters.account(oldflags, -(nrpages as i64));
         self.counters.account(newflags, nrpages as i64);

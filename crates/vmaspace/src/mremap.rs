@@ -3,7 +3,6 @@
 use crate::AddressSpace;
 use crate::addr::{PAGE_SHIFT, is_page_aligned, page_align_wrapping};
 use crate::errno::{Errno, SysResult};
-use crate::file::Placement;
 use crate::flags::{VmFlags, map};
 use crate::merge::Vmg;
 
@@ -418,13 +417,15 @@ impl AddressSpace {
     }
 }
 
-/// Linux: `vma_multi_allowed()`: anonymous memory, shmem, hugetlb, and files whose placement is
-/// THP's or none.
+/// Linux: `vma_multi_allowed()`: anonymous memory, shmem, hugetlb, and files without a
+/// `get_unmapped_area` of their own or with `thp_get_unmapped_area`.
 fn multi_allowed(vma: &crate::Vma) -> bool {
-    match &vma.file {
+    let Some(f) = &vma.file else { return true };
+    if crate::drivers::shmem::vma_is_shmem(vma.ops.as_ref()) || vma.flags.contains(VmFlags::HUGETLB) {
+        return true;
+    }
+    match &f.ops.get_unmapped_area {
         None => true,
-        Some(f) => {
-            matches!(f.ops.placement, Placement::Default | Placement::Shmem | Placement::Thp | Placement::Hugetlb(_))
-        }
+        Some(g) => (g.as_ref() as &dyn std::any::Any).is::<crate::driver::ThpPlacement>(),
     }
 }

@@ -2,10 +2,9 @@
 
 use crate::AddressSpace;
 use crate::addr::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, is_page_aligned, page_align};
+use crate::driver::{AreaRequest, GetUnmappedArea, OpenFile, UnmappedAreaSearch};
 use crate::errno::Errno;
-use crate::file::{OpenFile, Placement};
 use crate::flags::{VmFlags, map};
-use crate::hugetlb::HugeSize;
 use std::sync::Arc;
 
 /// `struct vm_unmapped_area_info`.
@@ -19,24 +18,44 @@ struct UnmappedAreaInfo {
     start_gap: u64,
 }
 
-/// The arguments every allocator below `__get_unmapped_area()` passes down (Linux passes them
-/// one by one; the file itself is only used to choose the allocator, so it is not here).
+/// A request as the allocators below `__get_unmapped_area()` pass it down.
 #[derive(Debug, Clone, Copy)]
-struct AreaRequest {
-    addr: u64,
-    len: u64,
-    pgoff: u64,
-    flags: u64,
-    vm_flags: VmFlags,
-    /// The huge page size of a hugetlbfs file: the search is aligned to it (x86's
+struct Search {
+    req: AreaRequest,
+    /// An alignment the result must have (a hugetlbfs file's huge page size: x86's
     /// `get_align_mask()`), with no file-offset colouring.
-    huge: Option<HugeSize>,
+    align: Option<u64>,
 }
 
-impl AreaRequest {
+impl From<AreaRequest> for Search {
+    fn from(req: AreaRequest) -> Search {
+        Search { req, align: None }
+    }
+}
+
+impl Search {
     /// Linux: `stack_guard_placement()`: a shadow stack keeps a page free below it.
     fn start_gap(&self) -> u64 {
-        if self.vm_flags.contains(VmFlags::SHADOW_STACK) { PAGE_SIZE } else { 0 }
+        if self.req.vm_flags.contains(VmFlags::SHADOW_STACK) { PAGE_SIZE } else { 0 }
+    }
+    fn with_len(self, len: u64) -> Search {
+        Search { req: AreaRequest { len, ..self.req }, ..self }
+    }
+    fn without_vm_flags(self) -> Search {
+        Search { req: self.req.without_vm_flags(), ..self }
+    }
+}
+
+/// The searches a driver's `get_unmapped_area` may use.
+impl UnmappedAreaSearch for AddressSpace {
+    fn mm_get_unmapped_area(&self, req: AreaRequest) -> Result<u64, Errno> {
+        self.mm_search(req.into())
+    }
+    fn thp_get_unmapped_area(&self, req: AreaRequest) -> Result<u64, Errno> {
+        self.thp_search(req.into())
+    }
+    fn aligned_get_unmapped_area(&self, req: AreaRequest, align: u64) -> Result<u64, Errno> {
+        self.mm_search(Search { req, align: Some(align) })
     }
 }
 
@@ -60,22 +79,15 @@ impl AddressSpace {
         }
         let shared = flags & map::SHARED != 0;
         let pgoff = if file.is_some() { pgoff } else { 0 };
-        let placement = match file {
-            Some(f) => Some(f.ops.placement),
-            None if shared => Some(Placement::Shmem),
-            None => None,
-        };
-        let req = AreaRequest { addr, len, pgoff, flags, vm_flags, huge: None };
-        let plain = AreaRequest { vm_flags: VmFlags::NONE, ..req };
-        let addr = match placement {
-            Some(Placement::Thp) => self.thp_get_unmapped_area(plain)?,
-            // Linux: get_unmapped_area_zero(): private goes to the THP allocator, shared to shmem's.
-            Some(Placement::Zero) if !shared => self.thp_get_unmapped_area(plain)?,
-            Some(Placement::Zero | Placement::Shmem) => self.mm_get_unmapped_area(plain)?,
-            Some(Placement::Default) => self.mm_get_unmapped_area(req)?,
-            Some(Placement::Hugetlb(size)) => self.hugetlb_get_unmapped_area(req, size)?,
-            None if addr == 0 && len.is_multiple_of(PMD_SIZE) => self.thp_get_unmapped_area(req)?,
-            None => self.mm_get_unmapped_area(req)?,
+        let req = AreaRequest { addr, len, pgoff, flags, vm_flags };
+        let addr = match file.map(|f| &f.ops.get_unmapped_area) {
+            // f_op->get_unmapped_area.
+            Some(Some(g)) => g.get_unmapped_area(self, req)?,
+            Some(None) => self.mm_search(req.into())?,
+            // Shared anonymous memory is shmem's.
+            None if shared => crate::drivers::shmem::ShmemPlacement.get_unmapped_area(self, req)?,
+            None if addr == 0 && len.is_multiple_of(PMD_SIZE) => self.thp_search(req.into())?,
+            None => self.mm_search(req.into())?,
         };
         if addr > task_size - len {
             return Err(Errno::ENOMEM);
@@ -94,16 +106,16 @@ impl AddressSpace {
     /// so that the file offset and the address agree modulo 2 MiB; falls back to the plain
     /// search when the range holds no whole aligned 2 MiB chunk of the file or the padded
     /// search fails.
-    fn thp_get_unmapped_area(&self, req: AreaRequest) -> Result<u64, Errno> {
-        if let Some(a) = self.thp_aligned_area(req) {
+    fn thp_search(&self, s: Search) -> Result<u64, Errno> {
+        if let Some(a) = self.thp_aligned_area(s) {
             return Ok(a);
         }
-        self.mm_get_unmapped_area(req)
+        self.mm_search(s)
     }
 
     /// Linux: `__thp_get_unmapped_area()`; None means "not applicable".
-    fn thp_aligned_area(&self, req: AreaRequest) -> Option<u64> {
-        let AreaRequest { addr, len, pgoff, .. } = req;
+    fn thp_aligned_area(&self, s: Search) -> Option<u64> {
+        let AreaRequest { addr, len, pgoff, .. } = s.req;
         let size = PMD_SIZE;
         let off = pgoff.checked_mul(PAGE_SIZE)?;
         let off_end = off.checked_add(len)?;
@@ -113,7 +125,7 @@ impl AddressSpace {
         }
         let len_pad = len.checked_add(size)?;
         off.checked_add(len_pad)?;
-        let ret = self.mm_get_unmapped_area(AreaRequest { len: len_pad, ..req }).ok()?;
+        let ret = self.mm_search(s.with_len(len_pad)).ok()?;
         if ret == addr {
             return Some(addr);
         }
@@ -125,30 +137,17 @@ impl AddressSpace {
         Some(ret + off_sub)
     }
 
-    /// Linux: `hugetlb_get_unmapped_area()`.
-    fn hugetlb_get_unmapped_area(&self, req: AreaRequest, size: HugeSize) -> Result<u64, Errno> {
-        if !size.is_aligned(req.len) {
-            return Err(Errno::EINVAL);
-        }
-        if req.flags & map::FIXED != 0 && !size.is_aligned(req.addr) {
-            return Err(Errno::EINVAL);
-        }
-        // ALIGN() wraps to 0 (no hint) near the top of the address space.
-        let addr = if req.addr == 0 { 0 } else { size.align_up(req.addr).unwrap_or(0) };
-        self.mm_get_unmapped_area(AreaRequest { addr, huge: Some(size), ..req })
-    }
-
     /// The `align_mask` and `align_offset` of a search.
-    fn alignment(req: &AreaRequest) -> (u64, u64) {
-        match req.huge {
-            Some(size) => ((size.bytes() - 1) & PAGE_MASK, 0),
-            None => (0, req.pgoff << PAGE_SHIFT),
+    fn alignment(s: &Search) -> (u64, u64) {
+        match s.align {
+            Some(align) => ((align - 1) & PAGE_MASK, 0),
+            None => (0, s.req.pgoff << PAGE_SHIFT),
         }
     }
 
     /// Linux: `mm_get_unmapped_area_vmflags()` → x86's `arch_get_unmapped_area_topdown()`.
-    fn mm_get_unmapped_area(&self, req: AreaRequest) -> Result<u64, Errno> {
-        let AreaRequest { addr: addr0, len, flags, .. } = req;
+    fn mm_search(&self, s: Search) -> Result<u64, Errno> {
+        let AreaRequest { addr: addr0, len, flags, .. } = s.req;
         let task_size = self.settings.task_size;
         if len > task_size {
             return Err(Errno::ENOMEM);
@@ -157,7 +156,7 @@ impl AddressSpace {
             return Ok(addr0);
         }
         if flags & map::_32BIT != 0 {
-            return self.arch_get_unmapped_area(req);
+            return self.arch_get_unmapped_area(s);
         }
         let mut addr = addr0;
         if addr != 0 {
@@ -173,18 +172,18 @@ impl AddressSpace {
         if addr > DEFAULT_MAP_WINDOW {
             high_limit += task_size - DEFAULT_MAP_WINDOW;
         }
-        let (align_mask, align_offset) = Self::alignment(&req);
+        let (align_mask, align_offset) = Self::alignment(&s);
         let info = UnmappedAreaInfo {
             length: len,
             low_limit: if flags & map::ABOVE4G != 0 { 1 << 32 } else { PAGE_SIZE },
             high_limit,
             align_mask,
             align_offset,
-            start_gap: req.start_gap(),
+            start_gap: s.start_gap(),
         };
         match self.unmapped_area_topdown(info) {
             Some(a) => Ok(a),
-            None => self.arch_get_unmapped_area(AreaRequest { vm_flags: VmFlags::NONE, ..req }),
+            None => self.arch_get_unmapped_area(s.without_vm_flags()),
         }
     }
 
@@ -198,8 +197,8 @@ impl AddressSpace {
 
     /// Linux: x86's `arch_get_unmapped_area()`: the bottom-up allocator (MAP_32BIT, and the
     /// fallback when the top-down search fails).
-    fn arch_get_unmapped_area(&self, req: AreaRequest) -> Result<u64, Errno> {
-        let AreaRequest { addr, len, flags, .. } = req;
+    fn arch_get_unmapped_area(&self, s: Search) -> Result<u64, Errno> {
+        let AreaRequest { addr, len, flags, .. } = s.req;
         if flags & map::FIXED != 0 {
             return Ok(addr);
         }
@@ -219,14 +218,14 @@ impl AddressSpace {
                 return Ok(a);
             }
         }
-        let (align_mask, align_offset) = Self::alignment(&req);
+        let (align_mask, align_offset) = Self::alignment(&s);
         let info = UnmappedAreaInfo {
             length: len,
             low_limit: begin,
             high_limit: end,
             align_mask,
             align_offset,
-            start_gap: req.start_gap(),
+            start_gap: s.start_gap(),
         };
         self.unmapped_area(info).ok_or(Errno::ENOMEM)
     }

@@ -7,8 +7,7 @@
 //! says `s`.
 
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, is_page_aligned};
-use crate::drivers;
-use crate::file::{FMode, Inode, InodeKind, InodeState, OpenFile, VmOperations};
+use crate::driver::{FMode, InodeState, OpenFile, VmOperations};
 use crate::flags::VmFlags;
 use crate::vma::{AnonVmaRef, Vma};
 use crate::{AddressSpace, GateArea};
@@ -75,16 +74,20 @@ fn special_ops(name: &str) -> Arc<VmOperations> {
         label: "special_mapping_vmops",
         close: Some(Arc::new(|_| {})),
         may_split: Some(Arc::new(|_, _| Err(crate::Errno::EINVAL))),
-        fault: Some(Arc::new(|_, _| crate::file::VmFault::Mapped)),
+        fault: Some(Arc::new(|_, _| crate::driver::VmFault::Mapped)),
         name: Some(Arc::new(move |_| Some(label.to_string()))),
         ..VmOperations::default()
     })
 }
 
+/// A file of a snapshot, opened once per (device, inode), with the operations its file system
+/// gives such mappings.
+type SeededFile = (Arc<OpenFile>, Option<Arc<VmOperations>>);
+
 impl AddressSpace {
     /// Replaces the address space's VMAs with those of a maps snapshot.
     pub fn seed_from_maps(&mut self, text: &str) -> Result<(), SeedError> {
-        let mut files: HashMap<((u32, u32), u64), Arc<OpenFile>> = HashMap::new();
+        let mut files: HashMap<((u32, u32), u64), SeededFile> = HashMap::new();
         let mut sizes: HashMap<((u32, u32), u64), u64> = HashMap::new();
         let mut lines = Vec::new();
         for (i, raw) in text.lines().enumerate() {
@@ -146,7 +149,7 @@ impl AddressSpace {
     fn seed_vma(
         &mut self,
         l: &Line<'_>,
-        files: &mut HashMap<((u32, u32), u64), Arc<OpenFile>>,
+        files: &mut HashMap<((u32, u32), u64), SeededFile>,
         sizes: &HashMap<((u32, u32), u64), u64>,
     ) -> Vma {
         let p = l.perms;
@@ -205,32 +208,19 @@ impl AddressSpace {
                 Some(p) => (p, false),
                 None => (l.name, true),
             };
-            let kind = if l.dev == crate::vfs::dev::SHMEM || path.starts_with("/memfd:") {
-                InodeKind::Shmem
-            } else if path == "/dev/zero" && linked {
-                InodeKind::CharDevice
-            } else {
-                InodeKind::Regular
-            };
             let size = sizes.get(&key).copied().unwrap_or(PAGE_SIZE);
-            let state = InodeState {
-                path: path.replace("\\012", "\n").into_bytes(),
-                linked,
-                size,
-                seals: 0,
-                executable: false,
-                writable_mappings: 0,
-            };
-            let inode = Arc::new(Inode::new(l.ino, l.dev, kind, state));
-            self.vfs.open_inode(inode, FMode { read: true, write: shared && flags.contains(VmFlags::WRITE) })
+            let state =
+                InodeState { path: path.replace("\\012", "\n").into_bytes(), linked, size, ..InodeState::default() };
+            // The file system the snapshot's device or path names makes the inode, and says
+            // what operations its mappings carry.
+            let (inode, ops) = self.vfs.snapshot_inode(l.ino, l.dev, state);
+            let file =
+                self.vfs.open_inode(inode, FMode { read: true, write: shared && flags.contains(VmFlags::WRITE) });
+            (file, ops)
         });
         let mut v = Vma::new(l.start, l.end, l.offset >> PAGE_SHIFT, flags);
-        v.ops = match file.inode.kind {
-            InodeKind::Regular => Some(drivers::regular::ext4_file_vm_ops()),
-            InodeKind::Shmem => Some(drivers::shmem::shmem_anon_vm_ops()),
-            _ => None,
-        };
-        v.file = Some(file.clone());
+        v.ops = file.1.clone();
+        v.file = Some(file.0.clone());
         v
     }
 }

@@ -1,11 +1,15 @@
 //! `Vfs`: the files the processes of a model see, shared by every address space forked from one
-//! another: regular files of the working directory, `/dev/zero`, `/dev/null`, and the internal
-//! shmem objects of shared anonymous memory and memfds.
+//! another: the mount table (the root file system, `/dev/shm` and any mounts, each a
+//! [`FileSystem`]), the named files (the working directory's, `/dev/zero`, `/dev/null`, files in
+//! mount points), and the numbering of internal objects (shared anonymous memory, memfds).
+//!
+//! The VFS knows no driver: file systems and device files are given to it
+//! ([`Vfs::with_root`], [`Vfs::mount`], [`Vfs::add_device`]); `crate::drivers::builtin_vfs`
+//! makes the one this project's machines have.
 
-use crate::drivers;
+use crate::driver::{FMode, FileOperations, FileSystem, Files, Inode, InodeState, OpenFile};
 use crate::errno::Errno;
-use crate::file::{FMode, FileOperations, Inode, InodeKind, InodeState, OpenFile};
-use crate::hugetlb::{HugePools, HugeSize, HugetlbInode};
+use crate::hugetlb::HugePools;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -29,38 +33,34 @@ pub mod dev {
     pub const HUGETLB_1G: (u32, u32) = (0x00, 0x12);
 }
 
-/// A file system type the mount table knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FsType {
-    /// ext4 (regular files map through `mmap_prepare`).
-    Ext4,
-    /// tmpfs (shmem files: the legacy `.mmap` in 6.18; files carry `F_SEAL_SEAL`).
-    Tmpfs,
-    /// hugetlbfs with 2 MiB pages (files map through hugetlbfs's legacy `.mmap`).
-    Hugetlbfs,
-    /// overlayfs whose upper layer is ext4: a file opened here is a stacked file over a backing
-    /// open of the ext4 file (Linux: `ovl_mmap` → `backing_file_mmap`, legacy `.mmap`, with
-    /// ext4's `mmap_prepare` run through the compatibility layer).
-    Overlay,
-}
-
-/// One mount: files whose path starts with `dir` live on a file system of this type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One mount: files whose path starts with `dir` live on this file system.
+#[derive(Debug, Clone)]
 pub struct Mount {
     /// The mount point, an absolute path without a trailing `/`.
     pub dir: Vec<u8>,
     /// The file system mounted there.
-    pub fs: FsType,
+    pub fs: Arc<dyn FileSystem>,
     /// The device number its files show in maps.
     pub dev: (u32, u32),
+}
+
+impl PartialEq for Mount {
+    fn eq(&self, o: &Mount) -> bool {
+        self.dir == o.dir && self.dev == o.dev && self.fs.name() == o.fs.name()
+    }
 }
 
 #[derive(Debug)]
 struct VfsInner {
     cwd: Vec<u8>,
+    /// The root file system (the working directory is on it unless it is a mount point).
+    root: Arc<dyn FileSystem>,
     root_dev: (u32, u32),
-    /// Mount points besides the root (ext4), longest match wins.
+    /// Mount points besides the root, longest match wins.
     mounts: Vec<Mount>,
+    /// Internal mounts (no path: shm_mnt, secretmem, hugetlbfs), by the device their objects
+    /// show.
+    internal: Vec<((u32, u32), Arc<dyn FileSystem>)>,
     /// Named files by absolute path.
     files: HashMap<Vec<u8>, Arc<Inode>>,
     next_ino: u64,
@@ -78,35 +78,21 @@ pub struct Vfs {
     pages: Arc<crate::pages::PageBudget>,
 }
 
-impl Default for Vfs {
-    fn default() -> Vfs {
-        Vfs::new(b"/tmp/vmaspace-cwd")
-    }
-}
-
 impl Vfs {
-    /// A file system whose working directory is `cwd` (an absolute path).
-    pub fn new(cwd: &[u8]) -> Vfs {
-        let mut inner = VfsInner {
+    /// A file system whose root is `root` (showing device `root_dev`) and whose working
+    /// directory is `cwd` (an absolute path), with no mounts and no device files yet.
+    pub fn with_root(cwd: &[u8], root: Arc<dyn FileSystem>, root_dev: (u32, u32)) -> Vfs {
+        let inner = VfsInner {
             cwd: cwd.to_vec(),
-            root_dev: dev::ROOT,
-            mounts: vec![Mount { dir: b"/dev/shm".to_vec(), fs: FsType::Tmpfs, dev: dev::DEV_SHM }],
+            root,
+            root_dev,
+            mounts: Vec::new(),
+            internal: Vec::new(),
             files: HashMap::new(),
             next_ino: 1_000_000,
             next_shmem_ino: 1,
             next_file_id: 1,
         };
-        for (path, ino) in [(&b"/dev/zero"[..], 4u64), (&b"/dev/null"[..], 5)] {
-            let state = InodeState {
-                path: path.to_vec(),
-                linked: true,
-                size: 0,
-                seals: 0,
-                executable: false,
-                writable_mappings: 0,
-            };
-            inner.files.insert(path.to_vec(), Arc::new(Inode::new(ino, dev::DEVTMPFS, InodeKind::CharDevice, state)));
-        }
         Vfs { inner: Mutex::new(inner), hugepages: Arc::default(), pages: Arc::default() }
     }
 
@@ -147,6 +133,17 @@ impl Vfs {
         self.lock().root_dev = dev;
     }
 
+    /// Registers an internal mount: objects showing device `dev` (in a maps snapshot) belong to
+    /// `fs`.
+    pub fn add_internal_mount(&self, dev: (u32, u32), fs: Arc<dyn FileSystem>) {
+        self.lock().internal.push((dev, fs));
+    }
+
+    /// Names a device file (or any inode) at an absolute path, as devtmpfs does.
+    pub fn add_device(&self, path: &[u8], inode: Arc<Inode>) {
+        self.lock().files.insert(path.to_vec(), inode);
+    }
+
     /// The absolute form of a path, resolved against the working directory (`.` and `..`
     /// components are folded).
     pub fn absolute(&self, path: &[u8]) -> Vec<u8> {
@@ -179,27 +176,88 @@ impl Vfs {
         out
     }
 
-    /// A new open file description of `inode`. On an overlay mount it is a stacked file over a
-    /// backing open of the upper layer's file, made at open time as `ovl_open` makes it.
-    ///
-    /// The model keeps one inode for the overlay file and its upper file: what maps shows of the
-    /// backing file is the overlay's path, device and inode number (Linux: `file_user_path()`,
-    /// `file_user_inode()`), and size and link state are the upper file's.
-    pub fn open_inode(&self, inode: Arc<Inode>, mode: FMode) -> Arc<OpenFile> {
-        let path = inode.state().path.clone();
-        let ops = drivers::file_operations(&inode);
-        if self.fs_of(&path) == Some(FsType::Overlay) {
-            let backing = self.open_with_ops(inode.clone(), mode, ops);
-            return self.open_with_ops(inode, mode, Arc::new(drivers::stacked::stacked_file_operations(backing)));
-        }
-        self.open_with_ops(inode, mode, ops)
-    }
-
-    /// The type of the mount a path lies on (None: the root, ext4).
-    fn fs_of(&self, abs: &[u8]) -> Option<FsType> {
+    /// The file system an absolute path lies on, and the device its files show.
+    pub fn fs_of(&self, abs: &[u8]) -> (Arc<dyn FileSystem>, (u32, u32)) {
         let g = self.lock();
         let under = |m: &&Mount| abs.strip_prefix(m.dir.as_slice()).is_some_and(|rest| rest.first() == Some(&b'/'));
-        g.mounts.iter().filter(under).max_by_key(|m| m.dir.len()).map(|m| m.fs)
+        match g.mounts.iter().filter(under).max_by_key(|m| m.dir.len()) {
+            Some(m) => (m.fs.clone(), m.dev),
+            None => (g.root.clone(), g.root_dev),
+        }
+    }
+
+    /// The mount whose files live directly at `dir` (a mount point), if any.
+    fn mount_at(&self, dir: &[u8]) -> Option<Mount> {
+        self.lock().mounts.iter().filter(|m| dir == m.dir.as_slice()).max_by_key(|m| m.dir.len()).cloned()
+    }
+
+    /// Looks a path up; with `create`, a missing regular file directly in the working directory
+    /// or a mount point is created by that directory's file system. Returns the inode and
+    /// whether it was created.
+    pub fn lookup(&self, path: &[u8], create: bool) -> Result<(Arc<Inode>, bool), Errno> {
+        let abs = self.absolute(path);
+        let parent = abs[..abs.iter().rposition(|b| *b == b'/').unwrap_or(0)].to_vec();
+        if let Some(i) = self.lock().files.get(&abs) {
+            return Ok((i.clone(), false));
+        }
+        let mount = self.mount_at(&parent);
+        let (fs, dev) = {
+            let g = self.lock();
+            let parent_is_cwd = parent == g.cwd || (parent.is_empty() && g.cwd == b"/");
+            match &mount {
+                Some(m) => (m.fs.clone(), m.dev),
+                // A directory that is a mount point holds that file system's files; the
+                // working directory is on the root unless it is a mount point itself.
+                None if parent_is_cwd => (g.root.clone(), g.root_dev),
+                None => return Err(Errno::ENOENT),
+            }
+        };
+        if !create {
+            return Err(Errno::ENOENT);
+        }
+        let mut g = self.lock();
+        g.next_ino += 1;
+        let inode = Arc::new(fs.new_inode(g.next_ino, dev, InodeState::linked(&abs, 0)));
+        g.files.insert(abs, inode.clone());
+        Ok((inode, true))
+    }
+
+    /// An inode of a file found in a maps snapshot (`seed_from_maps`) with the snapshot's
+    /// number and device, made by the file system its device or path says (an internal mount,
+    /// a mount point, or the root; a device file copies the named device), with the VMA
+    /// operations that file system gives such mappings.
+    pub fn snapshot_inode(
+        &self,
+        ino: u64,
+        dev: (u32, u32),
+        state: InodeState,
+    ) -> (Arc<Inode>, Option<Arc<crate::driver::VmOperations>>) {
+        let path = state.path.clone();
+        let (device, internal, mounted) = {
+            let g = self.lock();
+            let device = g.files.get(&path).filter(|i| state.linked && !i.is_regular()).cloned();
+            let memfd = path.starts_with(b"/memfd:");
+            let internal = g
+                .internal
+                .iter()
+                .find(|(d, fs)| *d == dev || (memfd && fs.name() == "tmpfs"))
+                .map(|(_, fs)| fs.clone());
+            let mounted = g.mounts.iter().find(|m| m.dev == dev).map(|m| m.fs.clone());
+            (device, internal, mounted)
+        };
+        if let Some(d) = device {
+            let copy = Inode::new(ino, dev, d.fop.clone(), state).with_mode(d.mode);
+            return (Arc::new(copy), None);
+        }
+        let fs = internal.or(mounted).unwrap_or_else(|| self.fs_of(&path).0);
+        (Arc::new(fs.new_inode(ino, dev, state)), fs.snapshot_vm_ops())
+    }
+
+    /// Opens an inode: its file system chooses the operations (a stacked one wraps them).
+    pub fn open_inode(&self, inode: Arc<Inode>, mode: FMode) -> Arc<OpenFile> {
+        let path = inode.state().path.clone();
+        let (fs, _) = self.fs_of(&path);
+        fs.open(self, inode, mode)
     }
 
     /// A new open file description with the given operations (for drivers of an embedder).
@@ -209,49 +267,13 @@ impl Vfs {
         Arc::new(OpenFile::new(g.next_file_id, inode, mode, ops))
     }
 
-    /// Looks a path up; with `create`, a missing regular file in an existing directory is
-    /// created. Returns the inode and whether it was created.
-    pub fn lookup(&self, path: &[u8], create: bool) -> Result<(Arc<Inode>, bool), Errno> {
-        let abs = self.absolute(path);
-        let mut g = self.lock();
-        if let Some(i) = g.files.get(&abs) {
-            return Ok((i.clone(), false));
-        }
-        let parent = &abs[..abs.iter().rposition(|b| *b == b'/').unwrap_or(0)];
-        let parent_is_cwd = parent == g.cwd.as_slice() || (parent.is_empty() && g.cwd == b"/");
-        let mount = g.mounts.iter().filter(|m| parent == m.dir.as_slice()).max_by_key(|m| m.dir.len()).cloned();
-        let mount = mount.as_ref();
-        if !create || (!parent_is_cwd && mount.is_none()) {
-            return Err(Errno::ENOENT);
-        }
-        g.next_ino += 1;
-        // A directory that is a mount point holds that file system's files; the working
-        // directory is on the root (ext4) unless it is a mount point itself.
-        let (kind, dev, seals) = match mount {
-            Some(Mount { fs: FsType::Tmpfs, dev, .. }) => (InodeKind::Shmem, *dev, crate::flags::seal::SEAL),
-            Some(Mount { fs: FsType::Ext4 | FsType::Overlay, dev, .. }) => (InodeKind::Regular, *dev, 0),
-            Some(Mount { fs: FsType::Hugetlbfs, dev, .. }) => (InodeKind::Hugetlb, *dev, crate::flags::seal::SEAL),
-            None => (InodeKind::Regular, g.root_dev, 0),
-        };
-        let state =
-            InodeState { path: abs.clone(), linked: true, size: 0, seals, executable: false, writable_mappings: 0 };
-        let inode = match mount {
-            Some(Mount { fs: FsType::Hugetlbfs, .. }) => {
-                let huge = HugetlbInode::new(HugeSize::Pmd, self.hugepages.clone());
-                Arc::new(Inode::new_hugetlb(g.next_ino, dev, state, huge))
-            }
-            _ => Arc::new(Inode::new(g.next_ino, dev, kind, state)),
-        };
-        g.files.insert(abs, inode.clone());
-        Ok((inode, true))
-    }
-
-    /// Removes a name. The inode lives on in the files and mappings that hold it.
+    /// Removes a name. The inode lives on in the files and mappings that hold it. Device files
+    /// cannot be unlinked by the model's process.
     pub fn unlink(&self, path: &[u8]) -> Result<(), Errno> {
         let abs = self.absolute(path);
         let mut g = self.lock();
         let inode = g.files.get(&abs).ok_or(Errno::ENOENT)?.clone();
-        if inode.kind == InodeKind::CharDevice {
+        if !inode.is_regular() {
             return Err(Errno::EACCES);
         }
         g.files.remove(&abs);
@@ -259,31 +281,22 @@ impl Vfs {
         Ok(())
     }
 
-    /// A new file on the internal hugetlbfs mount of `size` pages (`hugetlb_file_setup`),
-    /// never linked, sealable like a memfd (`F_SEAL_SEAL` set).
-    pub fn new_hugetlb_internal(&self, size: HugeSize, name: &[u8], len: u64) -> Arc<Inode> {
+    /// A fresh inode number on an internal mount.
+    pub fn next_internal_ino(&self) -> u64 {
         let mut g = self.lock();
         g.next_shmem_ino += 1;
-        let state = InodeState {
-            path: name.to_vec(),
-            linked: false,
-            size: len,
-            seals: crate::flags::seal::SEAL,
-            executable: true,
-            writable_mappings: 0,
-        };
-        let dev = if size == HugeSize::Pud { dev::HUGETLB_1G } else { dev::HUGETLB_2M };
-        let huge = HugetlbInode::new(size, self.hugepages.clone());
-        Arc::new(Inode::new_hugetlb(g.next_shmem_ino, dev, state, huge))
+        g.next_shmem_ino
     }
+}
 
-    /// A new object on an internal mount (shmem, secretmem), never linked: maps shows its name
-    /// with ` (deleted)`.
-    pub fn new_internal(&self, kind: InodeKind, dev: (u32, u32), name: &[u8], size: u64) -> Arc<Inode> {
-        let mut g = self.lock();
-        g.next_shmem_ino += 1;
-        let state =
-            InodeState { path: name.to_vec(), linked: false, size, seals: 0, executable: false, writable_mappings: 0 };
-        Arc::new(Inode::new(g.next_shmem_ino, dev, kind, state))
+impl Files for Vfs {
+    fn open_with_ops(&self, inode: Arc<Inode>, mode: FMode, ops: Arc<FileOperations>) -> Arc<OpenFile> {
+        Vfs::open_with_ops(self, inode, mode, ops)
+    }
+    fn open_inode(&self, inode: Arc<Inode>, mode: FMode) -> Arc<OpenFile> {
+        Vfs::open_inode(self, inode, mode)
+    }
+    fn next_internal_ino(&self) -> u64 {
+        Vfs::next_internal_ino(self)
     }
 }

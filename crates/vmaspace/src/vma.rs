@@ -1,7 +1,7 @@
 //! `Vma`: one virtual memory area and the hidden state that decides merging.
 
 use crate::addr::{PAGE_SHIFT, pages};
-use crate::file::{OpenFile, PageProt, PrivateData, VmOperations, VmaView};
+use crate::driver::{OpenFile, PageProt, PrivateData, VmOperations, VmaView};
 use crate::flags::VmFlags;
 use std::fmt;
 use std::sync::Arc;
@@ -148,7 +148,7 @@ impl fmt::Debug for Vma {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Vma({:#x}-{:#x} pgoff {:#x} {:?}", self.start, self.end, self.pgoff, self.flags)?;
         if let Some(file) = &self.file {
-            write!(f, " file#{}", file.id)?;
+            write!(f, " file#{}", file.id())?;
         }
         if let Some(a) = self.anon_vma {
             write!(f, " anon#{}{}", a.id, if a.forked { "+forked" } else { "" })?;

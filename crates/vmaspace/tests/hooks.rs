@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use vmaspace::file::{
-    CFileOperations, DriverBug, FMode, FileOperations, Inode, InodeKind, InodeState, LegacyMmap, LegacyVma, MmapHook,
-    MmapPrepare, OpenFile, Placement, VmAreaDesc, VmOperations,
+use vmaspace::driver::{
+    CFileOperations, DriverBug, FMode, FileOperations, Inode, InodeMode, InodeState, LegacyMmap, LegacyVma, MmapHook,
+    MmapPrepare, OpenFile, VmAreaDesc, VmOperations,
 };
 use vmaspace::flags::{VmFlags, map, prot};
 use vmaspace::{AddressSpace, Errno};
@@ -56,17 +56,10 @@ impl LegacyMmap for Misbehaving {
     }
 }
 
-fn device(mm: &mut AddressSpace, hook: Result<MmapHook, vmaspace::file::HookTableError>, mode: FMode) -> i64 {
-    let ops = Arc::new(FileOperations { label: "dev", hook, placement: Placement::Default, mmap_sync: false });
-    let state = InodeState {
-        path: b"/dev/test".to_vec(),
-        linked: true,
-        size: 1 << 30,
-        seals: 0,
-        executable: false,
-        writable_mappings: 0,
-    };
-    let inode = Arc::new(Inode::new(77, (0, 6), InodeKind::CharDevice, state));
+fn device(mm: &mut AddressSpace, hook: Result<MmapHook, vmaspace::driver::HookTableError>, mode: FMode) -> i64 {
+    let ops = Arc::new(FileOperations { hook, ..FileOperations::from_c_table("dev", Default::default()) });
+    let state = InodeState::linked(b"/dev/test", 1 << 30);
+    let inode = Arc::new(Inode::new(77, (0, 6), ops.clone(), state).with_mode(InodeMode::CharDevice));
     let file: Arc<OpenFile> = mm.vfs().open_with_ops(inode, mode, ops);
     mm.install_file(file).unwrap() as i64
 }

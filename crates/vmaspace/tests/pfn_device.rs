@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use vmaspace::driver::{
+    FMode, FileOperations, Inode, InodeMode, InodeState, MmapAction, MmapHook, MmapPrepare, VmAreaDesc,
+};
 use vmaspace::drivers::pfn::{Frames, PfnHook, open_pfn_device};
 use vmaspace::fault::FaultSignal;
-use vmaspace::file::{
-    FMode, FileOperations, Inode, InodeKind, InodeState, MmapAction, MmapHook, MmapPrepare, Placement, VmAreaDesc,
-};
 use vmaspace::flags::{VmFlags, map, prot};
 use vmaspace::{AddressSpace, Errno};
 
@@ -16,7 +16,7 @@ const PAGE: u64 = 0x1000;
 const FRAMES: Frames = Frames { base_pfn: 0xfe000, frames: 4 };
 
 fn device(mm: &mut AddressSpace, hook: PfnHook) -> i64 {
-    let f = open_pfn_device(mm.vfs(), b"/dev/frames", FRAMES, hook);
+    let f = open_pfn_device(mm.vfs().as_ref(), b"/dev/frames", FRAMES, hook);
     mm.install_file(f).unwrap() as i64
 }
 
@@ -104,17 +104,10 @@ impl MmapPrepare for Hooked {
 
 fn hooked(mm: &mut AddressSpace, calls: &Arc<AtomicUsize>, fail: bool) -> i64 {
     let hook = MmapHook::Prepare(Arc::new(Hooked { calls: calls.clone(), fail }));
-    let ops = FileOperations { label: "hooked", hook: Ok(hook), placement: Placement::Default, mmap_sync: false };
-    let state = InodeState {
-        path: b"/dev/hooked".to_vec(),
-        linked: true,
-        size: 1 << 20,
-        seals: 0,
-        executable: false,
-        writable_mappings: 0,
-    };
-    let inode = Arc::new(Inode::new(9, (1, 9), InodeKind::CharDevice, state));
-    let f = mm.vfs().open_with_ops(inode, FMode { read: true, write: true }, Arc::new(ops));
+    let ops = Arc::new(FileOperations::new("hooked", hook));
+    let state = InodeState::linked(b"/dev/hooked", 1 << 20);
+    let inode = Arc::new(Inode::new(9, (1, 9), ops.clone(), state).with_mode(InodeMode::CharDevice));
+    let f = mm.vfs().open_with_ops(inode, FMode { read: true, write: true }, ops);
     mm.install_file(f).unwrap() as i64
 }
 

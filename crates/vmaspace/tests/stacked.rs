@@ -3,11 +3,10 @@
 //! directly.
 
 use std::sync::Arc;
-use vmaspace::drivers::stacked::stacked_file_operations;
-use vmaspace::file::{
-    FMode, FileOperations, Inode, InodeKind, InodeState, MmapHook, MmapPrepare, OpenFile, Placement, VmAreaDesc,
-    VmOperations,
+use vmaspace::driver::{
+    FMode, FileOperations, Inode, InodeState, MmapHook, MmapPrepare, OpenFile, VmAreaDesc, VmOperations,
 };
+use vmaspace::drivers::stacked::stacked_file_operations;
 use vmaspace::flags::{VmFlags, map, prot};
 use vmaspace::{AddressSpace, Errno};
 
@@ -36,30 +35,17 @@ impl MmapPrepare for Lower {
 
 fn lower_file(mm: &AddressSpace, set_ops: bool, fail: bool) -> Arc<OpenFile> {
     let hook = MmapHook::Prepare(Arc::new(Lower { set_ops, fail }));
-    let ops = FileOperations { label: "lowerfs", hook: Ok(hook), placement: Placement::Default, mmap_sync: false };
-    let state = InodeState {
-        path: b"/lower/f".to_vec(),
-        linked: true,
-        size: 1 << 20,
-        seals: 0,
-        executable: false,
-        writable_mappings: 0,
-    };
-    let inode = Arc::new(Inode::new(5, (7, 0), InodeKind::Regular, state));
-    mm.vfs().open_with_ops(inode, FMode { read: true, write: true }, Arc::new(ops))
+    let ops = Arc::new(FileOperations::new("lowerfs", hook));
+    let state = InodeState::linked(b"/lower/f", 1 << 20);
+    let inode = Arc::new(Inode::new(5, (7, 0), ops.clone(), state));
+    mm.vfs().open_with_ops(inode, FMode { read: true, write: true }, ops)
 }
 
 fn stacked_on(mm: &mut AddressSpace, lower: Arc<OpenFile>) -> i64 {
-    let state = InodeState {
-        path: b"/overlay/f".to_vec(),
-        linked: true,
-        size: 1 << 20,
-        seals: 0,
-        executable: false,
-        writable_mappings: 0,
-    };
-    let inode = Arc::new(Inode::new(6, (0, 0x29), InodeKind::Regular, state));
-    let f = mm.vfs().open_with_ops(inode, FMode { read: true, write: true }, Arc::new(stacked_file_operations(lower)));
+    let state = InodeState::linked(b"/overlay/f", 1 << 20);
+    let ops = Arc::new(stacked_file_operations(lower));
+    let inode = Arc::new(Inode::new(6, (0, 0x29), ops.clone(), state));
+    let f = mm.vfs().open_with_ops(inode, FMode { read: true, write: true }, ops);
     mm.install_file(f).unwrap() as i64
 }
 

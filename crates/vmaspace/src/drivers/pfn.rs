@@ -8,12 +8,11 @@
 //! (copy-on-write) mapping, so such a mapping fails.
 
 use crate::addr::PAGE_SHIFT;
-use crate::errno::Errno;
-use crate::file::{
-    FMode, FileOperations, Inode, InodeKind, InodeState, LegacyMmap, LegacyVma, MmapAction, MmapActionKind, MmapHook,
-    MmapPrepare, OpenFile, Placement, VmAreaDesc, VmOperations,
+use crate::driver::{
+    FMode, FileOperations, Files, Inode, InodeMode, InodeState, LegacyMmap, LegacyVma, MmapAction, MmapActionKind,
+    MmapHook, MmapPrepare, OpenFile, VmAreaDesc, VmOperations,
 };
-use crate::vfs::Vfs;
+use crate::errno::Errno;
 use std::sync::Arc;
 
 /// The frames a PFN device exposes.
@@ -88,14 +87,12 @@ pub enum PfnHook {
 }
 
 /// Opens a PFN device of `frames` at `path` for reading and writing.
-pub fn open_pfn_device(vfs: &Vfs, path: &[u8], frames: Frames, hook: PfnHook) -> Arc<OpenFile> {
+pub fn open_pfn_device(vfs: &dyn Files, path: &[u8], frames: Frames, hook: PfnHook) -> Arc<OpenFile> {
     let hook = match hook {
         PfnHook::Legacy => MmapHook::Legacy(Arc::new(PfnDeviceLegacy(frames))),
         PfnHook::Prepare => MmapHook::Prepare(Arc::new(PfnDevicePrepare(frames))),
     };
-    let ops = FileOperations { label: "pfn", hook: Ok(hook), placement: Placement::Default, mmap_sync: false };
-    let state =
-        InodeState { path: path.to_vec(), linked: true, size: 0, seals: 0, executable: false, writable_mappings: 0 };
-    let inode = Arc::new(Inode::new(1, (1, 1), InodeKind::CharDevice, state));
-    vfs.open_with_ops(inode, FMode { read: true, write: true }, Arc::new(ops))
+    let ops = Arc::new(FileOperations::new("pfn", hook));
+    let inode = Inode::new(1, (1, 1), ops.clone(), InodeState::linked(path, 0)).with_mode(InodeMode::CharDevice);
+    vfs.open_with_ops(Arc::new(inode), FMode { read: true, write: true }, ops)
 }

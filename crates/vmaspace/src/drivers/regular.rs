@@ -1,7 +1,11 @@
-//! Regular files on ext4 (Linux 6.18: `ext4_file_mmap_prepare`, `mmap_prepare` since 6.17).
+//! ext4: regular files of the root file system and of ext4 mounts (Linux 6.18:
+//! `ext4_file_mmap_prepare`, `mmap_prepare` since 6.17).
 
+use crate::driver::{
+    FileOperations, FileSystem, Inode, InodeState, MmapHook, MmapPrepare, SuperBlock, ThpPlacement, VmAreaDesc,
+    VmOperations,
+};
 use crate::errno::Errno;
-use crate::file::{FileOperations, MmapHook, MmapPrepare, Placement, VmAreaDesc, VmOperations};
 use crate::flags::VmFlags;
 use std::sync::{Arc, OnceLock};
 
@@ -26,12 +30,37 @@ impl MmapPrepare for Ext4MmapPrepare {
     }
 }
 
-/// `ext4_file_operations`: `mmap_prepare`, THP-aligned placement, `FOP_MMAP_SYNC`.
-pub fn ext4_file_operations() -> FileOperations {
-    FileOperations {
-        label: "ext4",
-        hook: Ok(MmapHook::Prepare(Arc::new(Ext4MmapPrepare))),
-        placement: Placement::Thp,
-        mmap_sync: true,
+/// `ext4_file_operations`: `mmap_prepare`, THP-aligned placement, `FOP_MMAP_SYNC`, hole
+/// punching.
+pub fn ext4_file_operations() -> Arc<FileOperations> {
+    static OPS: OnceLock<Arc<FileOperations>> = OnceLock::new();
+    OPS.get_or_init(|| {
+        Arc::new(
+            FileOperations::new("ext4", MmapHook::Prepare(Arc::new(Ext4MmapPrepare)))
+                .with_get_unmapped_area(Arc::new(ThpPlacement))
+                .with_mmap_sync()
+                .with_punch_hole(Arc::new(|_| Ok(()))),
+        )
+    })
+    .clone()
+}
+
+/// ext4's `s_maxbytes` with 4 KiB blocks and extents: 2^32 - 1 blocks.
+pub const EXT4_MAX_BYTES: u64 = 0xffff_ffff << 12;
+
+/// ext4 as a file system type.
+#[derive(Debug, Default)]
+pub struct Ext4;
+
+impl FileSystem for Ext4 {
+    fn name(&self) -> &'static str {
+        "ext4"
+    }
+    fn new_inode(&self, ino: u64, dev: (u32, u32), state: InodeState) -> Inode {
+        Inode::new(ino, dev, ext4_file_operations(), state)
+            .with_sb(SuperBlock { max_bytes: EXT4_MAX_BYTES, noexec: false })
+    }
+    fn snapshot_vm_ops(&self) -> Option<Arc<VmOperations>> {
+        Some(ext4_file_vm_ops())
     }
 }

@@ -1,14 +1,22 @@
 //! `memfd_secret` memory (Linux: `secretmem_mmap_prepare`, `mmap_prepare` since 6.16).
 
+use crate::driver::{
+    FileOperations, Files, Inode, InodeState, MmapHook, MmapPrepare, SuperBlock, VmAreaDesc, VmOperations,
+};
 use crate::errno::Errno;
-use crate::file::{FileOperations, MmapHook, MmapPrepare, Placement, VmAreaDesc, VmOperations};
 use crate::flags::VmFlags;
+use crate::vfs::dev;
 use std::sync::{Arc, OnceLock};
 
 /// `secretmem_vm_ops`: the operations of secretmem mappings.
 pub fn secretmem_vm_ops() -> Arc<VmOperations> {
     static OPS: OnceLock<Arc<VmOperations>> = OnceLock::new();
     OPS.get_or_init(|| Arc::new(VmOperations::labelled("secretmem_vm_ops"))).clone()
+}
+
+/// Linux: `vma_is_secretmem()`: whether a VMA's operations are secretmem's.
+pub fn vma_is_secretmem(ops: Option<&Arc<VmOperations>>) -> bool {
+    ops.is_some_and(|o| Arc::ptr_eq(o, &secretmem_vm_ops()))
 }
 
 /// secretmem's `mmap_prepare`: shared only, locked and never dumped.
@@ -30,12 +38,23 @@ impl MmapPrepare for SecretmemMmapPrepare {
     }
 }
 
-/// `secretmem_fops`: `mmap_prepare`, the plain placement.
-pub fn secretmem_file_operations() -> FileOperations {
-    FileOperations {
-        label: "secretmem",
-        hook: Ok(MmapHook::Prepare(Arc::new(SecretmemMmapPrepare))),
-        placement: Placement::Default,
-        mmap_sync: false,
-    }
+/// `secretmem_fops`: `mmap_prepare`, the plain placement, no `fallocate`.
+pub fn secretmem_file_operations() -> Arc<FileOperations> {
+    static OPS: OnceLock<Arc<FileOperations>> = OnceLock::new();
+    OPS.get_or_init(|| Arc::new(FileOperations::new("secretmem", MmapHook::Prepare(Arc::new(SecretmemMmapPrepare)))))
+        .clone()
+}
+
+/// Linux: `secretmem_file_create()`: an unlinked object on the `noexec` secretmem mount whose
+/// size can be set once (`secretmem_setattr`).
+pub fn secretmem_file_create(files: &dyn Files) -> Arc<Inode> {
+    let inode = Inode::new(
+        files.next_internal_ino(),
+        dev::SECRETMEM,
+        secretmem_file_operations(),
+        InodeState::unlinked(b"/secretmem", 0),
+    )
+    .with_sb(SuperBlock { noexec: true, ..SuperBlock::default() })
+    .with_setattr_size(Arc::new(|inode, _| if inode.state().size != 0 { Err(Errno::EINVAL) } else { Ok(()) }));
+    Arc::new(inode)
 }

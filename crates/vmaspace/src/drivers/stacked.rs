@@ -1,40 +1,16 @@
 //! A stacked file (as overlayfs and FUSE passthrough are): its own `.mmap` maps the file it
 //! stacks on. When that lower file has only `mmap_prepare`, Linux 6.18 calls it through the
-//! compatibility layer, [`compat_vma_mmap_prepare`], with 6.18's behaviour: the flags the hook
+//! compatibility layer ([`compat_vma_mmap_prepare`]), with 6.18's behaviour: the flags the hook
 //! sets are OR'ed into the VMA, so flags it clears stay set, and its `vm_ops` replace the VMA's
-//! even when it set none.
+//! even when it set none. [`Overlay`] is overlayfs over an ext4 upper layer.
 
-use crate::errno::Errno;
-use crate::file::{
-    FileOperations, LegacyMmap, LegacyVma, MmapHook, MmapPrepare, OpenFile, PageProt, Placement, VmAreaDesc,
+use super::regular::Ext4;
+use crate::driver::{
+    FMode, FileOperations, FileSystem, Files, Inode, InodeState, LegacyMmap, LegacyVma, MmapHook, OpenFile,
+    compat_vma_mmap_prepare,
 };
+use crate::errno::Errno;
 use std::sync::Arc;
-
-/// Linux 6.18: `__compat_vma_mmap_prepare(f_op, file, vma)`: runs `hook` on a descriptor made
-/// from the half-built `vma`, then applies the result with `set_vma_from_desc`. On error the
-/// VMA is left as it was.
-pub fn compat_vma_mmap_prepare(
-    hook: &dyn MmapPrepare,
-    file: &Arc<OpenFile>,
-    vma: &mut LegacyVma<'_>,
-) -> Result<(), Errno> {
-    let vm_file = vma.vm_file.clone().unwrap_or_else(|| file.clone());
-    let mut desc = VmAreaDesc::new(vma.mm, file, vma.start, vma.end, vma.pgoff, vma.flags);
-    desc.set_vm_file(vm_file);
-    desc.set_page_prot(vma.page_prot);
-    hook.mmap_prepare(&mut desc)?;
-    let out = desc.into_output();
-    vma.pgoff = out.pgoff;
-    if !vma.vm_file.as_ref().is_some_and(|f| Arc::ptr_eq(f, &out.vm_file)) {
-        vma.vm_file = Some(out.vm_file);
-    }
-    // vm_flags_set(): OR, not assignment (changed to assignment after 6.19).
-    vma.flags |= out.vm_flags;
-    vma.page_prot = PageProt(out.page_prot.0);
-    vma.vm_ops = out.vm_ops;
-    vma.private_data = out.private_data;
-    Ok(())
-}
 
 /// The stacked file's `.mmap` (overlayfs's `ovl_mmap` → `backing_file_mmap`): the VMA maps
 /// the lower file, whose own hook then runs (through the compatibility layer if it is a
@@ -58,10 +34,30 @@ impl LegacyMmap for StackedMmap {
 
 /// Operations of a file stacked on `lower`.
 pub fn stacked_file_operations(lower: Arc<OpenFile>) -> FileOperations {
-    FileOperations {
-        label: "stacked",
-        hook: Ok(MmapHook::Legacy(Arc::new(StackedMmap { lower }))),
-        placement: Placement::Default,
-        mmap_sync: false,
+    FileOperations::new("stacked", MmapHook::Legacy(Arc::new(StackedMmap { lower })))
+}
+
+/// overlayfs whose upper layer is ext4: a file opened here is a stacked file over a backing
+/// open of the ext4 file, made at open time as `ovl_open` makes it (Linux: `ovl_mmap` →
+/// `backing_file_mmap`, legacy `.mmap`, with ext4's `mmap_prepare` run through the
+/// compatibility layer). overlayfs has no `get_unmapped_area`, so its mappings are not THP
+/// aligned.
+///
+/// The model keeps one inode for the overlay file and its upper file: what maps shows of the
+/// backing file is the overlay's path, device and inode number (Linux: `file_user_path()`,
+/// `file_user_inode()`), and size and link state are the upper file's.
+#[derive(Debug, Default)]
+pub struct Overlay;
+
+impl FileSystem for Overlay {
+    fn name(&self) -> &'static str {
+        "overlay"
+    }
+    fn new_inode(&self, ino: u64, dev: (u32, u32), state: InodeState) -> Inode {
+        Ext4.new_inode(ino, dev, state)
+    }
+    fn open(&self, files: &dyn Files, inode: Arc<Inode>, mode: FMode) -> Arc<OpenFile> {
+        let backing = files.open_with_ops(inode.clone(), mode, inode.fop.clone());
+        files.open_with_ops(inode, mode, Arc::new(stacked_file_operations(backing)))
     }
 }
