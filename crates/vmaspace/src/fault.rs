@@ -7,23 +7,7 @@ use crate::flags::VmFlags;
 use crate::vma::AnonVmaRef;
 use crate::{AddressSpace, Page};
 
-/// The kind of access that faults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// A load.
-    Read,
-    /// A store.
-    Write,
-}
-
-/// The signal a faulting access raises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultSignal {
-    /// `SIGSEGV`: no mapping, or one that does not allow the access.
-    Sigsegv,
-    /// `SIGBUS`: the mapping exists but has no page to give (past the end of its file, no huge page).
-    Sigbus,
-}
+pub use crate::driver::{Access, FaultSignal};
 
 /// Linux: `vma_kernel_pagesize()`: the huge page size of a hugetlb VMA, else a page.
 pub(crate) fn vma_page_size(vma: &crate::Vma) -> u64 {

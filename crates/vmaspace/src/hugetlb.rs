@@ -25,8 +25,8 @@
 
 use crate::addr::PAGE_SHIFT;
 use crate::driver::PrivateData;
+use crate::driver::{Access, FaultSignal};
 use crate::errno::Errno;
-use crate::fault::{Access, FaultSignal};
 use crate::flags::VmFlags;
 use crate::{AddressSpace, Page};
 use std::collections::BTreeSet;
@@ -338,7 +338,7 @@ impl Drop for HugetlbInode {
 /// The reservation map of a private mapping (`HPAGE_RESV_OWNER`): the file's huge pages still
 /// reserved for it. Kept in the VMA's `vm_private_data`, shared by the pieces of a split.
 #[derive(Debug)]
-pub(crate) struct ResvMap {
+pub struct ResvMap {
     size: HugeSize,
     pools: Arc<HugePools>,
     reserved: Mutex<BTreeSet<u64>>,

@@ -41,4 +41,4 @@ pub use file::{
 };
 pub use fs::{FileSystem, Files};
 pub use inode::{Inode, InodeMode, InodePrivate, InodeState, SetattrSize, SuperBlock};
-pub use vm_ops::{MmInfo, PageProt, PrivateData, VmFault, VmOperations, VmaView, dummy_vm_ops};
+pub use vm_ops::{Access, FaultSignal, MmInfo, PageProt, PrivateData, VmFault, VmOperations, VmaView, dummy_vm_ops};

@@ -137,3 +137,21 @@ impl fmt::Debug for VmOperations {
             .finish()
     }
 }
+
+/// The kind of access that faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A load.
+    Read,
+    /// A store.
+    Write,
+}
+
+/// The signal a faulting access raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultSignal {
+    /// `SIGSEGV`: no mapping, or one that does not allow the access.
+    Sigsegv,
+    /// `SIGBUS`: the mapping exists but has no page to give (past the end of its file, no huge page).
+    Sigbus,
+}
