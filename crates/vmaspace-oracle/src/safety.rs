@@ -369,7 +369,11 @@ impl RunDir {
             let path = runs.join(format!("{}-{n}-{nanos}", std::process::id()));
             match fs::DirBuilder::new().mode(0o700).create(&path) {
                 Ok(()) => {
-                    fs::write(path.join("owner"), owner_tag()).map_err(io_err(path.display()))?;
+                    // Written whole and renamed into place, so that a concurrent recover() never
+                    // reads a partial owner (and takes a live run for a dead one).
+                    let tmp = path.join(".owner");
+                    fs::write(&tmp, owner_tag()).map_err(io_err(path.display()))?;
+                    fs::rename(&tmp, path.join("owner")).map_err(io_err(path.display()))?;
                     return Ok(RunDir { path });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -408,9 +412,11 @@ pub fn recover() -> Result<(), OracleError> {
         }
     }
     let Ok(entries) = fs::read_dir(dir.join("runs")) else { return Ok(()) };
+    let ours = format!("{}-", std::process::id());
     for e in entries.flatten() {
         let p = e.path();
-        if owner_alive(&p) {
+        // This process's own runs remove themselves; another's only once its owner is gone.
+        if e.file_name().to_string_lossy().starts_with(&ours) || owner_alive(&p) {
             continue;
         }
         match remove_tree(&p) {

@@ -9,8 +9,7 @@ use crate::flags::{mfd, open, seal};
 use crate::hugetlb::HugeSize;
 use std::sync::Arc;
 
-/// `AT_FDCWD`.
-pub const AT_FDCWD: i64 = -100;
+pub use crate::flags::AT_FDCWD;
 /// `PATH_MAX`.
 const PATH_MAX: usize = 4096;
 /// `MFD_NAME_MAX_LEN`.

@@ -232,6 +232,30 @@ pub mod map {
     pub const HUGE_SHIFT: u32 = 26;
     /// `MAP_HUGE_MASK`: the width of that field.
     pub const HUGE_MASK: u64 = 0x3f;
+    /// `MAP_HUGE_64KB` (log2 of the size in the `MAP_HUGE_SHIFT` field; also `MFD_HUGE_*`).
+    pub const HUGE_64KB: u64 = 16 << HUGE_SHIFT;
+    /// `MAP_HUGE_512KB`.
+    pub const HUGE_512KB: u64 = 19 << HUGE_SHIFT;
+    /// `MAP_HUGE_1MB`.
+    pub const HUGE_1MB: u64 = 20 << HUGE_SHIFT;
+    /// `MAP_HUGE_2MB`.
+    pub const HUGE_2MB: u64 = 21 << HUGE_SHIFT;
+    /// `MAP_HUGE_8MB`.
+    pub const HUGE_8MB: u64 = 23 << HUGE_SHIFT;
+    /// `MAP_HUGE_16MB`.
+    pub const HUGE_16MB: u64 = 24 << HUGE_SHIFT;
+    /// `MAP_HUGE_32MB`.
+    pub const HUGE_32MB: u64 = 25 << HUGE_SHIFT;
+    /// `MAP_HUGE_256MB`.
+    pub const HUGE_256MB: u64 = 28 << HUGE_SHIFT;
+    /// `MAP_HUGE_512MB`.
+    pub const HUGE_512MB: u64 = 29 << HUGE_SHIFT;
+    /// `MAP_HUGE_1GB`.
+    pub const HUGE_1GB: u64 = 30 << HUGE_SHIFT;
+    /// `MAP_HUGE_2GB`.
+    pub const HUGE_2GB: u64 = 31 << HUGE_SHIFT;
+    /// `MAP_HUGE_16GB`.
+    pub const HUGE_16GB: u64 = 34 << HUGE_SHIFT;
     /// `LEGACY_MAP_MASK`: the flags `MAP_SHARED` silently accepts on a file.
     pub const LEGACY_MASK: u64 = SHARED
         | PRIVATE
@@ -266,14 +290,30 @@ pub mod open {
     pub const CREAT: u64 = 0o100;
     /// `O_EXCL`.
     pub const EXCL: u64 = 0o200;
+    /// `O_NOCTTY`.
+    pub const NOCTTY: u64 = 0o400;
     /// `O_TRUNC`.
     pub const TRUNC: u64 = 0o1000;
     /// `O_APPEND`.
     pub const APPEND: u64 = 0o2000;
+    /// `O_NONBLOCK`.
+    pub const NONBLOCK: u64 = 0o4000;
+    /// `O_DSYNC`.
+    pub const DSYNC: u64 = 0o10000;
+    /// `O_DIRECT`.
+    pub const DIRECT: u64 = 0o40000;
+    /// `O_LARGEFILE`.
+    pub const LARGEFILE: u64 = 0o100000;
     /// `O_DIRECTORY`.
     pub const DIRECTORY: u64 = 0o200000;
+    /// `O_NOFOLLOW`.
+    pub const NOFOLLOW: u64 = 0o400000;
+    /// `O_NOATIME`.
+    pub const NOATIME: u64 = 0o1000000;
     /// `O_CLOEXEC`.
     pub const CLOEXEC: u64 = 0o2000000;
+    /// `O_SYNC`.
+    pub const SYNC: u64 = 0o4010000;
     /// `O_PATH`.
     pub const PATH: u64 = 0o10000000;
     /// `O_TMPFILE`.
@@ -308,4 +348,346 @@ pub mod seal {
     pub const FUTURE_WRITE: u64 = 0x10;
     /// `F_SEAL_EXEC`.
     pub const EXEC: u64 = 0x20;
+}
+
+/// `MADV_*` values.
+pub mod advice {
+    /// `MADV_HWPOISON` (refused here: `CONFIG_MEMORY_FAILURE` is off).
+    pub const HWPOISON: u64 = 100;
+    /// `MADV_SOFT_OFFLINE` (refused here, as `MADV_HWPOISON`).
+    pub const SOFT_OFFLINE: u64 = 101;
+    /// `MADV_NORMAL`.
+    pub const NORMAL: u64 = 0;
+    /// `MADV_RANDOM`.
+    pub const RANDOM: u64 = 1;
+    /// `MADV_SEQUENTIAL`.
+    pub const SEQUENTIAL: u64 = 2;
+    /// `MADV_WILLNEED`.
+    pub const WILLNEED: u64 = 3;
+    /// `MADV_DONTNEED`.
+    pub const DONTNEED: u64 = 4;
+    /// `MADV_FREE`.
+    pub const FREE: u64 = 8;
+    /// `MADV_REMOVE`.
+    pub const REMOVE: u64 = 9;
+    /// `MADV_DONTFORK`.
+    pub const DONTFORK: u64 = 10;
+    /// `MADV_DOFORK`.
+    pub const DOFORK: u64 = 11;
+    /// `MADV_MERGEABLE`.
+    pub const MERGEABLE: u64 = 12;
+    /// `MADV_UNMERGEABLE`.
+    pub const UNMERGEABLE: u64 = 13;
+    /// `MADV_HUGEPAGE`.
+    pub const HUGEPAGE: u64 = 14;
+    /// `MADV_NOHUGEPAGE`.
+    pub const NOHUGEPAGE: u64 = 15;
+    /// `MADV_DONTDUMP`.
+    pub const DONTDUMP: u64 = 16;
+    /// `MADV_DODUMP`.
+    pub const DODUMP: u64 = 17;
+    /// `MADV_WIPEONFORK`.
+    pub const WIPEONFORK: u64 = 18;
+    /// `MADV_KEEPONFORK`.
+    pub const KEEPONFORK: u64 = 19;
+    /// `MADV_COLD`.
+    pub const COLD: u64 = 20;
+    /// `MADV_PAGEOUT`.
+    pub const PAGEOUT: u64 = 21;
+    /// `MADV_POPULATE_READ`.
+    pub const POPULATE_READ: u64 = 22;
+    /// `MADV_POPULATE_WRITE`.
+    pub const POPULATE_WRITE: u64 = 23;
+    /// `MADV_DONTNEED_LOCKED`.
+    pub const DONTNEED_LOCKED: u64 = 24;
+    /// `MADV_COLLAPSE`.
+    pub const COLLAPSE: u64 = 25;
+    /// `MADV_GUARD_INSTALL`.
+    pub const GUARD_INSTALL: u64 = 102;
+    /// `MADV_GUARD_REMOVE`.
+    pub const GUARD_REMOVE: u64 = 103;
+}
+
+/// `MLOCK_*` flags of `mlock2`.
+pub mod mlock {
+    /// `MLOCK_ONFAULT`.
+    pub const ONFAULT: u64 = 1;
+}
+
+/// `MLOCK_ONFAULT` (also [`mlock::ONFAULT`]).
+pub const MLOCK_ONFAULT: u64 = mlock::ONFAULT;
+
+/// `MCL_*`.
+pub mod mcl {
+    /// `MCL_CURRENT`.
+    pub const CURRENT: u64 = 1;
+    /// `MCL_FUTURE`.
+    pub const FUTURE: u64 = 2;
+    /// `MCL_ONFAULT`.
+    pub const ONFAULT: u64 = 4;
+}
+
+/// `MREMAP_*`.
+pub mod mremap {
+    /// `MREMAP_MAYMOVE`.
+    pub const MAYMOVE: u64 = 1;
+    /// `MREMAP_FIXED`.
+    pub const FIXED: u64 = 2;
+    /// `MREMAP_DONTUNMAP`.
+    pub const DONTUNMAP: u64 = 4;
+}
+
+/// `F_*` commands of `fcntl` that traces name.
+pub mod fcntl {
+    /// `F_DUPFD`.
+    pub const DUPFD: u64 = 0;
+    /// `F_GETFD`.
+    pub const GETFD: u64 = 1;
+    /// `F_SETFD`.
+    pub const SETFD: u64 = 2;
+    /// `F_GETFL`.
+    pub const GETFL: u64 = 3;
+    /// `F_SETFL`.
+    pub const SETFL: u64 = 4;
+    /// `F_DUPFD_CLOEXEC`.
+    pub const DUPFD_CLOEXEC: u64 = 1030;
+    /// `F_ADD_SEALS`.
+    pub const ADD_SEALS: u64 = 1033;
+    /// `F_GET_SEALS`.
+    pub const GET_SEALS: u64 = 1034;
+}
+
+/// `AT_FDCWD`: a `dirfd` meaning the working directory.
+pub const AT_FDCWD: i64 = -100;
+
+/// `prctl` options that traces name.
+pub mod prctl {
+    /// `PR_SET_VMA`.
+    pub const SET_VMA: u64 = 0x5356_4d41;
+    /// `PR_SET_VMA_ANON_NAME`.
+    pub const SET_VMA_ANON_NAME: u64 = 0;
+}
+
+/// `PKEY_*` access rights of `pkey_alloc`.
+pub mod pkey {
+    /// `PKEY_DISABLE_ACCESS`.
+    pub const DISABLE_ACCESS: u64 = 1;
+    /// `PKEY_DISABLE_WRITE`.
+    pub const DISABLE_WRITE: u64 = 2;
+}
+
+/// `CLONE_*` flags (and the exit signal) a `clone` line may carry.
+pub mod clone {
+    /// `CLONE_VM`.
+    pub const VM: u64 = 0x100;
+    /// `CLONE_FS`.
+    pub const FS: u64 = 0x200;
+    /// `CLONE_FILES`.
+    pub const FILES: u64 = 0x400;
+    /// `CLONE_SIGHAND`.
+    pub const SIGHAND: u64 = 0x800;
+    /// `CLONE_PIDFD`.
+    pub const PIDFD: u64 = 0x1000;
+    /// `CLONE_PTRACE`.
+    pub const PTRACE: u64 = 0x2000;
+    /// `CLONE_VFORK`.
+    pub const VFORK: u64 = 0x4000;
+    /// `CLONE_PARENT`.
+    pub const PARENT: u64 = 0x8000;
+    /// `CLONE_THREAD`.
+    pub const THREAD: u64 = 0x10000;
+    /// `CLONE_NEWNS`.
+    pub const NEWNS: u64 = 0x20000;
+    /// `CLONE_SYSVSEM`.
+    pub const SYSVSEM: u64 = 0x40000;
+    /// `CLONE_SETTLS`.
+    pub const SETTLS: u64 = 0x80000;
+    /// `CLONE_PARENT_SETTID`.
+    pub const PARENT_SETTID: u64 = 0x100000;
+    /// `CLONE_CHILD_CLEARTID`.
+    pub const CHILD_CLEARTID: u64 = 0x200000;
+    /// `CLONE_DETACHED`.
+    pub const DETACHED: u64 = 0x400000;
+    /// `CLONE_UNTRACED`.
+    pub const UNTRACED: u64 = 0x800000;
+    /// `CLONE_CHILD_SETTID`.
+    pub const CHILD_SETTID: u64 = 0x1000000;
+    /// `SIGCHLD`, the exit signal in the low byte.
+    pub const SIGCHLD: u64 = 17;
+}
+
+/// Every ABI constant with the name strace prints for it, in strace's printing order: the one
+/// table a trace format reads and writes with (the `vmaspace-trace` crate uses these; the values
+/// are the constants above, defined once).
+pub mod names {
+    use super::{advice, clone, fcntl, map, mcl, mfd, mlock, mremap, open, pkey, prctl, prot, seal};
+
+    /// One named value of a flag set or an enumeration.
+    pub type Sym = (&'static str, u64);
+
+    /// `PROT_*` bits.
+    pub const PROT: &[Sym] = &[
+        ("PROT_READ", prot::READ),
+        ("PROT_WRITE", prot::WRITE),
+        ("PROT_EXEC", prot::EXEC),
+        ("PROT_SEM", prot::SEM),
+        ("PROT_GROWSDOWN", prot::GROWSDOWN),
+        ("PROT_GROWSUP", prot::GROWSUP),
+    ];
+    /// The `MAP_TYPE` field (low four bits).
+    pub const MAP_TYPE: &[Sym] = &[
+        ("MAP_SHARED", map::SHARED),
+        ("MAP_PRIVATE", map::PRIVATE),
+        ("MAP_SHARED_VALIDATE", map::SHARED_VALIDATE),
+        ("MAP_DROPPABLE", map::DROPPABLE),
+    ];
+    /// `MAP_*` bits above the type.
+    pub const MAP_BITS: &[Sym] = &[
+        ("MAP_FIXED", map::FIXED),
+        ("MAP_ANONYMOUS", map::ANONYMOUS),
+        ("MAP_32BIT", map::_32BIT),
+        ("MAP_ABOVE4G", map::ABOVE4G),
+        ("MAP_GROWSDOWN", map::GROWSDOWN),
+        ("MAP_DENYWRITE", map::DENYWRITE),
+        ("MAP_EXECUTABLE", map::EXECUTABLE),
+        ("MAP_LOCKED", map::LOCKED),
+        ("MAP_NORESERVE", map::NORESERVE),
+        ("MAP_POPULATE", map::POPULATE),
+        ("MAP_NONBLOCK", map::NONBLOCK),
+        ("MAP_STACK", map::STACK),
+        ("MAP_HUGETLB", map::HUGETLB),
+        ("MAP_SYNC", map::SYNC),
+        ("MAP_FIXED_NOREPLACE", map::FIXED_NOREPLACE),
+        ("MAP_UNINITIALIZED", map::UNINITIALIZED),
+    ];
+    /// `MAP_HUGE_*` sizes (also `MFD_HUGE_*`).
+    pub const MAP_HUGE: &[Sym] = &[
+        ("MAP_HUGE_64KB", map::HUGE_64KB),
+        ("MAP_HUGE_512KB", map::HUGE_512KB),
+        ("MAP_HUGE_1MB", map::HUGE_1MB),
+        ("MAP_HUGE_2MB", map::HUGE_2MB),
+        ("MAP_HUGE_8MB", map::HUGE_8MB),
+        ("MAP_HUGE_16MB", map::HUGE_16MB),
+        ("MAP_HUGE_32MB", map::HUGE_32MB),
+        ("MAP_HUGE_256MB", map::HUGE_256MB),
+        ("MAP_HUGE_512MB", map::HUGE_512MB),
+        ("MAP_HUGE_1GB", map::HUGE_1GB),
+        ("MAP_HUGE_2GB", map::HUGE_2GB),
+        ("MAP_HUGE_16GB", map::HUGE_16GB),
+    ];
+    /// `MREMAP_*` bits.
+    pub const MREMAP: &[Sym] =
+        &[("MREMAP_MAYMOVE", mremap::MAYMOVE), ("MREMAP_FIXED", mremap::FIXED), ("MREMAP_DONTUNMAP", mremap::DONTUNMAP)];
+    /// `MADV_*` values.
+    pub const MADV: &[Sym] = &[
+        ("MADV_NORMAL", advice::NORMAL),
+        ("MADV_RANDOM", advice::RANDOM),
+        ("MADV_SEQUENTIAL", advice::SEQUENTIAL),
+        ("MADV_WILLNEED", advice::WILLNEED),
+        ("MADV_DONTNEED", advice::DONTNEED),
+        ("MADV_FREE", advice::FREE),
+        ("MADV_REMOVE", advice::REMOVE),
+        ("MADV_DONTFORK", advice::DONTFORK),
+        ("MADV_DOFORK", advice::DOFORK),
+        ("MADV_MERGEABLE", advice::MERGEABLE),
+        ("MADV_UNMERGEABLE", advice::UNMERGEABLE),
+        ("MADV_HUGEPAGE", advice::HUGEPAGE),
+        ("MADV_NOHUGEPAGE", advice::NOHUGEPAGE),
+        ("MADV_DONTDUMP", advice::DONTDUMP),
+        ("MADV_DODUMP", advice::DODUMP),
+        ("MADV_WIPEONFORK", advice::WIPEONFORK),
+        ("MADV_KEEPONFORK", advice::KEEPONFORK),
+        ("MADV_COLD", advice::COLD),
+        ("MADV_PAGEOUT", advice::PAGEOUT),
+        ("MADV_POPULATE_READ", advice::POPULATE_READ),
+        ("MADV_POPULATE_WRITE", advice::POPULATE_WRITE),
+        ("MADV_DONTNEED_LOCKED", advice::DONTNEED_LOCKED),
+        ("MADV_COLLAPSE", advice::COLLAPSE),
+        ("MADV_HWPOISON", advice::HWPOISON),
+        ("MADV_SOFT_OFFLINE", advice::SOFT_OFFLINE),
+        ("MADV_GUARD_INSTALL", advice::GUARD_INSTALL),
+        ("MADV_GUARD_REMOVE", advice::GUARD_REMOVE),
+    ];
+    /// `MLOCK_*` bits of `mlock2`.
+    pub const MLOCK2: &[Sym] = &[("MLOCK_ONFAULT", mlock::ONFAULT)];
+    /// `MCL_*` bits.
+    pub const MCL: &[Sym] = &[("MCL_CURRENT", mcl::CURRENT), ("MCL_FUTURE", mcl::FUTURE), ("MCL_ONFAULT", mcl::ONFAULT)];
+    /// The access-mode field of open flags (`O_ACCMODE`).
+    pub const O_ACCMODE: &[Sym] = &[("O_RDONLY", open::RDONLY), ("O_WRONLY", open::WRONLY), ("O_RDWR", open::RDWR)];
+    /// `O_*` bits.
+    pub const O_BITS: &[Sym] = &[
+        ("O_CREAT", open::CREAT),
+        ("O_EXCL", open::EXCL),
+        ("O_NOCTTY", open::NOCTTY),
+        ("O_TRUNC", open::TRUNC),
+        ("O_APPEND", open::APPEND),
+        ("O_NONBLOCK", open::NONBLOCK),
+        ("O_DSYNC", open::DSYNC),
+        ("O_DIRECT", open::DIRECT),
+        ("O_LARGEFILE", open::LARGEFILE),
+        ("O_DIRECTORY", open::DIRECTORY),
+        ("O_NOFOLLOW", open::NOFOLLOW),
+        ("O_NOATIME", open::NOATIME),
+        ("O_CLOEXEC", open::CLOEXEC),
+        ("O_SYNC", open::SYNC),
+        ("O_PATH", open::PATH),
+        ("O_TMPFILE", open::TMPFILE),
+    ];
+    /// `MFD_*` bits.
+    pub const MFD: &[Sym] = &[
+        ("MFD_CLOEXEC", mfd::CLOEXEC),
+        ("MFD_ALLOW_SEALING", mfd::ALLOW_SEALING),
+        ("MFD_HUGETLB", mfd::HUGETLB),
+        ("MFD_NOEXEC_SEAL", mfd::NOEXEC_SEAL),
+        ("MFD_EXEC", mfd::EXEC),
+    ];
+    /// `F_*` commands.
+    pub const FCNTL: &[Sym] = &[
+        ("F_DUPFD", fcntl::DUPFD),
+        ("F_GETFD", fcntl::GETFD),
+        ("F_SETFD", fcntl::SETFD),
+        ("F_GETFL", fcntl::GETFL),
+        ("F_SETFL", fcntl::SETFL),
+        ("F_DUPFD_CLOEXEC", fcntl::DUPFD_CLOEXEC),
+        ("F_ADD_SEALS", fcntl::ADD_SEALS),
+        ("F_GET_SEALS", fcntl::GET_SEALS),
+    ];
+    /// `F_SEAL_*` bits.
+    pub const SEALS: &[Sym] = &[
+        ("F_SEAL_SEAL", seal::SEAL),
+        ("F_SEAL_SHRINK", seal::SHRINK),
+        ("F_SEAL_GROW", seal::GROW),
+        ("F_SEAL_WRITE", seal::WRITE),
+        ("F_SEAL_FUTURE_WRITE", seal::FUTURE_WRITE),
+        ("F_SEAL_EXEC", seal::EXEC),
+    ];
+    /// `AT_FDCWD`.
+    pub const DIRFD: &[Sym] = &[("AT_FDCWD", super::AT_FDCWD as u64)];
+    /// `prctl` options.
+    pub const PRCTL: &[Sym] = &[("PR_SET_VMA", prctl::SET_VMA)];
+    /// `PR_SET_VMA` sub-options.
+    pub const PR_SET_VMA_OPTS: &[Sym] = &[("PR_SET_VMA_ANON_NAME", prctl::SET_VMA_ANON_NAME)];
+    /// `PKEY_*` access rights.
+    pub const PKEY: &[Sym] = &[("PKEY_DISABLE_ACCESS", pkey::DISABLE_ACCESS), ("PKEY_DISABLE_WRITE", pkey::DISABLE_WRITE)];
+    /// `CLONE_*` flags and the exit signal.
+    pub const CLONE: &[Sym] = &[
+        ("CLONE_VM", clone::VM),
+        ("CLONE_FS", clone::FS),
+        ("CLONE_FILES", clone::FILES),
+        ("CLONE_SIGHAND", clone::SIGHAND),
+        ("CLONE_PIDFD", clone::PIDFD),
+        ("CLONE_PTRACE", clone::PTRACE),
+        ("CLONE_VFORK", clone::VFORK),
+        ("CLONE_PARENT", clone::PARENT),
+        ("CLONE_THREAD", clone::THREAD),
+        ("CLONE_NEWNS", clone::NEWNS),
+        ("CLONE_SYSVSEM", clone::SYSVSEM),
+        ("CLONE_SETTLS", clone::SETTLS),
+        ("CLONE_PARENT_SETTID", clone::PARENT_SETTID),
+        ("CLONE_CHILD_CLEARTID", clone::CHILD_CLEARTID),
+        ("CLONE_DETACHED", clone::DETACHED),
+        ("CLONE_UNTRACED", clone::UNTRACED),
+        ("CLONE_CHILD_SETTID", clone::CHILD_SETTID),
+        ("SIGCHLD", clone::SIGCHLD),
+    ];
 }

@@ -3,19 +3,8 @@
 use crate::AddressSpace;
 use crate::addr::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::{Errno, SysResult};
-use crate::flags::VmFlags;
+use crate::flags::{MLOCK_ONFAULT, VmFlags, mcl};
 
-/// `MLOCK_ONFAULT`.
-pub const MLOCK_ONFAULT: u64 = 1;
-/// `MCL_*`.
-pub mod mcl {
-    /// `MCL_CURRENT`.
-    pub const CURRENT: u64 = 1;
-    /// `MCL_FUTURE`.
-    pub const FUTURE: u64 = 2;
-    /// `MCL_ONFAULT`.
-    pub const ONFAULT: u64 = 4;
-}
 
 impl AddressSpace {
     /// `mlock(start, len)`.

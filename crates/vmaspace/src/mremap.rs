@@ -6,16 +6,7 @@ use crate::errno::{Errno, SysResult};
 use crate::flags::{VmFlags, map};
 use crate::merge::Vmg;
 
-/// `MREMAP_*`.
-pub mod mremap_flags {
-    /// `MREMAP_MAYMOVE`.
-    pub const MAYMOVE: u64 = 1;
-    /// `MREMAP_FIXED`.
-    pub const FIXED: u64 = 2;
-    /// `MREMAP_DONTUNMAP`.
-    pub const DONTUNMAP: u64 = 4;
-}
-use mremap_flags::{DONTUNMAP, FIXED, MAYMOVE};
+use crate::flags::mremap::{DONTUNMAP, FIXED, MAYMOVE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RemapType {

@@ -91,12 +91,22 @@ impl GetUnmappedArea for HugetlbPlacement {
     }
 }
 
-/// `hugetlbfs_file_operations` for files of one page size.
+/// `hugetlbfs_punch_hole()` (`hugetlbfs_fallocate` with `FALLOC_FL_PUNCH_HOLE`): no holes in a
+/// file sealed against writing.
+fn hugetlbfs_punch_hole(inode: &Inode) -> Result<(), Errno> {
+    if inode.state().seals & (seal::WRITE | seal::FUTURE_WRITE) != 0 {
+        return Err(Errno::EPERM);
+    }
+    Ok(())
+}
+
+/// `hugetlbfs_file_operations` for files of one page size (with `fallocate`).
 pub fn hugetlbfs_file_operations(size: HugeSize) -> Arc<FileOperations> {
     static OPS: [OnceLock<Arc<FileOperations>>; 2] = [OnceLock::new(), OnceLock::new()];
     per_size(&OPS, size, || {
         FileOperations::new("hugetlbfs", MmapHook::Legacy(Arc::new(HugetlbfsMmap)))
             .with_get_unmapped_area(Arc::new(HugetlbPlacement(size)))
+            .with_punch_hole(Arc::new(hugetlbfs_punch_hole))
     })
 }
 
