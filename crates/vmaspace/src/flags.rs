@@ -576,8 +576,11 @@ pub mod names {
         ("MAP_HUGE_16GB", map::HUGE_16GB),
     ];
     /// `MREMAP_*` bits.
-    pub const MREMAP: &[Sym] =
-        &[("MREMAP_MAYMOVE", mremap::MAYMOVE), ("MREMAP_FIXED", mremap::FIXED), ("MREMAP_DONTUNMAP", mremap::DONTUNMAP)];
+    pub const MREMAP: &[Sym] = &[
+        ("MREMAP_MAYMOVE", mremap::MAYMOVE),
+        ("MREMAP_FIXED", mremap::FIXED),
+        ("MREMAP_DONTUNMAP", mremap::DONTUNMAP),
+    ];
     /// `MADV_*` values.
     pub const MADV: &[Sym] = &[
         ("MADV_NORMAL", advice::NORMAL),
@@ -611,7 +614,8 @@ pub mod names {
     /// `MLOCK_*` bits of `mlock2`.
     pub const MLOCK2: &[Sym] = &[("MLOCK_ONFAULT", mlock::ONFAULT)];
     /// `MCL_*` bits.
-    pub const MCL: &[Sym] = &[("MCL_CURRENT", mcl::CURRENT), ("MCL_FUTURE", mcl::FUTURE), ("MCL_ONFAULT", mcl::ONFAULT)];
+    pub const MCL: &[Sym] =
+        &[("MCL_CURRENT", mcl::CURRENT), ("MCL_FUTURE", mcl::FUTURE), ("MCL_ONFAULT", mcl::ONFAULT)];
     /// The access-mode field of open flags (`O_ACCMODE`).
     pub const O_ACCMODE: &[Sym] = &[("O_RDONLY", open::RDONLY), ("O_WRONLY", open::WRONLY), ("O_RDWR", open::RDWR)];
     /// `O_*` bits.
@@ -668,7 +672,8 @@ pub mod names {
     /// `PR_SET_VMA` sub-options.
     pub const PR_SET_VMA_OPTS: &[Sym] = &[("PR_SET_VMA_ANON_NAME", prctl::SET_VMA_ANON_NAME)];
     /// `PKEY_*` access rights.
-    pub const PKEY: &[Sym] = &[("PKEY_DISABLE_ACCESS", pkey::DISABLE_ACCESS), ("PKEY_DISABLE_WRITE", pkey::DISABLE_WRITE)];
+    pub const PKEY: &[Sym] =
+        &[("PKEY_DISABLE_ACCESS", pkey::DISABLE_ACCESS), ("PKEY_DISABLE_WRITE", pkey::DISABLE_WRITE)];
     /// `CLONE_*` flags and the exit signal.
     pub const CLONE: &[Sym] = &[
         ("CLONE_VM", clone::VM),

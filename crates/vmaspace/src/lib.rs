@@ -44,6 +44,7 @@ mod placement;
 mod procfs;
 mod seed;
 pub mod tree;
+pub mod typed;
 pub mod vfs;
 pub mod vma;
 

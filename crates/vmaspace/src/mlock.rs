@@ -5,7 +5,6 @@ use crate::addr::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::{Errno, SysResult};
 use crate::flags::{MLOCK_ONFAULT, VmFlags, mcl};
 
-
 impl AddressSpace {
     /// `mlock(start, len)`.
     pub fn mlock(&mut self, start: u64, len: u64) -> SysResult {
