@@ -366,7 +366,15 @@ fn run_confined(trace: &Trace, opts: &RunOptions) -> Result<KernelRun, OracleErr
     procs[0].alive = true;
     procs[0].pid = Some(child.id());
     let mut session = Session { child, procs, pids: HashMap::new(), labels, next_fork: 0, jail, watch };
-    let result = session.drive(trace, opts);
+    let result = session.drive(trace, opts).map_err(|e| match e {
+        // Say how the first executor ended, if it did: a signal, or an exit status of 128 + the
+        // signal of a fault outside its probes.
+        OracleError::Io(m) => match session.child.try_wait() {
+            Ok(Some(status)) => OracleError::Io(format!("{m} (the executor ended: {status})")),
+            _ => OracleError::Io(m),
+        },
+        e => e,
+    });
     session.finish();
     safety::unregister_group(pgid);
     result

@@ -1,10 +1,13 @@
 //! vmaspace: Linux 6.18's memory-mapping subsystem as a library.
 //!
 //! An [`AddressSpace`] holds VMAs and behaves as a Linux 6.18 process's `mm` does: its calls take
-//! Linux's arguments and return Linux's results (`Result<u64, Errno>`), split and merge VMAs by
-//! Linux's rules, and print `/proc/PID/maps` and `smaps` text byte for byte. Drivers and file
-//! systems plug in through the mapping hooks of [`mod@file`]: `mmap_prepare` (Linux 6.16's
-//! interface) or the legacy `.mmap`.
+//! Linux's arguments and return Linux's results, split and merge VMAs by Linux's rules, and print
+//! `/proc/PID/maps` and `smaps` text byte for byte. The calls come twice: typed ([`typed`]:
+//! `map`, `protect`, ... with flag types, `Result<(), Errno>`, [`typed::Addr`], [`typed::Fd`])
+//! and raw, as the syscalls are (`mmap`, `mprotect`, ... with numbers, `Result<u64, Errno>`).
+//! Drivers and file systems plug in through the driver API ([`driver`]): `mmap_prepare` (Linux
+//! 6.16's interface) or the legacy `.mmap`, and the rest of `file_operations`; the built-in ones
+//! ([`drivers`]) use nothing else.
 //!
 //! ```
 //! use vmaspace::{AddressSpace, flags::{map, prot}};

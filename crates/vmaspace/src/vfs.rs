@@ -4,7 +4,7 @@
 //! mount points), and the numbering of internal objects (shared anonymous memory, memfds).
 //!
 //! The VFS knows no driver: file systems and device files are given to it
-//! ([`Vfs::with_root`], [`Vfs::mount`], [`Vfs::add_device`]); `crate::drivers::builtin_vfs`
+//! ([`Vfs::with_root`], [`Vfs::mount`], [`Vfs::add_device`]); `Vfs::new` (in `crate::drivers`)
 //! makes the one this project's machines have.
 
 use crate::driver::{FMode, FileOperations, FileSystem, Files, Inode, InodeState, OpenFile};

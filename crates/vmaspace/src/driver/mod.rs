@@ -23,7 +23,7 @@
 //! takes a new size. A file system ([`FileSystem`]) makes inodes for paths in its mounts.
 //!
 //! Modules: [`vm_ops`] (what a VMA carries), [`action`] (deferred work), [`desc`] (the two
-//! views of a mapping a hook gets), [`file`] (open files and their operations), [`inode`],
+//! views of a mapping a hook gets), [`mod@file`] (open files and their operations), [`inode`],
 //! [`fs`] (file systems and what the VFS lends them).
 
 pub mod action;
