@@ -56,6 +56,9 @@ fn trace_mounts(s: &Scenario, cwd: &str, extra: &[crate::exec::ModelMount]) -> V
 /// would walk, so a call it refuses would make the kernel do unbounded work (a guard install
 /// over a TiB range allocates gigabytes of page tables in one uninterruptible walk).
 pub fn check_before_kernel(s: &Scenario) -> Result<(), String> {
+    if s.strace.is_some() {
+        return Err("a strace log is already a record of the kernel: run it on the model with `vmaspace run`".into());
+    }
     let mounts = trace_mounts(s, vmaspace_oracle::jail::CWD, &[]);
     check_runnable(&s.trace, &mounts, Some(&s.text)).map_err(|e| e.to_string())?;
     // The model's own run, from the recorded initial maps or an empty space: where it starts
@@ -146,6 +149,14 @@ pub fn main(trace: &Path, args: &RunArgs) -> i32 {
             return 2;
         }
     };
+    match crate::scenario::strace_report(&s, args.initial_maps.is_some()) {
+        Ok(r) if r.is_empty() => {}
+        Ok(r) => eprintln!("{r}"),
+        Err(r) => {
+            eprintln!("{r}");
+            return 2;
+        }
+    }
     match run_scenario(&s, args, Steps::Checkpoints) {
         Err(e) => {
             eprintln!("vmaspace run: {}: {e}", trace.display());

@@ -10,6 +10,8 @@ pub struct Scenario {
     pub path: PathBuf,
     pub text: String,
     pub trace: Trace,
+    /// Set when the file is a strace log: what its import could not express.
+    pub strace: Option<vmaspace_trace::strace::StraceImport>,
 }
 
 /// Why a scenario could not be used (exit status 2).
@@ -44,17 +46,64 @@ pub fn read_limited(path: &Path) -> Result<String, String> {
     })
 }
 
+/// What a strace log cannot tell, said plainly; Err when the model cannot run it as it is.
+pub fn strace_report(s: &Scenario, have_initial_maps: bool) -> Result<String, String> {
+    let Some(i) = &s.strace else { return Ok(String::new()) };
+    let skipped: usize = i.skipped.values().sum();
+    let mut names: Vec<_> = i.skipped.iter().collect();
+    names.sort_by(|a, b| b.1.cmp(a.1));
+    let top: Vec<String> = names.iter().take(6).map(|(n, k)| format!("{n} ×{k}")).collect();
+    let mut report = format!(
+        "{}: a strace log: {} calls of the trace language; {skipped} calls that change neither memory nor descriptors left out ({}{})",
+        s.path.display(),
+        s.trace.lines.len(),
+        top.join(", "),
+        if names.len() > 6 { ", ..." } else { "" }
+    );
+    for l in &i.races {
+        report.push_str(&format!("\n  line {l}: memory calls of two threads overlap here; their order is not known"));
+    }
+    report.push_str("\n  unknown to a strace log: the page faults the program made (they decide anon_vma identity and smaps), and the identity of files outside the working directory");
+    // The first call of a log of `strace PROG` is the execve that loaded PROG: with the maps
+    // it left (`--initial-maps`), the rest can run.
+    let first_call = s.text.lines().position(|l| !l.trim().is_empty()).map(|i| i + 1);
+    let blocking: Vec<_> = i
+        .unexpressible
+        .iter()
+        .filter(|(l, n, _)| !(have_initial_maps && n == "execve" && Some(*l) == first_call))
+        .collect();
+    if blocking.is_empty() {
+        return Ok(report);
+    }
+    for (l, n, why) in blocking.iter().take(8) {
+        report.push_str(&format!("\n  line {l}: {n}: {why}"));
+    }
+    if blocking.len() > 8 {
+        report.push_str(&format!("\n  ... and {} more", blocking.len() - 8));
+    }
+    if blocking.iter().any(|(_, n, _)| n == "execve") {
+        report.push_str("\n  the image an execve loads is not in the log: give its maps with --initial-maps (for the first execve), or record the program with the oracle");
+    }
+    Err(report)
+}
+
 impl Scenario {
     /// A scenario held in memory (fuzz cases); `name` stands in for its path in messages.
     pub fn from_trace(name: &str, trace: Trace) -> Scenario {
         let text: String = trace.lines.iter().map(|l| vmaspace_trace::format_line(l) + "\n").collect();
-        Scenario { path: PathBuf::from(name), text, trace }
+        Scenario { path: PathBuf::from(name), text, trace, strace: None }
     }
 
     pub fn load(path: &Path) -> Result<Scenario, InputError> {
         let text = read_limited(path).map_err(InputError)?;
+        if vmaspace_trace::strace::looks_like_strace(&text) {
+            let mut import = vmaspace_trace::strace::import_strace(&text)
+                .map_err(|e| InputError(format!("{} (a strace log): {e}", path.display())))?;
+            let trace = std::mem::take(&mut import.trace);
+            return Ok(Scenario { path: path.to_path_buf(), text, trace, strace: Some(import) });
+        }
         let trace = parse_trace(&text).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
-        Ok(Scenario { path: path.to_path_buf(), text, trace })
+        Ok(Scenario { path: path.to_path_buf(), text, trace, strace: None })
     }
 
     fn sibling(&self, ext: &str) -> PathBuf {

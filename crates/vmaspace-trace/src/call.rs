@@ -268,7 +268,7 @@ pub enum Scope {
 pub const DEFAULT_WINDOW: Scope = Scope::Window { start: 0x0ff0_0000_0000, end: 0x1010_0000_0000 };
 
 /// A parsed trace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Trace {
     /// The scope named by a `# window:` or `# whole-space` header comment, if any.
     pub scope: Option<Scope>,

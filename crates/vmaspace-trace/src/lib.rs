@@ -11,6 +11,7 @@ pub mod maps;
 pub mod parse;
 pub mod print;
 pub mod setup;
+pub mod strace;
 
 pub use call::{Call, DEFAULT_WINDOW, Line, Outcome, Scope, Signal, Trace};
 pub use parse::{ParseError, parse_line, parse_trace, parse_window};
