@@ -18,6 +18,7 @@
 pub mod environment;
 pub mod jail;
 pub mod safety;
+pub mod tracer;
 mod watchdog;
 
 use std::collections::HashMap;

@@ -1,0 +1,622 @@
+//! Records a real program on the live kernel with ptrace (`vmaspace trace`): every system call
+//! that changes or depends on the address space or the descriptor table, with its raw
+//! arguments and the kernel's result (`PTRACE_GET_SYSCALL_INFO`, so every call is known, mseal
+//! included); the maps at each exec and after each memory call; the page faults no call shows,
+//! inferred from `/proc/PID/pagemap` before each memory call; the identity of every file the
+//! program opens that existed before; and smaps at exit (a `PTRACE_EVENT_EXIT` stop, while the
+//! mappings still exist). What it reports comes from the kernel only.
+//!
+//! The program runs where it is started, as the user who starts it, with ASLR off unless
+//! asked (`personality(ADDR_NO_RANDOMIZE)`, as the model assumes).
+
+use crate::OracleError;
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// The system calls a recording keeps, by number (x86_64).
+pub mod nr {
+    /// `read` and the other calls a recording needs by number.
+    pub const WRITE: u64 = 1;
+    /// `open`.
+    pub const OPEN: u64 = 2;
+    /// `close`.
+    pub const CLOSE: u64 = 3;
+    /// `mmap`.
+    pub const MMAP: u64 = 9;
+    /// `mprotect`.
+    pub const MPROTECT: u64 = 10;
+    /// `munmap`.
+    pub const MUNMAP: u64 = 11;
+    /// `brk`.
+    pub const BRK: u64 = 12;
+    /// `pwrite64`.
+    pub const PWRITE64: u64 = 18;
+    /// `writev`.
+    pub const WRITEV: u64 = 20;
+    /// `mremap`.
+    pub const MREMAP: u64 = 25;
+    /// `madvise`.
+    pub const MADVISE: u64 = 28;
+    /// `dup`.
+    pub const DUP: u64 = 32;
+    /// `dup2`.
+    pub const DUP2: u64 = 33;
+    /// `clone`.
+    pub const CLONE: u64 = 56;
+    /// `fork`.
+    pub const FORK: u64 = 57;
+    /// `vfork`.
+    pub const VFORK: u64 = 58;
+    /// `execve`.
+    pub const EXECVE: u64 = 59;
+    /// `exit`.
+    pub const EXIT: u64 = 60;
+    /// `fcntl`.
+    pub const FCNTL: u64 = 72;
+    /// `ftruncate`.
+    pub const FTRUNCATE: u64 = 77;
+    /// `unlink`.
+    pub const UNLINK: u64 = 87;
+    /// `mlock`.
+    pub const MLOCK: u64 = 149;
+    /// `munlock`.
+    pub const MUNLOCK: u64 = 150;
+    /// `mlockall`.
+    pub const MLOCKALL: u64 = 151;
+    /// `munlockall`.
+    pub const MUNLOCKALL: u64 = 152;
+    /// `prctl`.
+    pub const PRCTL: u64 = 157;
+    /// `exit_group`.
+    pub const EXIT_GROUP: u64 = 231;
+    /// `openat`.
+    pub const OPENAT: u64 = 257;
+    /// `unlinkat`.
+    pub const UNLINKAT: u64 = 263;
+    /// `fallocate`.
+    pub const FALLOCATE: u64 = 285;
+    /// `dup3`.
+    pub const DUP3: u64 = 292;
+    /// `pwritev`.
+    pub const PWRITEV: u64 = 296;
+    /// `execveat`.
+    pub const EXECVEAT: u64 = 322;
+    /// `memfd_create`.
+    pub const MEMFD_CREATE: u64 = 319;
+    /// `mlock2`.
+    pub const MLOCK2: u64 = 325;
+    /// `pkey_mprotect`.
+    pub const PKEY_MPROTECT: u64 = 329;
+    /// `pkey_alloc`.
+    pub const PKEY_ALLOC: u64 = 330;
+    /// `pkey_free`.
+    pub const PKEY_FREE: u64 = 331;
+    /// `clone3`.
+    pub const CLONE3: u64 = 435;
+    /// `close_range`.
+    pub const CLOSE_RANGE: u64 = 436;
+    /// `openat2`.
+    pub const OPENAT2: u64 = 437;
+    /// `memfd_secret`.
+    pub const MEMFD_SECRET: u64 = 447;
+    /// `mseal`.
+    pub const MSEAL: u64 = 462;
+}
+
+/// What a recorded call does, for the recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Changes the address space (its maps are read after it).
+    Memory,
+    /// Creates, duplicates or closes descriptors, or names files.
+    Files,
+    /// fork, clone, exec, exit.
+    Process,
+    /// May grow a file (a write past its end): its size is read after it.
+    Size,
+    /// Makes a descriptor the model has no file for (a socket, a pipe, ...): the descriptor
+    /// becomes a placeholder so that numbering stays aligned.
+    Placeholder,
+    /// Changes memory or descriptors in a way the trace language cannot say.
+    Unexpressible,
+}
+
+/// How a recording treats a system call number (None: not recorded, it changes neither).
+pub fn kind_of(n: u64) -> Option<Kind> {
+    use nr::*;
+    Some(match n {
+        MMAP | MPROTECT | MUNMAP | BRK | MREMAP | MADVISE | MLOCK | MUNLOCK | MLOCKALL | MUNLOCKALL | MLOCK2
+        | PKEY_MPROTECT | MSEAL => Kind::Memory,
+        OPEN | OPENAT | CLOSE | DUP | DUP2 | DUP3 | FTRUNCATE | UNLINK | MEMFD_CREATE | MEMFD_SECRET | FCNTL
+        | PKEY_ALLOC | PKEY_FREE | PRCTL => Kind::Files,
+        CLONE | FORK | CLONE3 | EXECVE | EXECVEAT | EXIT_GROUP | EXIT => Kind::Process,
+        WRITE | PWRITE64 | WRITEV | PWRITEV | FALLOCATE => Kind::Size,
+        // socket, socketpair, pipe, pipe2, accept, accept4, eventfd2, epoll_create(1),
+        // timerfd_create, signalfd4, inotify_init1, pidfd_open, userfaultfd, io_uring_setup,
+        // perf_event_open.
+        41 | 53 | 22 | 293 | 43 | 288 | 290 | 213 | 291 | 283 | 289 | 294 | 434 | 323 | 425 | 298 => Kind::Placeholder,
+        // vfork, shmat/shmdt/shmget, process_madvise, remap_file_pages, openat2, close_range,
+        // unlinkat, execveat.
+        VFORK | 29 | 30 | 67 | 440 | 216 | OPENAT2 | CLOSE_RANGE | UNLINKAT => Kind::Unexpressible,
+        _ => return None,
+    })
+}
+
+/// A page the program made present without a system call, as `/proc/PID/pagemap` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Written (an anonymous page, or a private copy of a file page).
+    Write,
+    /// Read (the zero page, or a page of the file).
+    Read,
+}
+
+/// A file the program opened that existed before it: what the model needs to give it the same
+/// identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutsideFile {
+    /// The absolute path the program named it by.
+    pub path: Vec<u8>,
+    /// The path maps shows for it (symbolic links resolved).
+    pub real_path: Vec<u8>,
+    /// Its size when the program opened it.
+    pub size: u64,
+    /// Its device (major, minor) and inode number.
+    pub dev: (u32, u32),
+    /// Its inode number.
+    pub ino: u64,
+}
+
+/// One thing that happened, in order.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A process loaded a program image: its maps right after the exec.
+    Exec {
+        /// The process.
+        pid: u32,
+        /// The maps after the exec.
+        maps: String,
+    },
+    /// A system call that finished (or, for exit calls, was made).
+    Call {
+        /// The process (the thread group's id).
+        pid: u32,
+        /// The thread that made it.
+        tid: u32,
+        /// Its number.
+        nr: u64,
+        /// Its six raw arguments.
+        args: [u64; 6],
+        /// The path or name a string argument named, by argument index.
+        string: Option<(usize, Vec<u8>)>,
+        /// The kernel's result (a negative errno on error), None for calls that do not return.
+        ret: Option<i64>,
+        /// The maps after a memory call.
+        maps: Option<String>,
+        /// For a size-changing call, the file's new size and its descriptor.
+        size: Option<(i64, u64)>,
+    },
+    /// Pages that became present since the last look, with how they were touched.
+    Faults {
+        /// The process.
+        pid: u32,
+        /// (first page, bytes, how).
+        ranges: Vec<(u64, u64, Fault)>,
+    },
+    /// A process's smaps as it exits.
+    Exit {
+        /// The process.
+        pid: u32,
+        /// Its smaps text.
+        smaps: String,
+    },
+}
+
+/// A recording of one program run.
+#[derive(Debug, Clone, Default)]
+pub struct Recording {
+    /// The events in order.
+    pub events: Vec<Event>,
+    /// Files opened that existed before, by path.
+    pub files: BTreeMap<Vec<u8>, OutsideFile>,
+    /// The program's exit status (128 + signal if killed), as a shell reports it.
+    pub status: i32,
+    /// The working directory it ran in.
+    pub cwd: PathBuf,
+}
+
+/// Options of a recording.
+#[derive(Debug, Clone, Default)]
+pub struct TraceOptions {
+    /// Keep address-space randomisation on.
+    pub aslr: bool,
+}
+
+/// `struct ptrace_syscall_info` (88 bytes): op, flags, arch, ip, sp, then the entry, exit or
+/// seccomp union as words.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SyscallInfo {
+    op: u8,
+    _pad: u8,
+    _flags: u16,
+    _arch: u32,
+    _ip: u64,
+    _sp: u64,
+    data: [u64; 8],
+}
+
+const OP_ENTRY: u8 = 1;
+const OP_EXIT: u8 = 2;
+
+fn errno_err(what: &str) -> OracleError {
+    OracleError::Io(format!("{what}: {}", std::io::Error::last_os_error()))
+}
+
+/// The zero page's frame, found by reading a fresh anonymous page of this process.
+fn zero_pfn() -> Option<u64> {
+    // SAFETY: a private anonymous mapping of one page; it is read once and unmapped.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        let _ = std::ptr::read_volatile(p as *const u8);
+        let entry = pagemap_entries(std::process::id(), p as u64, 1).and_then(|v| v.first().copied());
+        libc::munmap(p, 4096);
+        entry.filter(|e| e >> 63 & 1 == 1).map(|e| e & ((1 << 55) - 1))
+    }
+}
+
+/// Raw pagemap entries of `pages` pages from `addr`.
+fn pagemap_entries(pid: u32, addr: u64, pages: u64) -> Option<Vec<u64>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = fs::File::open(format!("/proc/{pid}/pagemap")).ok()?;
+    f.seek(SeekFrom::Start((addr >> 12) * 8)).ok()?;
+    let mut buf = vec![0u8; (pages * 8) as usize];
+    f.read_exact(&mut buf).ok()?;
+    Some(buf.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect())
+}
+
+/// One VMA of a maps text.
+struct MapsVma {
+    start: u64,
+    end: u64,
+    private: bool,
+    file: bool,
+}
+
+fn parse_maps(text: &str) -> Vec<MapsVma> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (range, perms, _off, _dev, ino) = (w.next()?, w.next()?, w.next()?, w.next()?, w.next()?);
+            let (s, e) = range.split_once('-')?;
+            let start = u64::from_str_radix(s, 16).ok()?;
+            let end = u64::from_str_radix(e, 16).ok()?;
+            // [vsyscall] is not in the page tables.
+            if start >= 0xffff_ffff_ff60_0000 {
+                return None;
+            }
+            Some(MapsVma { start, end, private: perms.as_bytes().get(3) == Some(&b'p'), file: ino != "0" })
+        })
+        .collect()
+}
+
+/// What one traced process (thread group) has made present so far.
+#[derive(Default)]
+struct ProcState {
+    present: HashMap<u64, Fault>,
+}
+
+impl ProcState {
+    /// The pages newly present (or newly written) since the last look, as ranges, lowest
+    /// first; stack pages come highest first so that the model grows the stack downwards.
+    fn new_faults(&mut self, pid: u32, zero: Option<u64>) -> Vec<(u64, u64, Fault)> {
+        let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else { return Vec::new() };
+        let mut pages: Vec<(u64, Fault)> = Vec::new();
+        for v in parse_maps(&maps) {
+            let n = (v.end - v.start) >> 12;
+            let Some(entries) = pagemap_entries(pid, v.start, n) else { continue };
+            for (i, e) in entries.iter().enumerate() {
+                if e >> 63 & 1 == 0 {
+                    continue;
+                }
+                let addr = v.start + ((i as u64) << 12);
+                let file_page = e >> 61 & 1 == 1;
+                let pfn = e & ((1 << 55) - 1);
+                let how = if v.private && !file_page && Some(pfn) != zero {
+                    Fault::Write
+                } else if v.private && !v.file && Some(pfn) == zero {
+                    Fault::Read
+                } else if v.private && !file_page {
+                    Fault::Write
+                } else {
+                    Fault::Read
+                };
+                let old = self.present.insert(addr, how);
+                if old != Some(how) && !(old == Some(Fault::Write) && how == Fault::Read) {
+                    pages.push((addr, how));
+                }
+            }
+        }
+        let mut ranges: Vec<(u64, u64, Fault)> = Vec::new();
+        for (a, how) in pages {
+            match ranges.last_mut() {
+                Some((s, len, h)) if *s + *len == a && *h == how => *len += 4096,
+                _ => ranges.push((a, 4096, how)),
+            }
+        }
+        ranges
+    }
+}
+
+/// Reads a NUL-terminated string of the tracee (at most 4096 bytes).
+fn read_string(pid: u32, addr: u64) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = fs::File::open(format!("/proc/{pid}/mem")) else { return Vec::new() };
+    if f.seek(SeekFrom::Start(addr)).is_err() {
+        return Vec::new();
+    }
+    let mut buf = vec![0u8; 4096];
+    let n = f.read(&mut buf).unwrap_or(0);
+    buf.truncate(n);
+    if let Some(z) = buf.iter().position(|b| *b == 0) {
+        buf.truncate(z);
+    }
+    buf
+}
+
+/// The string argument a call names, if any: (index, address).
+fn string_arg(n: u64, args: &[u64; 6]) -> Option<(usize, u64)> {
+    match n {
+        nr::OPEN | nr::UNLINK | nr::EXECVE => Some((0, args[0])),
+        nr::OPENAT | nr::MEMFD_CREATE => Some((if n == nr::MEMFD_CREATE { 0 } else { 1 }, args[if n == nr::MEMFD_CREATE { 0 } else { 1 }])),
+        nr::PRCTL if args[0] == 0x5356_4d41 && args[4] != 0 => Some((4, args[4])),
+        _ => None,
+    }
+}
+
+/// The identity of a file a descriptor of `pid` names, if it is a regular file.
+fn fd_identity(pid: u32, fd: i64) -> Option<OutsideFile> {
+    let link = PathBuf::from(format!("/proc/{pid}/fd/{fd}"));
+    let target = fs::read_link(&link).ok()?;
+    let m = fs::metadata(&link).ok()?;
+    if !m.file_type().is_file() {
+        return None;
+    }
+    let dev = m.dev();
+    Some(OutsideFile {
+        path: target.as_os_str().as_bytes().to_vec(),
+        real_path: target.as_os_str().as_bytes().to_vec(),
+        size: m.size(),
+        dev: (libc::major(dev), libc::minor(dev)),
+        ino: m.ino(),
+    })
+}
+
+/// The thread group of a thread.
+fn tgid_of(tid: u32) -> u32 {
+    fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Tgid:").and_then(|v| v.trim().parse().ok())))
+        .unwrap_or(tid)
+}
+
+/// Records `program` with `args` in the current directory. The program's own output goes to
+/// this process's standard streams.
+pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Recording, OracleError> {
+    let prog = CString::new(program.as_os_str().as_bytes()).map_err(|_| OracleError::Io("NUL in the program".into()))?;
+    let mut argv: Vec<CString> = vec![prog.clone()];
+    for a in args {
+        argv.push(CString::new(a.as_bytes()).map_err(|_| OracleError::Io("NUL in an argument".into()))?);
+    }
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let zero = zero_pfn();
+    let aslr = opts.aslr;
+    // SAFETY: fork; the child only makes async-signal-safe calls (ptrace, personality, raise,
+    // execvp, _exit) on data prepared before the fork.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(errno_err("fork"));
+    }
+    if child == 0 {
+        // SAFETY: in the child, before exec: see above.
+        unsafe {
+            libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+            if !aslr {
+                libc::personality(0x0040000);
+            }
+            libc::raise(libc::SIGSTOP);
+            libc::execvp(prog.as_ptr(), argv_ptrs.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    let child = child as u32;
+    let mut rec = Recording { cwd: std::env::current_dir().unwrap_or_default(), ..Recording::default() };
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid on our child with a valid status pointer.
+    if unsafe { libc::waitpid(child as i32, &mut status, libc::__WALL) } < 0 {
+        return Err(errno_err("waitpid"));
+    }
+    let opts = libc::PTRACE_O_TRACESYSGOOD
+        | libc::PTRACE_O_TRACEEXEC
+        | libc::PTRACE_O_TRACEEXIT
+        | libc::PTRACE_O_TRACEFORK
+        | libc::PTRACE_O_TRACEVFORK
+        | libc::PTRACE_O_TRACECLONE
+        | libc::PTRACE_O_EXITKILL;
+    // SAFETY: the child is stopped and traced by us.
+    unsafe {
+        libc::ptrace(libc::PTRACE_SETOPTIONS, child, 0, opts);
+        libc::ptrace(libc::PTRACE_SYSCALL, child, 0, 0);
+    }
+    let mut procs: HashMap<u32, ProcState> = HashMap::new();
+    // Per thread: the entry of the call in progress.
+    let mut entries: HashMap<u32, (u64, [u64; 6], Option<(usize, Vec<u8>)>)> = HashMap::new();
+    let mut live = 1usize;
+    let mut exit_code = 0;
+    while live > 0 {
+        let mut st: libc::c_int = 0;
+        // SAFETY: waitpid for any traced child with a valid status pointer.
+        let tid = unsafe { libc::waitpid(-1, &mut st, libc::__WALL) };
+        if tid < 0 {
+            break;
+        }
+        let tid = tid as u32;
+        let mut signal = 0;
+        if libc::WIFEXITED(st) || libc::WIFSIGNALED(st) {
+            live = live.saturating_sub(1);
+            if tid == child {
+                exit_code = if libc::WIFEXITED(st) { libc::WEXITSTATUS(st) } else { 128 + libc::WTERMSIG(st) };
+            }
+            continue;
+        }
+        if libc::WIFSTOPPED(st) {
+            let sig = libc::WSTOPSIG(st);
+            let event = (st >> 16) & 0xff;
+            if sig == (libc::SIGTRAP | 0x80) {
+                on_syscall_stop(tid, &mut entries, &mut procs, &mut rec, zero);
+            } else if sig == libc::SIGTRAP && event != 0 {
+                match event {
+                    libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => live += 1,
+                    libc::PTRACE_EVENT_EXEC => {
+                        let pid = tgid_of(tid);
+                        let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+                        procs.insert(pid, ProcState::default());
+                        entries.remove(&tid);
+                        rec.events.push(Event::Exec { pid, maps });
+                    }
+                    libc::PTRACE_EVENT_EXIT => {
+                        let pid = tgid_of(tid);
+                        if pid == tid {
+                            let faults = procs.entry(pid).or_default().new_faults(pid, zero);
+                            if !faults.is_empty() {
+                                rec.events.push(Event::Faults { pid, ranges: faults });
+                            }
+                            let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+                            rec.events.push(Event::Exit { pid, smaps });
+                        }
+                    }
+                    _ => {}
+                }
+            } else if sig == libc::SIGSTOP || sig == libc::SIGTRAP {
+                // The first stop of a new thread or process, or the initial SIGSTOP.
+            } else {
+                signal = sig;
+            }
+        }
+        // SAFETY: `tid` is a stopped tracee of ours.
+        unsafe { libc::ptrace(libc::PTRACE_SYSCALL, tid, 0, signal) };
+    }
+    rec.status = exit_code;
+    Ok(rec)
+}
+
+fn on_syscall_stop(
+    tid: u32,
+    entries: &mut HashMap<u32, (u64, [u64; 6], Option<(usize, Vec<u8>)>)>,
+    procs: &mut HashMap<u32, ProcState>,
+    rec: &mut Recording,
+    zero: Option<u64>,
+) {
+    let mut info = SyscallInfo { op: 0, _pad: 0, _flags: 0, _arch: 0, _ip: 0, _sp: 0, data: [0; 8] };
+    // SAFETY: `info` is a valid buffer of its size for the kernel to fill.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GET_SYSCALL_INFO as libc::c_uint,
+            tid,
+            std::mem::size_of::<SyscallInfo>(),
+            &mut info as *mut SyscallInfo,
+        )
+    };
+    if r < 0 {
+        return;
+    }
+    let pid = tgid_of(tid);
+    match info.op {
+        OP_ENTRY => {
+            let n = info.data[0];
+            let mut args = [0u64; 6];
+            args.copy_from_slice(&info.data[1..7]);
+            let Some(kind) = kind_of(n) else { return };
+            if kind == Kind::Memory {
+                let faults = procs.entry(pid).or_default().new_faults(pid, zero);
+                if !faults.is_empty() {
+                    rec.events.push(Event::Faults { pid, ranges: faults });
+                }
+            }
+            let string = string_arg(n, &args).map(|(i, a)| (i, read_string(tid, a)));
+            if let (nr::OPEN | nr::OPENAT, Some((_, path))) = (n, &string) {
+                note_existing(rec, tid, n, &args, path);
+            }
+            if matches!(n, nr::EXIT_GROUP | nr::EXIT | nr::EXECVE) {
+                // They do not return (an exec returns in a new image; exit never).
+                rec.events.push(Event::Call { pid, tid, nr: n, args, string, ret: None, maps: None, size: None });
+                return;
+            }
+            entries.insert(tid, (n, args, string));
+        }
+        OP_EXIT => {
+            let Some((n, args, string)) = entries.remove(&tid) else { return };
+            let ret = info.data[0] as i64;
+            let kind = kind_of(n);
+            let maps = (kind == Some(Kind::Memory)).then(|| fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default());
+            let size = match (kind, n) {
+                (Some(Kind::Size), _) if ret >= 0 => {
+                    let fd = args[0] as i64;
+                    fd_identity(pid, fd).map(|f| (fd, f.size))
+                }
+                _ => None,
+            };
+            rec.events.push(Event::Call { pid, tid, nr: n, args, string, ret: Some(ret), maps, size });
+        }
+        _ => {}
+    }
+}
+
+/// Before an open: if the path names a file that exists, note its identity (the model gives it
+/// the same one). Relative paths resolve against the process's directory (or `dirfd`).
+fn note_existing(rec: &mut Recording, tid: u32, n: u64, args: &[u64; 6], path: &[u8]) {
+    let rel = Path::new(std::ffi::OsStr::from_bytes(path));
+    let base = if rel.is_absolute() {
+        PathBuf::new()
+    } else if n == nr::OPENAT && args[0] as i32 != libc::AT_FDCWD {
+        match fs::read_link(format!("/proc/{tid}/fd/{}", args[0] as i32)) {
+            Ok(p) => p,
+            Err(_) => return,
+        }
+    } else {
+        match fs::read_link(format!("/proc/{tid}/cwd")) {
+            Ok(p) => p,
+            Err(_) => return,
+        }
+    };
+    let full = base.join(rel);
+    let Ok(m) = fs::metadata(&full) else { return };
+    if !m.file_type().is_file() {
+        return;
+    }
+    let abs = full.as_os_str().as_bytes().to_vec();
+    let real = fs::canonicalize(&full).map(|p| p.as_os_str().as_bytes().to_vec()).unwrap_or_else(|_| abs.clone());
+    let dev = m.dev();
+    rec.files.entry(abs.clone()).or_insert(OutsideFile {
+        path: abs,
+        real_path: real,
+        size: m.size(),
+        dev: (libc::major(dev), libc::minor(dev)),
+        ino: m.ino(),
+    });
+}
