@@ -156,6 +156,11 @@ pub struct ModelOptions {
     pub pkeys: Option<bool>,
     /// The huge page pools (`# hugepages:`); None: empty, as `nr_hugepages` is by default.
     pub hugepages: Option<vmaspace_trace::HugePagePools>,
+    /// Files of a recording that existed before the program ran (read-only, with their real
+    /// identity and size).
+    pub outside_files: Vec<vmaspace_oracle::tracer::OutsideFile>,
+    /// Directories besides the working directory that files may be created in (a recording's).
+    pub directories: Vec<String>,
 }
 
 impl Model {
@@ -163,6 +168,15 @@ impl Model {
         let vfs = Arc::new(Vfs::new(opts.cwd.as_bytes()));
         for m in &opts.mounts {
             vfs.mount_builtin(&m.dir, m.fs, m.dev).ok_or_else(|| format!("no file system type `{}`", m.fs))?;
+        }
+        for d in &opts.directories {
+            vfs.add_directory(d.as_bytes());
+        }
+        for f in &opts.outside_files {
+            use vmaspace::driver::{FileSystem, InodeState};
+            let state = InodeState::linked(&f.real_path, f.size);
+            let inode = vmaspace::drivers::regular::Ext4.new_inode(f.ino, f.dev, state);
+            vfs.add_device(&f.path, Arc::new(inode));
         }
         if let Some(p) = opts.hugepages {
             vfs.hugepages().set_nr_hugepages(vmaspace::hugetlb::HugeSize::Pmd, p.pages_2m);
@@ -190,6 +204,17 @@ impl Model {
 
     /// Runs one line; None for checkpoints.
     pub fn apply(&mut self, line: &Line) -> Option<Outcome> {
+        if let Call::Execve { image, .. } = &line.call {
+            let mm = self.procs.get_mut(&line.pid)?;
+            return Some(match mm.exec(image) {
+                Ok(new) => {
+                    mm.exit_mmap();
+                    *mm = new;
+                    Outcome::Value(0)
+                }
+                Err(_) => Outcome::Error(Errno::ENOEXEC.number() as u16),
+            });
+        }
         if let Call::Fork { .. } = line.call {
             let label = self.fork_labels.pop_front()?;
             let child = self.procs.get_mut(&line.pid)?.fork();
@@ -322,6 +347,8 @@ pub fn apply(mm: &mut AddressSpace, call: &Call) -> Outcome {
             Outcome::NoReturn
         }
         Call::Maps | Call::Smaps => Outcome::Value(0),
+        Call::Placeholder { fd, what } => outcome(mm.install_placeholder(*fd, what)),
+        Call::Resize { fd, size } => outcome(mm.resize_file(*fd, *size)),
         // Refused by check_runnable().
         _ => Outcome::Error(Errno::ENOSYS.number() as u16),
     }

@@ -6,6 +6,7 @@ mod check;
 mod exec;
 mod fuzz;
 mod record;
+mod recording;
 mod rng;
 mod run;
 mod scenario;
@@ -81,6 +82,27 @@ enum Cmd {
         #[arg(long)]
         any_kernel: bool,
     },
+    /// Record a real program on the live kernel: every call that changes or depends on the
+    /// address space or the descriptors, the maps after each memory call, the inferred page
+    /// faults, and smaps at exit (NAME.trace, NAME.expected, NAME.smaps). Exits with the
+    /// program's status.
+    Trace {
+        /// The recording's name (default: the program's).
+        #[arg(short = 'o', long)]
+        out: Option<PathBuf>,
+        /// Keep address-space randomisation on (off by default, as the model assumes).
+        #[arg(long)]
+        aslr: bool,
+        /// The program and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Run a recording (`vmaspace trace`) on the model and report the first call whose result
+    /// or maps differ from the kernel's.
+    Replay {
+        /// The recording's name (NAME.trace and NAME.expected).
+        name: PathBuf,
+    },
     /// Run traces on the live kernel and write its results, checkpoint text and initial maps
     /// into the scenario files.
     Record {
@@ -107,6 +129,8 @@ fn main() {
             fuzz::main(&fuzz::FuzzArgs { seed, cases, ops, jobs, out, keep }, any_kernel)
         }
         Cmd::Record { check, any_kernel, traces } => record::main(&traces, check, any_kernel),
+        Cmd::Trace { out, aslr, command } => recording::trace_main(out, aslr, &command),
+        Cmd::Replay { name } => recording::replay_main(&name),
     };
     std::process::exit(status);
 }

@@ -90,7 +90,16 @@ pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelR
     let pkeys = args.pkeys.or(s.trace.setup.pkeys);
     let hugepages = s.trace.setup.hugepages;
     check_runnable(&s.trace, &mounts, Some(&s.text)).map_err(|e| e.to_string())?;
-    let opts = ModelOptions { cwd, initial_maps, brk: args.brk, mounts, pkeys, hugepages };
+    let opts = ModelOptions {
+        cwd,
+        initial_maps,
+        brk: args.brk,
+        mounts,
+        pkeys,
+        hugepages,
+        outside_files: Vec::new(),
+        directories: Vec::new(),
+    };
     let mut model = Model::new(&opts)?;
     model.fork_labels = s.trace.fork_labels().into();
     let runnable = s.runnable();

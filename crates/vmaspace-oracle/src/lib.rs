@@ -279,8 +279,14 @@ fn command_for(call: &Call) -> Command10 {
         Call::Touch { addr, len } => C { kind: Kind::Touch, nr: 0, args: [*addr, *len, 0, 0, 0, 0], string: None },
         Call::Peek { addr, len } => C { kind: Kind::Peek, nr: 0, args: [*addr, *len, 0, 0, 0, 0], string: None },
         Call::ExitGroup { status } => C { kind: Kind::Exit, nr: 0, args: [s(*status), 0, 0, 0, 0, 0], string: None },
-        // Read from outside the executor (`Proc::cat`), and made by `Session::fork`.
-        Call::Maps | Call::Smaps | Call::Fork { .. } => C { kind: Kind::Fork, nr: 0, args: [0; 6], string: None },
+        // Read from outside the executor (`Proc::cat`), made by `Session::fork`, or refused by
+        // `run` (calls of recordings): never sent.
+        Call::Maps
+        | Call::Smaps
+        | Call::Fork { .. }
+        | Call::Execve { .. }
+        | Call::Placeholder { .. }
+        | Call::Resize { .. } => C { kind: Kind::Fork, nr: 0, args: [0; 6], string: None },
     }
 }
 
@@ -333,6 +339,15 @@ impl Proc {
 
 /// Runs a trace on the live kernel, confined (see [`jail`]) and limited (see [`Limits`]).
 pub fn run(trace: &Trace, opts: &RunOptions) -> Result<KernelRun, OracleError> {
+    if let Some(l) = trace.lines.iter().find(|l| l.call.is_recording_only()) {
+        return Err(OracleError::BadTrace {
+            line: l.lineno,
+            message: format!(
+                "{} is a call of recordings of real programs, which replay on the model only",
+                l.call.name()
+            ),
+        });
+    }
     let hugepages = environment::HugePageGuard::new(trace.setup.hugepages)?;
     let result = run_confined(trace, opts);
     drop(hugepages);

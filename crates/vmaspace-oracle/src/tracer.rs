@@ -139,9 +139,10 @@ pub fn kind_of(n: u64) -> Option<Kind> {
         // timerfd_create, signalfd4, inotify_init1, pidfd_open, userfaultfd, io_uring_setup,
         // perf_event_open.
         41 | 53 | 22 | 293 | 43 | 288 | 290 | 213 | 291 | 283 | 289 | 294 | 434 | 323 | 425 | 298 => Kind::Placeholder,
-        // vfork, shmat/shmdt/shmget, process_madvise, remap_file_pages, openat2, close_range,
-        // unlinkat, execveat.
-        VFORK | 29 | 30 | 67 | 440 | 216 | OPENAT2 | CLOSE_RANGE | UNLINKAT => Kind::Unexpressible,
+        VFORK => Kind::Process,
+        // shmat/shmdt/shmget, process_madvise, remap_file_pages, openat2, close_range,
+        // unlinkat.
+        29 | 30 | 67 | 440 | 216 | OPENAT2 | CLOSE_RANGE | UNLINKAT => Kind::Unexpressible,
         _ => return None,
     })
 }
@@ -199,6 +200,9 @@ pub enum Event {
         maps: Option<String>,
         /// For a size-changing call, the file's new size and its descriptor.
         size: Option<(i64, u64)>,
+        /// For an open that returned a descriptor: whether it names something the model has
+        /// no file for (a directory, a device other than `/dev/zero` and `/dev/null`).
+        special: bool,
     },
     /// Pages that became present since the last look, with how they were touched.
     Faults {
@@ -206,6 +210,14 @@ pub enum Event {
         pid: u32,
         /// (first page, bytes, how).
         ranges: Vec<(u64, u64, Fault)>,
+    },
+    /// Descriptors above 2 a process had when its first image was loaded (inherited from
+    /// whoever started the program).
+    Inherited {
+        /// The process.
+        pid: u32,
+        /// (descriptor, what it names).
+        fds: Vec<(i64, String)>,
     },
     /// A process's smaps as it exits.
     Exit {
@@ -227,6 +239,10 @@ pub struct Recording {
     pub status: i32,
     /// The working directory it ran in.
     pub cwd: PathBuf,
+    /// Files the program created (never taken for files that existed before).
+    pub created: std::collections::HashSet<Vec<u8>>,
+    /// Per thread: the file an `open` with `O_CREAT` in progress would create.
+    creating: HashMap<u32, Vec<u8>>,
 }
 
 /// Options of a recording.
@@ -261,14 +277,7 @@ fn errno_err(what: &str) -> OracleError {
 fn zero_pfn() -> Option<u64> {
     // SAFETY: a private anonymous mapping of one page; it is read once and unmapped.
     unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
+        let p = libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
         if p == libc::MAP_FAILED {
             return None;
         }
@@ -362,6 +371,25 @@ impl ProcState {
     }
 }
 
+/// `Event::Call::string` index of clone3's flags (8 bytes, little-endian).
+pub const CLONE3_FLAGS: usize = 100;
+/// `Event::Call::string` index of the two descriptors pipe/pipe2/socketpair returned (two
+/// 4-byte ints).
+pub const FD_PAIR: usize = 101;
+
+/// Reads `n` bytes of the tracee's memory (fewer where it is not mapped).
+fn read_bytes(pid: u32, addr: u64, n: usize) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = fs::File::open(format!("/proc/{pid}/mem")) else { return Vec::new() };
+    if f.seek(SeekFrom::Start(addr)).is_err() {
+        return Vec::new();
+    }
+    let mut buf = vec![0u8; n];
+    let got = f.read(&mut buf).unwrap_or(0);
+    buf.truncate(got);
+    buf
+}
+
 /// Reads a NUL-terminated string of the tracee (at most 4096 bytes).
 fn read_string(pid: u32, addr: u64) -> Vec<u8> {
     use std::io::{Read, Seek, SeekFrom};
@@ -382,7 +410,9 @@ fn read_string(pid: u32, addr: u64) -> Vec<u8> {
 fn string_arg(n: u64, args: &[u64; 6]) -> Option<(usize, u64)> {
     match n {
         nr::OPEN | nr::UNLINK | nr::EXECVE => Some((0, args[0])),
-        nr::OPENAT | nr::MEMFD_CREATE => Some((if n == nr::MEMFD_CREATE { 0 } else { 1 }, args[if n == nr::MEMFD_CREATE { 0 } else { 1 }])),
+        nr::OPENAT | nr::MEMFD_CREATE => {
+            Some((if n == nr::MEMFD_CREATE { 0 } else { 1 }, args[if n == nr::MEMFD_CREATE { 0 } else { 1 }]))
+        }
         nr::PRCTL if args[0] == 0x5356_4d41 && args[4] != 0 => Some((4, args[4])),
         _ => None,
     }
@@ -406,6 +436,23 @@ fn fd_identity(pid: u32, fd: i64) -> Option<OutsideFile> {
     })
 }
 
+/// The descriptors above 2 a process has open, with what they name.
+fn open_fds(pid: u32) -> Vec<(i64, String)> {
+    let mut fds: Vec<(i64, String)> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let n: i64 = e.file_name().to_string_lossy().parse().ok()?;
+                    let what = fs::read_link(e.path()).map(|p| p.display().to_string()).unwrap_or_default();
+                    (n > 2).then_some((n, what))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    fds.sort();
+    fds
+}
+
 /// The thread group of a thread.
 fn tgid_of(tid: u32) -> u32 {
     fs::read_to_string(format!("/proc/{tid}/status"))
@@ -417,7 +464,8 @@ fn tgid_of(tid: u32) -> u32 {
 /// Records `program` with `args` in the current directory. The program's own output goes to
 /// this process's standard streams.
 pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Recording, OracleError> {
-    let prog = CString::new(program.as_os_str().as_bytes()).map_err(|_| OracleError::Io("NUL in the program".into()))?;
+    let prog =
+        CString::new(program.as_os_str().as_bytes()).map_err(|_| OracleError::Io("NUL in the program".into()))?;
     let mut argv: Vec<CString> = vec![prog.clone()];
     for a in args {
         argv.push(CString::new(a.as_bytes()).map_err(|_| OracleError::Io("NUL in an argument".into()))?);
@@ -467,6 +515,8 @@ pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Rec
     // Per thread: the entry of the call in progress.
     let mut entries: HashMap<u32, (u64, [u64; 6], Option<(usize, Vec<u8>)>)> = HashMap::new();
     let mut live = 1usize;
+    // Processes in exit_group: the call, written at their exit stop.
+    let mut exiting: HashMap<u32, Event> = HashMap::new();
     let mut exit_code = 0;
     while live > 0 {
         let mut st: libc::c_int = 0;
@@ -488,16 +538,30 @@ pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Rec
             let sig = libc::WSTOPSIG(st);
             let event = (st >> 16) & 0xff;
             if sig == (libc::SIGTRAP | 0x80) {
-                on_syscall_stop(tid, &mut entries, &mut procs, &mut rec, zero);
+                on_syscall_stop(tid, &mut exiting, &mut entries, &mut procs, &mut rec, zero);
             } else if sig == libc::SIGTRAP && event != 0 {
                 match event {
-                    libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => live += 1,
+                    libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => {
+                        live += 1;
+                        let mut new: libc::c_ulong = 0;
+                        // SAFETY: GETEVENTMSG writes one unsigned long.
+                        unsafe { libc::ptrace(libc::PTRACE_GETEVENTMSG, tid, 0, &mut new as *mut libc::c_ulong) };
+                        if event != libc::PTRACE_EVENT_CLONE {
+                            // A new process starts with its parent's pages (copy on write):
+                            // only what it faults in itself is new.
+                            let parent = procs.entry(tgid_of(tid)).or_default().present.clone();
+                            procs.insert(new as u32, ProcState { present: parent });
+                        }
+                    }
                     libc::PTRACE_EVENT_EXEC => {
                         let pid = tgid_of(tid);
                         let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
                         procs.insert(pid, ProcState::default());
                         entries.remove(&tid);
                         rec.events.push(Event::Exec { pid, maps });
+                        if pid == child && !rec.events.iter().any(|e| matches!(e, Event::Inherited { .. })) {
+                            rec.events.push(Event::Inherited { pid, fds: open_fds(pid) });
+                        }
                     }
                     libc::PTRACE_EVENT_EXIT => {
                         let pid = tgid_of(tid);
@@ -507,6 +571,9 @@ pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Rec
                                 rec.events.push(Event::Faults { pid, ranges: faults });
                             }
                             let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+                            if let Some(call) = exiting.remove(&pid) {
+                                rec.events.push(call);
+                            }
                             rec.events.push(Event::Exit { pid, smaps });
                         }
                     }
@@ -527,6 +594,7 @@ pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Rec
 
 fn on_syscall_stop(
     tid: u32,
+    exiting: &mut HashMap<u32, Event>,
     entries: &mut HashMap<u32, (u64, [u64; 6], Option<(usize, Vec<u8>)>)>,
     procs: &mut HashMap<u32, ProcState>,
     rec: &mut Recording,
@@ -558,22 +626,59 @@ fn on_syscall_stop(
                     rec.events.push(Event::Faults { pid, ranges: faults });
                 }
             }
-            let string = string_arg(n, &args).map(|(i, a)| (i, read_string(tid, a)));
+            let mut string = string_arg(n, &args).map(|(i, a)| (i, read_string(tid, a)));
+            if n == nr::CLONE3 {
+                // struct clone_args starts with the flags.
+                string = Some((CLONE3_FLAGS, read_bytes(tid, args[0], 8)));
+            }
             if let (nr::OPEN | nr::OPENAT, Some((_, path))) = (n, &string) {
                 note_existing(rec, tid, n, &args, path);
             }
-            if matches!(n, nr::EXIT_GROUP | nr::EXIT | nr::EXECVE) {
+            if n == nr::EXIT_GROUP {
+                // Written at the exit stop, after the last faults.
+                exiting.insert(
+                    pid,
+                    Event::Call { pid, tid, nr: n, args, string, ret: None, maps: None, size: None, special: false },
+                );
+                return;
+            }
+            if matches!(n, nr::EXIT | nr::EXECVE) {
                 // They do not return (an exec returns in a new image; exit never).
-                rec.events.push(Event::Call { pid, tid, nr: n, args, string, ret: None, maps: None, size: None });
+                rec.events.push(Event::Call {
+                    pid,
+                    tid,
+                    nr: n,
+                    args,
+                    string,
+                    ret: None,
+                    maps: None,
+                    size: None,
+                    special: false,
+                });
                 return;
             }
             entries.insert(tid, (n, args, string));
         }
         OP_EXIT => {
-            let Some((n, args, string)) = entries.remove(&tid) else { return };
+            let Some((n, args, mut string)) = entries.remove(&tid) else { return };
             let ret = info.data[0] as i64;
+            if let Some(path) = rec.creating.remove(&tid)
+                && ret >= 0
+            {
+                rec.created.insert(path);
+            }
+            // pipe, pipe2 and socketpair return their two descriptors in memory.
+            let pair_at = match n {
+                22 | 293 => Some(args[0]),
+                53 => Some(args[3]),
+                _ => None,
+            };
+            if let Some(at) = pair_at.filter(|_| ret == 0) {
+                string = Some((FD_PAIR, read_bytes(tid, at, 8)));
+            }
             let kind = kind_of(n);
-            let maps = (kind == Some(Kind::Memory)).then(|| fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default());
+            let maps = (kind == Some(Kind::Memory))
+                .then(|| fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default());
             let size = match (kind, n) {
                 (Some(Kind::Size), _) if ret >= 0 => {
                     let fd = args[0] as i64;
@@ -581,7 +686,13 @@ fn on_syscall_stop(
                 }
                 _ => None,
             };
-            rec.events.push(Event::Call { pid, tid, nr: n, args, string, ret: Some(ret), maps, size });
+            let special = matches!(n, nr::OPEN | nr::OPENAT) && ret >= 0 && {
+                let link = format!("/proc/{pid}/fd/{ret}");
+                let target = fs::read_link(&link).unwrap_or_default();
+                let regular = fs::metadata(&link).is_ok_and(|m| m.file_type().is_file());
+                !regular && target != Path::new("/dev/zero") && target != Path::new("/dev/null")
+            };
+            rec.events.push(Event::Call { pid, tid, nr: n, args, string, ret: Some(ret), maps, size, special });
         }
         _ => {}
     }
@@ -605,11 +716,21 @@ fn note_existing(rec: &mut Recording, tid: u32, n: u64, args: &[u64; 6], path: &
         }
     };
     let full = base.join(rel);
-    let Ok(m) = fs::metadata(&full) else { return };
+    let abs = full.as_os_str().as_bytes().to_vec();
+    let flags = if n == nr::OPENAT { args[2] } else { args[1] };
+    let Ok(m) = fs::metadata(&full) else {
+        if flags & 0o100 != 0 {
+            // O_CREAT of a file that does not exist: if it works, the program made it.
+            rec.creating.insert(tid, abs);
+        }
+        return;
+    };
+    if rec.created.contains(&abs) {
+        return;
+    }
     if !m.file_type().is_file() {
         return;
     }
-    let abs = full.as_os_str().as_bytes().to_vec();
     let real = fs::canonicalize(&full).map(|p| p.as_os_str().as_bytes().to_vec()).unwrap_or_else(|_| abs.clone());
     let dev = m.dev();
     rec.files.entry(abs.clone()).or_insert(OutsideFile {

@@ -144,6 +144,23 @@ pub enum Call {
     },
     Maps,
     Smaps,
+    /// `execve(path)` in a recording: the process's address space becomes `image` (the maps
+    /// the kernel showed right after the exec, written as `#| ` lines after the call).
+    Execve {
+        path: Vec<u8>,
+        image: String,
+    },
+    /// `placeholder(fd, what)` in a recording: a descriptor the program got from a call the
+    /// model has no file for (a socket, a pipe); it can be closed and duplicated, not mapped.
+    Placeholder {
+        fd: i64,
+        what: Vec<u8>,
+    },
+    /// `resize(fd, size)` in a recording: the file grew to `size` by a write past its end.
+    Resize {
+        fd: i64,
+        size: u64,
+    },
 }
 
 impl Call {
@@ -184,12 +201,21 @@ impl Call {
             Call::Peek { .. } => "peek",
             Call::Maps => "maps",
             Call::Smaps => "smaps",
+            Call::Execve { .. } => "execve",
+            Call::Placeholder { .. } => "placeholder",
+            Call::Resize { .. } => "resize",
         }
     }
 
     /// Whether the call is a checkpoint (`maps()` / `smaps()`), which has no result.
     pub fn is_checkpoint(&self) -> bool {
         matches!(self, Call::Maps | Call::Smaps)
+    }
+
+    /// Whether the call exists only in recordings of real programs (`vmaspace trace`): the
+    /// kernel side cannot run it from a trace.
+    pub fn is_recording_only(&self) -> bool {
+        matches!(self, Call::Execve { .. } | Call::Placeholder { .. } | Call::Resize { .. })
     }
 }
 

@@ -29,6 +29,23 @@ pub fn parse_trace(text: &str) -> Result<Trace, ParseError> {
     for (i, raw) in text.lines().enumerate() {
         let lineno = i + 1;
         let trimmed = raw.trim();
+        // `#| ` lines after an execve are the image it loaded.
+        if let Some(maps_line) = trimmed.strip_prefix("#|") {
+            match trace.lines.last_mut() {
+                Some(Line { call: Call::Execve { image, .. }, .. }) => {
+                    image.push_str(maps_line.strip_prefix(' ').unwrap_or(maps_line));
+                    image.push('\n');
+                }
+                _ => {
+                    return Err(ParseError {
+                        line: lineno,
+                        column: 1,
+                        message: "`#|` image lines follow an execve".into(),
+                    });
+                }
+            }
+            continue;
+        }
         if let Some(comment) = trimmed.strip_prefix('#') {
             if trace.lines.is_empty() {
                 trace.header.push(raw.to_string());
@@ -607,6 +624,9 @@ fn build_call(name: &str, col: usize, args: Vec<Arg>, line: usize) -> Result<Cal
         "peek" => Call::Peek { addr: a.int(Hex)?, len: a.int(Dec)? },
         "maps" => Call::Maps,
         "smaps" => Call::Smaps,
+        "execve" => Call::Execve { path: a.string()?, image: String::new() },
+        "placeholder" => Call::Placeholder { fd: a.signed(Fd)?, what: a.string()? },
+        "resize" => Call::Resize { fd: a.signed(Fd)?, size: a.int(Dec)? },
         other => {
             return Err(ParseError { line, column: col, message: format!("`{other}` is not a call a trace can make") });
         }

@@ -27,6 +27,30 @@ impl AddressSpace {
         }
     }
 
+    /// A placeholder at `fd` for a descriptor a recorded program got from a call the model has
+    /// no file for (a socket, a pipe): it keeps the numbering of later descriptors, can be
+    /// closed and duplicated, and cannot be mapped (`ENODEV`, as a socket or a pipe).
+    pub fn install_placeholder(&mut self, fd: i64, what: &[u8]) -> SysResult {
+        let fd32 = fd_index(fd).filter(|n| (*n as u64) < self.settings.rlimit_nofile).ok_or(Errno::EBADF)?;
+        let ops = crate::drivers::zero::null_file_operations();
+        let mut name = b"placeholder:".to_vec();
+        name.extend_from_slice(what);
+        let inode = crate::driver::Inode::new(0, (0, 0), ops.clone(), crate::driver::InodeState::unlinked(&name, 0))
+            .with_mode(crate::driver::InodeMode::CharDevice);
+        let file = self.vfs.open_with_ops(Arc::new(inode), FMode { read: true, write: true }, ops);
+        self.fds.insert(fd32, file);
+        Ok(fd32 as u64)
+    }
+
+    /// A recorded program's write past the end of the file open as `fd`: the file is now
+    /// `size` bytes (it only grows).
+    pub fn resize_file(&mut self, fd: i64, size: u64) -> SysResult {
+        let f = self.fd_file(fd)?;
+        let mut st = f.inode.state();
+        st.size = st.size.max(size);
+        Ok(0)
+    }
+
     /// Makes an open file (of any driver, the embedder's included) available to `mmap` as the
     /// lowest free descriptor, which is returned.
     pub fn install_file(&mut self, file: Arc<OpenFile>) -> SysResult {

@@ -130,18 +130,24 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// Where the break of a process without `[heap]` is: the end of its program image, the
-    /// run of adjacent VMAs from the lowest one when that is a file mapping (the kernel puts
-    /// `start_brk` right after the bss of a static, non-randomized executable).
+    /// Where the break of a process without `[heap]` is: the end of its program image (with
+    /// ASLR off the kernel puts `start_brk` right after the bss, `load_elf_binary`'s
+    /// `elf_brk`): the lowest VMA's file's segments, holes between them allowed, and the
+    /// anonymous bss right after the last of them.
     fn program_image_end(&self) -> u64 {
         let mut vmas = self.tree.iter();
         let Some(first) = vmas.next().filter(|v| v.file.is_some()) else { return 0 };
+        let image = first.file.as_ref().map(|f| Arc::as_ptr(&f.inode));
         let mut end = first.end;
         for v in vmas {
-            if v.start != end {
+            if v.file.as_ref().map(|f| Arc::as_ptr(&f.inode)) == image {
+                end = v.end;
+            } else if v.file.is_none() && v.start == end {
+                end = v.end;
+                break;
+            } else {
                 break;
             }
-            end = v.end;
         }
         end
     }
@@ -222,5 +228,18 @@ impl AddressSpace {
         v.ops = file.1.clone();
         v.file = Some(file.0.clone());
         v
+    }
+}
+
+impl AddressSpace {
+    /// Linux: `execve()` for a recording: a new address space, seeded from `image` (the maps
+    /// the kernel showed right after the exec), with the same settings, files and descriptors
+    /// (the model does not track `O_CLOEXEC`, so every descriptor stays). The old address space
+    /// is the caller's to release ([`AddressSpace::exit_mmap`]).
+    pub fn exec(&self, image: &str) -> Result<AddressSpace, SeedError> {
+        let mut mm = AddressSpace::bare(self.settings.clone(), self.vfs.clone());
+        mm.fds = self.fds.clone();
+        mm.seed_from_maps(image)?;
+        Ok(mm)
     }
 }

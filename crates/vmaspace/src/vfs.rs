@@ -63,6 +63,9 @@ struct VfsInner {
     internal: Vec<((u32, u32), Arc<dyn FileSystem>)>,
     /// Named files by absolute path.
     files: HashMap<Vec<u8>, Arc<Inode>>,
+    /// Directories besides the working directory that files may be created in (on the root
+    /// file system).
+    dirs: Vec<Vec<u8>>,
     next_ino: u64,
     next_shmem_ino: u64,
     next_file_id: u64,
@@ -89,6 +92,7 @@ impl Vfs {
             mounts: Vec::new(),
             internal: Vec::new(),
             files: HashMap::new(),
+            dirs: Vec::new(),
             next_ino: 1_000_000,
             next_shmem_ino: 1,
             next_file_id: 1,
@@ -131,6 +135,12 @@ impl Vfs {
     /// Sets the device the working directory's file system shows in maps.
     pub fn set_root_dev(&self, dev: (u32, u32)) {
         self.lock().root_dev = dev;
+    }
+
+    /// Lets files be created in `dir` (an absolute path on the root file system), as in the
+    /// working directory: a recording's program made files there.
+    pub fn add_directory(&self, dir: &[u8]) {
+        self.lock().dirs.push(dir.to_vec());
     }
 
     /// Registers an internal mount: objects showing device `dev` (in a maps snapshot) belong to
@@ -203,7 +213,7 @@ impl Vfs {
         let mount = self.mount_at(&parent);
         let (fs, dev) = {
             let g = self.lock();
-            let parent_is_cwd = parent == g.cwd || (parent.is_empty() && g.cwd == b"/");
+            let parent_is_cwd = parent == g.cwd || (parent.is_empty() && g.cwd == b"/") || g.dirs.contains(&parent);
             match &mount {
                 Some(m) => (m.fs.clone(), m.dev),
                 // A directory that is a mount point holds that file system's files; the
