@@ -204,10 +204,13 @@ impl Model {
 
     /// Runs one line; None for checkpoints.
     pub fn apply(&mut self, line: &Line) -> Option<Outcome> {
-        if let Call::Execve { image, .. } = &line.call {
+        if let Call::Execve { image, fds, .. } = &line.call {
             let mm = self.procs.get_mut(&line.pid)?;
             return Some(match mm.exec(image) {
-                Ok(new) => {
+                Ok(mut new) => {
+                    if let Some(keep) = fds {
+                        new.keep_only_fds(keep);
+                    }
                     mm.exit_mmap();
                     *mm = new;
                     Outcome::Value(0)

@@ -193,8 +193,14 @@ pub fn write_recording(rec: &Recording, command: &str, out: &Path) -> std::io::R
         trace.push_str(&text);
         trace.push('\n');
     };
+    // Exec events already written with their execve.
+    let mut consumed = std::collections::BTreeSet::new();
     let mut i = 0;
     while i < rec.events.len() {
+        if consumed.contains(&i) {
+            i += 1;
+            continue;
+        }
         match &rec.events[i] {
             Event::Call { pid, nr: n, args, string, ret: Some(r), special: true, .. } => {
                 // An open of a directory or a device the model has no file for.
@@ -226,14 +232,25 @@ pub fn write_recording(rec: &Recording, command: &str, out: &Path) -> std::io::R
             }
             Event::Call { pid, nr: n, args, string, ret, maps, size, .. } => {
                 if *n == nr::EXECVE {
-                    // An exec that worked is followed by its image; one that failed changed nothing.
-                    if let Some(Event::Exec { maps: image, .. }) = rec.events.get(i + 1) {
+                    // An exec that worked is followed by its image (other processes' events may
+                    // come between); one that failed changed nothing.
+                    let image_at = rec.events[i + 1..]
+                        .iter()
+                        .position(|e| match e {
+                            Event::Exec { pid: p, .. } | Event::Call { pid: p, .. } | Event::Faults { pid: p, .. } => {
+                                p == pid
+                            }
+                            _ => false,
+                        })
+                        .map(|k| i + 1 + k)
+                        .filter(|k| matches!(rec.events[*k], Event::Exec { .. }));
+                    if let Some(Event::Exec { maps: image, fds, .. }) = image_at.map(|k| &rec.events[k]) {
                         lineno += 1;
                         let path = string.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
                         let line = Line {
                             lineno,
                             pid: label(*pid),
-                            call: Call::Execve { path, image: String::new() },
+                            call: Call::Execve { path, image: String::new(), fds: None },
                             result: Some(Outcome::Value(0)),
                         };
                         push(&mut trace, &line, "");
@@ -241,9 +258,11 @@ pub fn write_recording(rec: &Recording, command: &str, out: &Path) -> std::io::R
                             let _ = writeln!(trace, "#| {m}");
                             lineno += 1;
                         }
+                        let list: Vec<String> = fds.iter().map(|f| f.to_string()).collect();
+                        let _ = writeln!(trace, "#fds: {}", list.join(" "));
+                        lineno += 1;
                         calls += 1;
-                        i += 2;
-                        continue;
+                        consumed.insert(image_at.unwrap_or(i));
                     }
                     i += 1;
                     continue;

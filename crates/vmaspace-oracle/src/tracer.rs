@@ -181,6 +181,8 @@ pub enum Event {
         pid: u32,
         /// The maps after the exec.
         maps: String,
+        /// The descriptors open after the exec (close-on-exec ones are gone).
+        fds: Vec<i64>,
     },
     /// A system call that finished (or, for exit calls, was made).
     Call {
@@ -453,6 +455,29 @@ fn open_fds(pid: u32) -> Vec<(i64, String)> {
     fds
 }
 
+/// A path with `.` and `..` components folded, as text (`Vfs::absolute` does the same).
+fn lexical(p: &Path) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in p.as_os_str().as_bytes().split(|b| *b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let mut out = Vec::new();
+    for c in parts {
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
 /// The thread group of a thread.
 fn tgid_of(tid: u32) -> u32 {
     fs::read_to_string(format!("/proc/{tid}/status"))
@@ -493,7 +518,7 @@ pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Rec
         }
     }
     let child = child as u32;
-    let mut rec = Recording { cwd: std::env::current_dir().unwrap_or_default(), ..Recording::default() };
+    let rec = Recording { cwd: std::env::current_dir().unwrap_or_default(), ..Recording::default() };
     let mut status: libc::c_int = 0;
     // SAFETY: waitpid on our child with a valid status pointer.
     if unsafe { libc::waitpid(child as i32, &mut status, libc::__WALL) } < 0 {
@@ -511,12 +536,16 @@ pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Rec
         libc::ptrace(libc::PTRACE_SETOPTIONS, child, 0, opts);
         libc::ptrace(libc::PTRACE_SYSCALL, child, 0, 0);
     }
-    let mut procs: HashMap<u32, ProcState> = HashMap::new();
-    // Per thread: the entry of the call in progress.
-    let mut entries: HashMap<u32, (u64, [u64; 6], Option<(usize, Vec<u8>)>)> = HashMap::new();
+    let mut t = Tracer {
+        rec,
+        zero,
+        procs: HashMap::new(),
+        entries: HashMap::new(),
+        exiting: HashMap::new(),
+        inflight: HashMap::new(),
+        held: HashMap::new(),
+    };
     let mut live = 1usize;
-    // Processes in exit_group: the call, written at their exit stop.
-    let mut exiting: HashMap<u32, Event> = HashMap::new();
     let mut exit_code = 0;
     while live > 0 {
         let mut st: libc::c_int = 0;
@@ -532,13 +561,30 @@ pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Rec
             if tid == child {
                 exit_code = if libc::WIFEXITED(st) { libc::WEXITSTATUS(st) } else { 128 + libc::WTERMSIG(st) };
             }
+            // A thread that dies in a memory call (killed) lets the next one go.
+            let gone: Vec<u32> = t.inflight.iter().filter(|(_, v)| **v == tid).map(|(k, _)| *k).collect();
+            for pid in gone {
+                t.inflight.remove(&pid);
+                if let Some(next) = t.held.get_mut(&pid).and_then(|q| q.pop_front()) {
+                    let _ = t.syscall_stop(next);
+                    // SAFETY: `next` is a stopped tracee of ours.
+                    unsafe { libc::ptrace(libc::PTRACE_SYSCALL, next, 0, 0) };
+                }
+            }
             continue;
         }
         if libc::WIFSTOPPED(st) {
             let sig = libc::WSTOPSIG(st);
             let event = (st >> 16) & 0xff;
             if sig == (libc::SIGTRAP | 0x80) {
-                on_syscall_stop(tid, &mut exiting, &mut entries, &mut procs, &mut rec, zero);
+                let (resume, also) = t.syscall_stop(tid);
+                if let Some(next) = also {
+                    // SAFETY: `next` is a stopped tracee of ours.
+                    unsafe { libc::ptrace(libc::PTRACE_SYSCALL, next, 0, 0) };
+                }
+                if resume == Resume::Hold {
+                    continue;
+                }
             } else if sig == libc::SIGTRAP && event != 0 {
                 match event {
                     libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => {
@@ -546,35 +592,56 @@ pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Rec
                         let mut new: libc::c_ulong = 0;
                         // SAFETY: GETEVENTMSG writes one unsigned long.
                         unsafe { libc::ptrace(libc::PTRACE_GETEVENTMSG, tid, 0, &mut new as *mut libc::c_ulong) };
+                        let pid = tgid_of(tid);
                         if event != libc::PTRACE_EVENT_CLONE {
                             // A new process starts with its parent's pages (copy on write):
                             // only what it faults in itself is new.
-                            let parent = procs.entry(tgid_of(tid)).or_default().present.clone();
-                            procs.insert(new as u32, ProcState { present: parent });
+                            let parent = t.procs.entry(pid).or_default().present.clone();
+                            t.procs.insert(new as u32, ProcState { present: parent });
+                            // The fork is recorded now, before anything of the child: a vfork
+                            // returns in the parent only once the child has exec'd or exited.
+                            if let Some((n, args, string)) = t.entries.remove(&tid) {
+                                t.rec.events.push(Event::Call {
+                                    pid,
+                                    tid,
+                                    nr: n,
+                                    args,
+                                    string,
+                                    ret: Some(new as i64),
+                                    maps: None,
+                                    size: None,
+                                    special: false,
+                                });
+                            }
                         }
                     }
                     libc::PTRACE_EVENT_EXEC => {
                         let pid = tgid_of(tid);
                         let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-                        procs.insert(pid, ProcState::default());
-                        entries.remove(&tid);
-                        rec.events.push(Event::Exec { pid, maps });
-                        if pid == child && !rec.events.iter().any(|e| matches!(e, Event::Inherited { .. })) {
-                            rec.events.push(Event::Inherited { pid, fds: open_fds(pid) });
+                        t.procs.insert(pid, ProcState::default());
+                        t.entries.remove(&tid);
+                        let mut fds: Vec<i64> = open_fds(pid).into_iter().map(|(f, _)| f).collect();
+                        fds.extend(
+                            [0, 1, 2].into_iter().filter(|f| Path::new(&format!("/proc/{pid}/fd/{f}")).exists()),
+                        );
+                        fds.sort();
+                        t.rec.events.push(Event::Exec { pid, maps, fds });
+                        if pid == child && !t.rec.events.iter().any(|e| matches!(e, Event::Inherited { .. })) {
+                            t.rec.events.push(Event::Inherited { pid, fds: open_fds(pid) });
                         }
                     }
                     libc::PTRACE_EVENT_EXIT => {
                         let pid = tgid_of(tid);
                         if pid == tid {
-                            let faults = procs.entry(pid).or_default().new_faults(pid, zero);
+                            let faults = t.procs.entry(pid).or_default().new_faults(pid, t.zero);
                             if !faults.is_empty() {
-                                rec.events.push(Event::Faults { pid, ranges: faults });
+                                t.rec.events.push(Event::Faults { pid, ranges: faults });
                             }
                             let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
-                            if let Some(call) = exiting.remove(&pid) {
-                                rec.events.push(call);
+                            if let Some(call) = t.exiting.remove(&pid) {
+                                t.rec.events.push(call);
                             }
-                            rec.events.push(Event::Exit { pid, smaps });
+                            t.rec.events.push(Event::Exit { pid, smaps });
                         }
                     }
                     _ => {}
@@ -588,8 +655,71 @@ pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Rec
         // SAFETY: `tid` is a stopped tracee of ours.
         unsafe { libc::ptrace(libc::PTRACE_SYSCALL, tid, 0, signal) };
     }
+    let mut rec = t.rec;
     rec.status = exit_code;
     Ok(rec)
+}
+
+/// Whether a stopped thread goes on now or waits.
+#[derive(PartialEq, Eq)]
+enum Resume {
+    Now,
+    /// Held at the entry of a memory call while another thread of its process is in one:
+    /// memory calls of one address space run one at a time, so the recording's order is the
+    /// order they took effect in and the maps read after each show only its own effect.
+    Hold,
+}
+
+/// The state of a recording in progress.
+struct Tracer {
+    rec: Recording,
+    zero: Option<u64>,
+    procs: HashMap<u32, ProcState>,
+    /// Per thread: the entry of the call in progress.
+    entries: HashMap<u32, (u64, [u64; 6], Option<(usize, Vec<u8>)>)>,
+    /// Processes in exit_group: the call, written at their exit stop.
+    exiting: HashMap<u32, Event>,
+    /// Per process: the thread in a memory call.
+    inflight: HashMap<u32, u32>,
+    /// Per process: threads held at a memory call's entry.
+    held: HashMap<u32, std::collections::VecDeque<u32>>,
+}
+
+impl Tracer {
+    /// The thread's system call stop; returns a held thread to resume as well, if one may go.
+    fn syscall_stop(&mut self, tid: u32) -> (Resume, Option<u32>) {
+        let (resume, pid, exited_memory) = on_syscall_stop(
+            tid,
+            &mut self.exiting,
+            &mut self.entries,
+            &mut self.procs,
+            &mut self.rec,
+            self.zero,
+            &mut self.inflight,
+        );
+        if resume == Resume::Hold {
+            self.held.entry(pid).or_default().push_back(tid);
+            return (Resume::Hold, None);
+        }
+        if exited_memory {
+            self.inflight.remove(&pid);
+            if let Some(next) = self.held.get_mut(&pid).and_then(|q| q.pop_front()) {
+                // It is still at its entry stop: record the entry now, in order.
+                let (r, _, _) = on_syscall_stop(
+                    next,
+                    &mut self.exiting,
+                    &mut self.entries,
+                    &mut self.procs,
+                    &mut self.rec,
+                    self.zero,
+                    &mut self.inflight,
+                );
+                debug_assert!(r == Resume::Now);
+                return (Resume::Now, Some(next));
+            }
+        }
+        (Resume::Now, None)
+    }
 }
 
 fn on_syscall_stop(
@@ -599,7 +729,8 @@ fn on_syscall_stop(
     procs: &mut HashMap<u32, ProcState>,
     rec: &mut Recording,
     zero: Option<u64>,
-) {
+    inflight: &mut HashMap<u32, u32>,
+) -> (Resume, u32, bool) {
     let mut info = SyscallInfo { op: 0, _pad: 0, _flags: 0, _arch: 0, _ip: 0, _sp: 0, data: [0; 8] };
     // SAFETY: `info` is a valid buffer of its size for the kernel to fill.
     let r = unsafe {
@@ -610,17 +741,23 @@ fn on_syscall_stop(
             &mut info as *mut SyscallInfo,
         )
     };
-    if r < 0 {
-        return;
-    }
     let pid = tgid_of(tid);
+    if r < 0 {
+        return (Resume::Now, pid, false);
+    }
     match info.op {
         OP_ENTRY => {
             let n = info.data[0];
             let mut args = [0u64; 6];
             args.copy_from_slice(&info.data[1..7]);
-            let Some(kind) = kind_of(n) else { return };
+            let Some(kind) = kind_of(n) else { return (Resume::Now, pid, false) };
             if kind == Kind::Memory {
+                match inflight.get(&pid) {
+                    Some(t) if *t != tid => return (Resume::Hold, pid, false),
+                    _ => {
+                        inflight.insert(pid, tid);
+                    }
+                }
                 let faults = procs.entry(pid).or_default().new_faults(pid, zero);
                 if !faults.is_empty() {
                     rec.events.push(Event::Faults { pid, ranges: faults });
@@ -631,7 +768,7 @@ fn on_syscall_stop(
                 // struct clone_args starts with the flags.
                 string = Some((CLONE3_FLAGS, read_bytes(tid, args[0], 8)));
             }
-            if let (nr::OPEN | nr::OPENAT, Some((_, path))) = (n, &string) {
+            if let (nr::OPEN | nr::OPENAT | nr::UNLINK, Some((_, path))) = (n, &string) {
                 note_existing(rec, tid, n, &args, path);
             }
             if n == nr::EXIT_GROUP {
@@ -640,7 +777,7 @@ fn on_syscall_stop(
                     pid,
                     Event::Call { pid, tid, nr: n, args, string, ret: None, maps: None, size: None, special: false },
                 );
-                return;
+                return (Resume::Now, pid, false);
             }
             if matches!(n, nr::EXIT | nr::EXECVE) {
                 // They do not return (an exec returns in a new image; exit never).
@@ -655,12 +792,13 @@ fn on_syscall_stop(
                     size: None,
                     special: false,
                 });
-                return;
+                return (Resume::Now, pid, false);
             }
             entries.insert(tid, (n, args, string));
+            (Resume::Now, pid, false)
         }
         OP_EXIT => {
-            let Some((n, args, mut string)) = entries.remove(&tid) else { return };
+            let Some((n, args, mut string)) = entries.remove(&tid) else { return (Resume::Now, pid, false) };
             let ret = info.data[0] as i64;
             if let Some(path) = rec.creating.remove(&tid)
                 && ret >= 0
@@ -693,8 +831,9 @@ fn on_syscall_stop(
                 !regular && target != Path::new("/dev/zero") && target != Path::new("/dev/null")
             };
             rec.events.push(Event::Call { pid, tid, nr: n, args, string, ret: Some(ret), maps, size, special });
+            (Resume::Now, pid, kind == Some(Kind::Memory))
         }
-        _ => {}
+        _ => (Resume::Now, pid, false),
     }
 }
 
@@ -716,8 +855,13 @@ fn note_existing(rec: &mut Recording, tid: u32, n: u64, args: &[u64; 6], path: &
         }
     };
     let full = base.join(rel);
-    let abs = full.as_os_str().as_bytes().to_vec();
-    let flags = if n == nr::OPENAT { args[2] } else { args[1] };
+    // Named as the model names it: `.` and `..` folded without looking at the disk.
+    let abs = lexical(&full);
+    let flags = match n {
+        nr::OPENAT => args[2],
+        nr::OPEN => args[1],
+        _ => 0,
+    };
     let Ok(m) = fs::metadata(&full) else {
         if flags & 0o100 != 0 {
             // O_CREAT of a file that does not exist: if it works, the program made it.

@@ -145,10 +145,13 @@ pub enum Call {
     Maps,
     Smaps,
     /// `execve(path)` in a recording: the process's address space becomes `image` (the maps
-    /// the kernel showed right after the exec, written as `#| ` lines after the call).
+    /// the kernel showed right after the exec, written as `#| ` lines after the call), and its
+    /// descriptors those of `fds` (the ones open right after the exec, written as a `#fds:`
+    /// line: close-on-exec ones are gone). None keeps every descriptor.
     Execve {
         path: Vec<u8>,
         image: String,
+        fds: Option<Vec<i64>>,
     },
     /// `placeholder(fd, what)` in a recording: a descriptor the program got from a call the
     /// model has no file for (a socket, a pipe); it can be closed and duplicated, not mapped.

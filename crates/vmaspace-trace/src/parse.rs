@@ -29,6 +29,21 @@ pub fn parse_trace(text: &str) -> Result<Trace, ParseError> {
     for (i, raw) in text.lines().enumerate() {
         let lineno = i + 1;
         let trimmed = raw.trim();
+        // `#fds:` after an execve: the descriptors open after it.
+        if let Some(list) = trimmed.strip_prefix("#fds:") {
+            let fds: Result<Vec<i64>, _> = list.split_whitespace().map(str::parse).collect();
+            match (trace.lines.last_mut(), fds) {
+                (Some(Line { call: Call::Execve { fds: slot, .. }, .. }), Ok(fds)) => *slot = Some(fds),
+                _ => {
+                    return Err(ParseError {
+                        line: lineno,
+                        column: 1,
+                        message: "`#fds:` lists numbers after an execve".into(),
+                    });
+                }
+            }
+            continue;
+        }
         // `#| ` lines after an execve are the image it loaded.
         if let Some(maps_line) = trimmed.strip_prefix("#|") {
             match trace.lines.last_mut() {
@@ -624,7 +639,7 @@ fn build_call(name: &str, col: usize, args: Vec<Arg>, line: usize) -> Result<Cal
         "peek" => Call::Peek { addr: a.int(Hex)?, len: a.int(Dec)? },
         "maps" => Call::Maps,
         "smaps" => Call::Smaps,
-        "execve" => Call::Execve { path: a.string()?, image: String::new() },
+        "execve" => Call::Execve { path: a.string()?, image: String::new(), fds: None },
         "placeholder" => Call::Placeholder { fd: a.signed(Fd)?, what: a.string()? },
         "resize" => Call::Resize { fd: a.signed(Fd)?, size: a.int(Dec)? },
         other => {

@@ -27,6 +27,12 @@ impl AddressSpace {
         }
     }
 
+    /// Closes every descriptor but `keep` (what an exec leaves of close-on-exec descriptors,
+    /// as a recording says; the model does not track `O_CLOEXEC` itself).
+    pub fn keep_only_fds(&mut self, keep: &[i64]) {
+        self.fds.retain(|fd, _| keep.contains(&i64::from(*fd)));
+    }
+
     /// A placeholder at `fd` for a descriptor a recorded program got from a call the model has
     /// no file for (a socket, a pipe): it keeps the numbering of later descriptors, can be
     /// closed and duplicated, and cannot be mapped (`ENODEV`, as a socket or a pipe).
