@@ -660,6 +660,9 @@ pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Rec
     Ok(rec)
 }
 
+/// A call's entry as a thread made it: number, arguments, the string an argument names.
+type Entry = (u64, [u64; 6], Option<(usize, Vec<u8>)>);
+
 /// Whether a stopped thread goes on now or waits.
 #[derive(PartialEq, Eq)]
 enum Resume {
@@ -676,7 +679,7 @@ struct Tracer {
     zero: Option<u64>,
     procs: HashMap<u32, ProcState>,
     /// Per thread: the entry of the call in progress.
-    entries: HashMap<u32, (u64, [u64; 6], Option<(usize, Vec<u8>)>)>,
+    entries: HashMap<u32, Entry>,
     /// Processes in exit_group: the call, written at their exit stop.
     exiting: HashMap<u32, Event>,
     /// Per process: the thread in a memory call.
@@ -725,7 +728,7 @@ impl Tracer {
 fn on_syscall_stop(
     tid: u32,
     exiting: &mut HashMap<u32, Event>,
-    entries: &mut HashMap<u32, (u64, [u64; 6], Option<(usize, Vec<u8>)>)>,
+    entries: &mut HashMap<u32, Entry>,
     procs: &mut HashMap<u32, ProcState>,
     rec: &mut Recording,
     zero: Option<u64>,
