@@ -174,12 +174,12 @@ pub fn write_recording(rec: &Recording, command: &str, out: &Path) -> std::io::R
     for d in dirs {
         let _ = writeln!(trace, "# dir: {d}");
     }
-    let main = rec.events.iter().find_map(|e| match e {
+    let main = rec.events.first().map(|e| match e {
         Event::Exec { pid, .. }
         | Event::Call { pid, .. }
         | Event::Faults { pid, .. }
         | Event::Exit { pid, .. }
-        | Event::Inherited { pid, .. } => Some(*pid),
+        | Event::Inherited { pid, .. } => *pid,
     });
     let mut expected = String::new();
     let mut smaps = String::new();
