@@ -107,6 +107,9 @@ pub mod nr {
     pub const MSEAL: u64 = 462;
 }
 
+/// `ioctl`.
+const IOCTL: u64 = 16;
+
 /// What a recorded call does, for the recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -138,11 +141,12 @@ pub fn kind_of(n: u64) -> Option<Kind> {
         // socket, socketpair, pipe, pipe2, accept, accept4, eventfd2, epoll_create(1),
         // timerfd_create, signalfd4, inotify_init1, pidfd_open, userfaultfd, io_uring_setup,
         // perf_event_open.
-        41 | 53 | 22 | 293 | 43 | 288 | 290 | 213 | 291 | 283 | 289 | 294 | 434 | 323 | 425 | 298 => Kind::Placeholder,
+        41 | 53 | 22 | 293 | 43 | 288 | 290 | 213 | 291 | 283 | 289 | 294 | 434 | 323 | 425 => Kind::Placeholder,
         VFORK => Kind::Process,
         // shmat/shmdt/shmget, process_madvise, remap_file_pages, openat2, close_range,
         // unlinkat.
-        29 | 30 | 67 | 440 | 216 | OPENAT2 | CLOSE_RANGE | UNLINKAT => Kind::Unexpressible,
+        // perf_event_open: a uprobe writes breakpoints into the pages of mappings.
+        29 | 30 | 67 | 440 | 216 | 298 | OPENAT2 | CLOSE_RANGE | UNLINKAT => Kind::Unexpressible,
         _ => return None,
     })
 }
@@ -154,6 +158,9 @@ pub enum Fault {
     Write,
     /// Read (the zero page, or a page of the file).
     Read,
+    /// A private copy in a VMA the program cannot write: made by the kernel (a uprobe,
+    /// ptrace), not by a fault of the program.
+    Foreign,
 }
 
 /// A file the program opened that existed before it: what the model needs to give it the same
@@ -306,6 +313,7 @@ struct MapsVma {
     end: u64,
     private: bool,
     file: bool,
+    writable: bool,
 }
 
 fn parse_maps(text: &str) -> Vec<MapsVma> {
@@ -320,7 +328,14 @@ fn parse_maps(text: &str) -> Vec<MapsVma> {
             if start >= 0xffff_ffff_ff60_0000 {
                 return None;
             }
-            Some(MapsVma { start, end, private: perms.as_bytes().get(3) == Some(&b'p'), file: ino != "0" })
+            let p = perms.as_bytes();
+            Some(MapsVma {
+                start,
+                end,
+                private: p.get(3) == Some(&b'p'),
+                file: ino != "0",
+                writable: p.get(1) == Some(&b'w'),
+            })
         })
         .collect()
 }
@@ -347,7 +362,9 @@ impl ProcState {
                 let addr = v.start + ((i as u64) << 12);
                 let file_page = e >> 61 & 1 == 1;
                 let pfn = e & ((1 << 55) - 1);
-                let how = if v.private && !file_page && Some(pfn) != zero {
+                let how = if v.private && !file_page && Some(pfn) != zero && !v.writable {
+                    Fault::Foreign
+                } else if v.private && !file_page && Some(pfn) != zero {
                     Fault::Write
                 } else if v.private && !v.file && Some(pfn) == zero {
                     Fault::Read
@@ -356,7 +373,11 @@ impl ProcState {
                 } else {
                     Fault::Read
                 };
-                let old = self.present.insert(addr, how);
+                let old = self.present.get(&addr).copied();
+                // A page written earlier stays written (a later mprotect may make its VMA
+                // read-only); only a new private copy in a read-only VMA is the kernel's.
+                let how = if how == Fault::Foreign && old == Some(Fault::Write) { Fault::Write } else { how };
+                self.present.insert(addr, how);
                 if old != Some(how) && !(old == Some(Fault::Write) && how == Fault::Read) {
                     pages.push((addr, how));
                 }
@@ -753,7 +774,33 @@ fn on_syscall_stop(
             let n = info.data[0];
             let mut args = [0u64; 6];
             args.copy_from_slice(&info.data[1..7]);
+            // An ioctl on a userfaultfd registers ranges, changes VMA flags and resolves faults:
+            // memory changes the trace language has no words for.
+            if n == IOCTL {
+                let link = fs::read_link(format!("/proc/{tid}/fd/{}", args[0] as i32)).unwrap_or_default();
+                if link.to_string_lossy().contains("userfaultfd") {
+                    rec.events.push(Event::Call {
+                        pid,
+                        tid,
+                        nr: n,
+                        args,
+                        string: None,
+                        ret: None,
+                        maps: None,
+                        size: None,
+                        special: false,
+                    });
+                }
+                return (Resume::Now, pid, false);
+            }
             let Some(kind) = kind_of(n) else { return (Resume::Now, pid, false) };
+            // What the parent faulted in before a fork is its own (the child gets copies).
+            if matches!(n, nr::FORK | nr::VFORK | nr::CLONE | nr::CLONE3) {
+                let faults = procs.entry(pid).or_default().new_faults(pid, zero);
+                if !faults.is_empty() {
+                    rec.events.push(Event::Faults { pid, ranges: faults });
+                }
+            }
             if kind == Kind::Memory {
                 match inflight.get(&pid) {
                     Some(t) if *t != tid => return (Resume::Hold, pid, false),
@@ -803,6 +850,14 @@ fn on_syscall_stop(
         OP_EXIT => {
             let Some((n, args, mut string)) = entries.remove(&tid) else { return (Resume::Now, pid, false) };
             let ret = info.data[0] as i64;
+            // ERESTARTSYS and its kin: the call is interrupted by a signal and made again (a
+            // new entry follows); this exit is not a result.
+            if (-516..=-512).contains(&ret) {
+                if kind_of(n) == Some(Kind::Memory) {
+                    return (Resume::Now, pid, true);
+                }
+                return (Resume::Now, pid, false);
+            }
             if let Some(path) = rec.creating.remove(&tid)
                 && ret >= 0
             {
