@@ -252,6 +252,8 @@ pub struct Recording {
     pub created: std::collections::HashSet<Vec<u8>>,
     /// Per thread: the file an `open` with `O_CREAT` in progress would create.
     creating: HashMap<u32, Vec<u8>>,
+    /// The program's first image is loaded (before, the process is the tracer's copy).
+    started: bool,
 }
 
 /// Options of a recording.
@@ -647,6 +649,7 @@ pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Rec
                         );
                         fds.sort();
                         t.rec.events.push(Event::Exec { pid, maps, fds });
+                        t.rec.started = true;
                         if pid == child && !t.rec.events.iter().any(|e| matches!(e, Event::Inherited { .. })) {
                             t.rec.events.push(Event::Inherited { pid, fds: open_fds(pid) });
                         }
@@ -678,6 +681,9 @@ pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Rec
     }
     let mut rec = t.rec;
     rec.status = exit_code;
+    if !rec.started {
+        return Err(OracleError::Io(format!("cannot run {} (exit status {exit_code})", program.display())));
+    }
     Ok(rec)
 }
 
@@ -794,6 +800,11 @@ fn on_syscall_stop(
                 return (Resume::Now, pid, false);
             }
             let Some(kind) = kind_of(n) else { return (Resume::Now, pid, false) };
+            // Before the program's image exists the process is still the tracer's copy: only
+            // the execve that loads the program belongs to the recording.
+            if n != nr::EXECVE && !rec.started {
+                return (Resume::Now, pid, false);
+            }
             // What the parent faulted in before a fork is its own (the child gets copies).
             if matches!(n, nr::FORK | nr::VFORK | nr::CLONE | nr::CLONE3) {
                 let faults = procs.entry(pid).or_default().new_faults(pid, zero);
