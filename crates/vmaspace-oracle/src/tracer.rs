@@ -567,6 +567,8 @@ pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Rec
         exiting: HashMap::new(),
         inflight: HashMap::new(),
         held: HashMap::new(),
+        known: std::collections::HashSet::new(),
+        forked: std::collections::HashSet::new(),
     };
     let mut live = 1usize;
     let mut exit_code = 0;
@@ -597,6 +599,20 @@ pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Rec
             continue;
         }
         if libc::WIFSTOPPED(st) {
+            // A new process may stop before its parent's fork event is seen: its fork is
+            // recorded at whichever comes first.
+            if t.known.insert(tid) && tid != child && tgid_of(tid) == tid {
+                let ppid = fs::read_to_string(format!("/proc/{tid}/status")).ok().and_then(|s| {
+                    s.lines().find_map(|l| l.strip_prefix("PPid:").and_then(|v| v.trim().parse::<u32>().ok()))
+                });
+                let parent = t.entries.iter().find_map(|(ptid, (n, _, _))| {
+                    (matches!(*n, nr::FORK | nr::VFORK | nr::CLONE | nr::CLONE3) && Some(tgid_of(*ptid)) == ppid)
+                        .then_some(*ptid)
+                });
+                if let Some(ptid) = parent {
+                    t.note_fork(ptid, tid);
+                }
+            }
             let sig = libc::WSTOPSIG(st);
             let event = (st >> 16) & 0xff;
             if sig == (libc::SIGTRAP | 0x80) {
@@ -615,27 +631,8 @@ pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Rec
                         let mut new: libc::c_ulong = 0;
                         // SAFETY: GETEVENTMSG writes one unsigned long.
                         unsafe { libc::ptrace(libc::PTRACE_GETEVENTMSG, tid, 0, &mut new as *mut libc::c_ulong) };
-                        let pid = tgid_of(tid);
                         if event != libc::PTRACE_EVENT_CLONE {
-                            // A new process starts with its parent's pages (copy on write):
-                            // only what it faults in itself is new.
-                            let parent = t.procs.entry(pid).or_default().present.clone();
-                            t.procs.insert(new as u32, ProcState { present: parent });
-                            // The fork is recorded now, before anything of the child: a vfork
-                            // returns in the parent only once the child has exec'd or exited.
-                            if let Some((n, args, string)) = t.entries.remove(&tid) {
-                                t.rec.events.push(Event::Call {
-                                    pid,
-                                    tid,
-                                    nr: n,
-                                    args,
-                                    string,
-                                    ret: Some(new as i64),
-                                    maps: None,
-                                    size: None,
-                                    special: false,
-                                });
-                            }
+                            t.note_fork(tid, new as u32);
                         }
                     }
                     libc::PTRACE_EVENT_EXEC => {
@@ -713,9 +710,38 @@ struct Tracer {
     inflight: HashMap<u32, u32>,
     /// Per process: threads held at a memory call's entry.
     held: HashMap<u32, std::collections::VecDeque<u32>>,
+    /// Threads seen stopped at least once.
+    known: std::collections::HashSet<u32>,
+    /// Processes whose fork is recorded.
+    forked: std::collections::HashSet<u32>,
 }
 
 impl Tracer {
+    /// A process forked by thread `parent`: its fork is recorded (once, before anything of the
+    /// child: a vfork returns in the parent only after the child has exec'd or exited), and it
+    /// starts with its parent's pages (copy on write), so only what it faults in itself is new.
+    fn note_fork(&mut self, parent: u32, child: u32) {
+        if !self.forked.insert(child) {
+            return;
+        }
+        let pid = tgid_of(parent);
+        let pages = self.procs.entry(pid).or_default().present.clone();
+        self.procs.insert(child, ProcState { present: pages });
+        if let Some((n, args, string)) = self.entries.remove(&parent) {
+            self.rec.events.push(Event::Call {
+                pid,
+                tid: parent,
+                nr: n,
+                args,
+                string,
+                ret: Some(i64::from(child)),
+                maps: None,
+                size: None,
+                special: false,
+            });
+        }
+    }
+
     /// The thread's system call stop; returns a held thread to resume as well, if one may go.
     fn syscall_stop(&mut self, tid: u32) -> (Resume, Option<u32>) {
         let (resume, pid, exited_memory) = on_syscall_stop(
