@@ -9,32 +9,10 @@ fn have(tool: &str) -> bool {
         || Command::new(tool).arg("-V").output().is_ok_and(|o| o.status.success())
 }
 
-const PROGRAM: &str = r#"
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <fcntl.h>
-#include <pthread.h>
-#include <unistd.h>
-static void *thread(void *a) { return a; }
-int main(void) {
-    char *p = mmap(0, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    p[0] = 1;
-    mprotect(p, 4096, PROT_READ);
-    int fd = open("f", O_RDWR | O_CREAT, 0600);
-    ftruncate(fd, 4096);
-    void *q = mmap(0, 4096, PROT_READ, MAP_SHARED, fd, 0);
-    pid_t c = fork();
-    if (c == 0) { munmap(q, 4096); _exit(0); }
-    waitpid(c, 0, 0);
-    pthread_t t;
-    pthread_create(&t, 0, thread, 0);
-    pthread_join(t, 0);
-    syscall(462, p, 4096, 0);
-    munmap(p, 8192);
-    return 0;
+/// The corpus's C program: fork, a thread, a shared file mapping, mseal.
+fn program() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/cprog.c")).unwrap()
 }
-"#;
 
 #[test]
 fn run_reads_a_real_strace_log_and_says_what_it_lacks() {
@@ -45,7 +23,7 @@ fn run_reads_a_real_strace_log_and_says_what_it_lacks() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("strace-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("p.c"), PROGRAM).unwrap();
+    std::fs::write(dir.join("p.c"), program()).unwrap();
     let cc = Command::new("gcc").args(["-O1", "-o", "p", "p.c", "-lpthread"]).current_dir(&dir).status().unwrap();
     assert!(cc.success());
     let st =

@@ -742,9 +742,8 @@ impl Tracer {
         }
     }
 
-    /// The thread's system call stop; returns a held thread to resume as well, if one may go.
-    fn syscall_stop(&mut self, tid: u32) -> (Resume, Option<u32>) {
-        let (resume, pid, exited_memory) = on_syscall_stop(
+    fn stop(&mut self, tid: u32) -> (Resume, u32, bool) {
+        on_syscall_stop(
             tid,
             &mut self.exiting,
             &mut self.entries,
@@ -752,7 +751,12 @@ impl Tracer {
             &mut self.rec,
             self.zero,
             &mut self.inflight,
-        );
+        )
+    }
+
+    /// The thread's system call stop; returns a held thread to resume as well, if one may go.
+    fn syscall_stop(&mut self, tid: u32) -> (Resume, Option<u32>) {
+        let (resume, pid, exited_memory) = self.stop(tid);
         if resume == Resume::Hold {
             self.held.entry(pid).or_default().push_back(tid);
             return (Resume::Hold, None);
@@ -761,15 +765,7 @@ impl Tracer {
             self.inflight.remove(&pid);
             if let Some(next) = self.held.get_mut(&pid).and_then(|q| q.pop_front()) {
                 // It is still at its entry stop: record the entry now, in order.
-                let (r, _, _) = on_syscall_stop(
-                    next,
-                    &mut self.exiting,
-                    &mut self.entries,
-                    &mut self.procs,
-                    &mut self.rec,
-                    self.zero,
-                    &mut self.inflight,
-                );
+                let (r, _, _) = self.stop(next);
                 debug_assert!(r == Resume::Now);
                 return (Resume::Now, Some(next));
             }
