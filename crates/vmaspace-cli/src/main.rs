@@ -27,16 +27,33 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run a trace on the model: checkpoint text on standard output, the first result that
-    /// differs from the trace on standard error (exit 1).
+    /// Run a trace on the model: every call with the model's result and every checkpoint's
+    /// text on standard output, the first result that differs from the trace on standard
+    /// error (exit 1). The model starts as the process `check` runs traces in.
     Run {
+        /// The trace (or a strace log).
         trace: PathBuf,
         /// Print only the VMAs that intersect START-END (hex).
         #[arg(long, value_parser = parse_window)]
         window: Option<(u64, u64)>,
-        /// Start from this /proc/PID/maps snapshot instead of an empty address space.
+        /// Start from this /proc/PID/maps snapshot instead of the kernel side's process.
         #[arg(long)]
         initial_maps: Option<PathBuf>,
+        /// Start from an empty address space instead of the kernel side's process.
+        #[arg(long)]
+        empty: bool,
+        /// Print only the checkpoints' text.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Output as text (strace's spelling) or JSON (one object a line: calls with `line`,
+        /// `pid`, `call` and `result`; checkpoints with `line`, `pid`, `checkpoint` and `text`).
+        #[arg(long, value_enum, default_value_t = run::Format::Text)]
+        format: run::Format,
+        /// Compare the checkpoints' text with this file (a recorded NAME.expected; `@CWD@`
+        /// stands for the working directory) and exit 1 if they differ: a check against the
+        /// kernel's recording on a machine without Linux 6.18.
+        #[arg(long)]
+        expect: Option<PathBuf>,
         /// The working directory relative paths resolve against (default: a fresh name).
         #[arg(long)]
         cwd: Option<PathBuf>,
@@ -120,9 +137,19 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let status = match cli.command {
-        Cmd::Run { trace, window, initial_maps, cwd, brk, mount } => run::main(
+        Cmd::Run { trace, window, initial_maps, empty, quiet, format, expect, cwd, brk, mount } => run::main(
             &trace,
-            &run::RunArgs { window, initial_maps, cwd, brk, initial_maps_text: None, mounts: mount, pkeys: None },
+            &run::RunArgs {
+                window,
+                initial_maps,
+                cwd,
+                brk,
+                initial_maps_text: None,
+                mounts: mount,
+                pkeys: None,
+                empty,
+            },
+            &run::Output { quiet, format, expect },
         ),
         Cmd::Check { every_step, any_kernel, traces } => check::main(&traces, every_step, any_kernel),
         Cmd::Fuzz { seed, cases, ops, jobs, out, keep, any_kernel } => {

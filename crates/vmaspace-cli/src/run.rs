@@ -20,7 +20,14 @@ pub struct RunArgs {
     /// Protection keys on or off; None: as the trace's `# pkeys:` header says, else as on this
     /// machine.
     pub pkeys: Option<bool>,
+    /// Start from an empty address space instead of the process `check` runs traces in.
+    pub empty: bool,
 }
+
+/// The layout of the process the kernel side runs traces in (the executor, with ASLR off, on
+/// Linux 6.18 x86_64), which `run` starts from by default so that its placements are the
+/// kernel's. `tests/scenarios.rs` checks it against a fresh kernel run.
+pub const EXECUTOR_LAYOUT: &str = include_str!("executor-layout.maps");
 
 /// What the model did with a trace, line by line (the model's counterpart of
 /// `vmaspace_oracle::KernelRun`).
@@ -31,6 +38,8 @@ pub struct ModelRun {
     pub texts: Vec<Option<String>>,
     /// The first result that differed from the trace's expectation: a message.
     pub mismatch: Option<String>,
+    /// The working directory the model ran in.
+    pub cwd: String,
 }
 
 /// Whether to capture the maps text after every call.
@@ -73,13 +82,16 @@ pub fn check_before_kernel(s: &Scenario) -> Result<(), String> {
 }
 
 /// Runs a scenario on the model, stopping at the first result that differs from the trace.
-/// Checkpoint text is scoped as `args.window` or the trace header says (whole text otherwise).
+/// Checkpoint text is scoped as `args.window` or the trace header says (the default window
+/// otherwise, as `check` and `record` compare it).
 pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelRun, String> {
-    let scope = args.window.map(|(start, end)| Scope::Window { start, end }).or(s.trace.scope);
+    let scope = args.window.map(|(start, end)| Scope::Window { start, end }).or(Some(s.trace.effective_scope()));
     let initial_maps = match (&args.initial_maps_text, &args.initial_maps, s.is_whole_space()) {
         (Some(t), _, _) => Some(t.clone()),
         (None, Some(p), _) => Some(read(p)?),
         (None, None, true) => Some(read(&s.initial_maps_path())?),
+        // By default the process `check` runs traces in: the executor's layout on this kernel.
+        (None, None, false) if !args.empty && args.brk.is_none() => Some(EXECUTOR_LAYOUT.to_string()),
         (None, None, false) => None,
     };
     let cwd = match &args.cwd {
@@ -103,7 +115,7 @@ pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelR
     let mut model = Model::new(&opts)?;
     model.fork_labels = s.trace.fork_labels().into();
     let runnable = s.runnable();
-    let mut run = ModelRun { results: Vec::new(), texts: Vec::new(), mismatch: None };
+    let mut run = ModelRun { results: Vec::new(), texts: Vec::new(), mismatch: None, cwd: opts.cwd.clone() };
     for line in &runnable.lines {
         if line.call.is_checkpoint() {
             run.results.push(None);
@@ -149,8 +161,91 @@ fn fresh_cwd() -> String {
     format!("{}/vmaspace-{}-{nanos}", std::env::temp_dir().display(), std::process::id())
 }
 
+/// How `run` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Calls as strace prints them, checkpoints under a label.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// `run`'s output options.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub quiet: bool,
+    pub format: Format,
+    pub expect: Option<PathBuf>,
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A result as strace prints it, with the errno's description.
+fn result_text(call: &Call, o: Outcome) -> String {
+    let text = format_outcome(o, returns_address(call));
+    match o {
+        Outcome::Error(n) => match vmaspace::Errno::from_number(i32::from(n)) {
+            Some(e) => format!("{text} ({})", e.text()),
+            None => text,
+        },
+        _ => text,
+    }
+}
+
+/// Prints what the model did, line by line.
+fn print_run(s: &Scenario, out: &ModelRun, o: &Output) {
+    let mut stdout = std::io::stdout().lock();
+    let lines = s.runnable().lines;
+    for (i, line) in lines.iter().enumerate().take(out.results.len().max(out.texts.len())) {
+        let pid = line.pid.map_or("null".to_string(), |p| p.to_string());
+        let text = out.texts.get(i).cloned().flatten();
+        let result = out.results.get(i).copied().flatten();
+        let shown = match (o.format, &text, result) {
+            (Format::Json, Some(t), _) => {
+                format!(
+                    "{{\"line\": {}, \"pid\": {pid}, \"checkpoint\": {}, \"text\": {}}}\n",
+                    line.lineno,
+                    json_string(line.call.name()),
+                    json_string(t)
+                )
+            }
+            (Format::Json, None, Some(r)) if !o.quiet => format!(
+                "{{\"line\": {}, \"pid\": {pid}, \"call\": {}, \"result\": {}}}\n",
+                line.lineno,
+                json_string(&format_call(&line.call)),
+                json_string(&result_text(&line.call, r))
+            ),
+            (Format::Text, Some(t), _) if o.quiet => t.clone(),
+            (Format::Text, Some(t), _) => {
+                let who = line.pid.map_or(String::new(), |p| format!(" [pid {p}]"));
+                format!("--- {}() at line {}{who} ---\n{t}", line.call.name(), line.lineno)
+            }
+            (Format::Text, None, Some(r)) if !o.quiet => {
+                let who = line.pid.map_or(String::new(), |p| format!("[pid {p}] "));
+                format!("{who}{} = {}\n", format_call(&line.call), result_text(&line.call, r))
+            }
+            _ => String::new(),
+        };
+        let _ = stdout.write_all(shown.as_bytes());
+    }
+    let _ = stdout.flush();
+}
+
 /// `vmaspace run TRACE`. Returns the exit status.
-pub fn main(trace: &Path, args: &RunArgs) -> i32 {
+pub fn main(trace: &Path, args: &RunArgs, output: &Output) -> i32 {
     let s = match Scenario::load(trace) {
         Ok(s) => s,
         Err(InputError(e)) => {
@@ -172,18 +267,36 @@ pub fn main(trace: &Path, args: &RunArgs) -> i32 {
             2
         }
         Ok(out) => {
-            let mut stdout = std::io::stdout().lock();
-            for t in out.texts.iter().flatten() {
-                let _ = stdout.write_all(t.as_bytes());
+            print_run(&s, &out, output);
+            if let Some(msg) = &out.mismatch {
+                eprintln!("{}: {msg}", trace.display());
+                return 1;
             }
-            let _ = stdout.flush();
-            match out.mismatch {
-                Some(msg) => {
-                    eprintln!("{}: {msg}", trace.display());
-                    1
+            if let Some(expect) = &output.expect {
+                let want = match read(expect) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        eprintln!("vmaspace run: --expect {e}");
+                        return 2;
+                    }
+                };
+                let cwd = out.cwd.clone();
+                let got: String = out.texts.iter().flatten().map(|t| t.replace(&cwd, "@CWD@")).collect();
+                let scope =
+                    args.window.map(|(start, end)| Scope::Window { start, end }).or(Some(s.trace.effective_scope()));
+                let scope = scope.unwrap_or(vmaspace_trace::DEFAULT_WINDOW);
+                let (w, g) = (crate::scenario::apply_scope(&want, scope), crate::scenario::apply_scope(&got, scope));
+                if let Some(report) = vmaspace_trace::maps::compare(&w, &g) {
+                    eprintln!(
+                        "{}: the checkpoints differ from {} (- expected, + model)\n{report}",
+                        trace.display(),
+                        expect.display()
+                    );
+                    return 1;
                 }
-                None => 0,
+                eprintln!("{}: the checkpoints agree with {}", trace.display(), expect.display());
             }
+            0
         }
     }
 }

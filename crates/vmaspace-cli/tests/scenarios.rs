@@ -70,7 +70,7 @@ fn every_scenario_matches_the_kernel_recording() {
             .unwrap_or_else(|e| panic!("{}: no recorded .expected: {e}", path.display()));
         // An empty recording (every VMA outside the window) would let any model agree.
         assert!(!expected.is_empty(), "{}: the recorded .expected is empty", path.display());
-        let out = vmaspace().arg("run").arg(&path).args(["--cwd", CWD]).output().unwrap();
+        let out = vmaspace().arg("run").arg("--quiet").arg(&path).args(["--cwd", CWD]).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
             failures.push(format!("{}: exit {:?}: {stderr}", path.display(), out.status.code()));
