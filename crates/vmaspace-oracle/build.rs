@@ -8,6 +8,7 @@ fn main() {
     let exe = out.join("vmaspace-executor");
     let src = "executor/executor.c";
     println!("cargo:rerun-if-changed={src}");
+    println!("cargo:rerun-if-env-changed=CC");
     let cc = std::env::var("CC").unwrap_or_else(|_| "gcc".into());
     let status = Command::new(&cc)
         .args([
@@ -27,11 +28,15 @@ fn main() {
         .arg(&exe)
         .arg(src)
         .status();
-    match status {
-        Ok(s) if s.success() => {}
-        Ok(s) => panic!("building the executor with {cc} failed ({s}); vmaspace-oracle needs gcc for x86_64"),
-        Err(e) => {
-            panic!("cannot run {cc} to build the executor: {e}; install gcc (apt-get install gcc)")
-        }
-    }
+    // Without a compiler the crate still builds (so that `vmaspace run` and `replay`, which
+    // never touch the kernel, build anywhere); the kernel side then says what is missing.
+    let why = match status {
+        Ok(s) if s.success() => return,
+        Ok(s) => format!("building the executor with {cc} failed ({s})"),
+        Err(e) => format!("cannot run {cc} to build the executor: {e}"),
+    };
+    println!(
+        "cargo:warning={why}; the kernel side (check, record, fuzz) will be unavailable: install gcc (apt-get install gcc libc6-dev) and rebuild"
+    );
+    std::fs::write(&exe, b"").expect("writing an empty executor");
 }

@@ -95,7 +95,7 @@ pub fn main(traces: &[PathBuf], every_step: bool, any_kernel: bool) -> i32 {
     }
     let steps = if every_step { Steps::EveryCall } else { Steps::Checkpoints };
     let mut status = 0;
-    let (mut agree, mut diverge, mut skipped) = (0, 0, 0);
+    let (mut agree, mut diverge, mut skipped, mut unusable) = (0, 0, 0, 0);
     for path in traces {
         let verdict = Scenario::load(path).map_err(|e| e.0).and_then(|s| check_one(&s, steps));
         crate::exit_if_interrupted();
@@ -111,11 +111,17 @@ pub fn main(traces: &[PathBuf], every_step: bool, any_kernel: bool) -> i32 {
                 status = status.max(1);
             }
             Err(e) => {
+                unusable += 1;
                 eprintln!("{}: cannot check: {e}", path.display());
                 status = 2;
             }
         }
     }
-    eprintln!("checked {} trace(s): {agree} agree, {diverge} diverge, {skipped} skipped", traces.len());
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    eprintln!(
+        "checked {} trace{}: {agree} agree, {diverge} diverge, {skipped} skipped, {unusable} could not be checked",
+        traces.len(),
+        plural(traces.len())
+    );
     status
 }

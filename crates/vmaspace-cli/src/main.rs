@@ -27,9 +27,11 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run a trace on the model: every call with the model's result and every checkpoint's
-    /// text on standard output, the first result that differs from the trace on standard
-    /// error (exit 1). The model starts as the process `check` runs traces in.
+    /// Run a trace on the model.
+    ///
+    /// Every call with the model's result and every checkpoint's text go to standard output,
+    /// the first result that differs from the trace to standard error (exit 1). The model
+    /// starts as the process `check` runs traces in.
     Run {
         /// The trace (or a strace log).
         trace: PathBuf,
@@ -60,8 +62,8 @@ enum Cmd {
         /// The program break of an address space without a program image (hex).
         #[arg(long, value_parser = parse_hex)]
         brk: Option<u64>,
-        /// Mount a file system for the model: DIR=tmpfs or DIR=ext4 (repeatable; /dev/shm is
-        /// tmpfs already).
+        /// Mount a file system for the model: DIR=tmpfs, DIR=ext4, DIR=hugetlbfs or
+        /// DIR=overlay, DIR absolute (repeatable; /dev/shm is tmpfs already).
         #[arg(long, value_parser = parse_mount)]
         mount: Vec<crate::exec::ModelMount>,
     },
@@ -73,14 +75,18 @@ enum Cmd {
         /// Accept a kernel other than 6.18.x.
         #[arg(long)]
         any_kernel: bool,
+        /// The traces (NAME.trace; NAME.expected and NAME.initial-maps beside them).
         #[arg(required = true)]
         traces: Vec<PathBuf>,
     },
-    /// Generate random traces, compare model and kernel after every call, and shrink and save
-    /// every divergence.
+    /// Fuzz: random traces on the model and the kernel, compared after every call.
+    ///
+    /// Every divergence is shrunk to a minimal trace and written to --out as it is found.
     Fuzz {
+        /// The seed of the random generator (each case's seed derives from it).
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// How many traces to generate.
         #[arg(long, default_value_t = 1000)]
         cases: usize,
         /// Calls per case.
@@ -99,10 +105,11 @@ enum Cmd {
         #[arg(long)]
         any_kernel: bool,
     },
-    /// Record a real program on the live kernel: every call that changes or depends on the
-    /// address space or the descriptors, the maps after each memory call, the inferred page
-    /// faults, and smaps at exit (NAME.trace, NAME.expected, NAME.smaps). Exits with the
-    /// program's status.
+    /// Record a real program on the live kernel.
+    ///
+    /// Every call that changes or depends on the address space or the descriptors, the maps
+    /// after each memory call, the inferred page faults, and smaps at exit go to NAME.trace,
+    /// NAME.expected and NAME.smaps. Exits with the program's status.
     Trace {
         /// The recording's name (default: the program's).
         #[arg(short = 'o', long)]
@@ -114,14 +121,25 @@ enum Cmd {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Run a recording (`vmaspace trace`) on the model and report the first call whose result
-    /// or maps differ from the kernel's.
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `vmaspace man > vmaspace.1`.
+    Man,
+    /// Run a recording (`vmaspace trace`) on the model, comparing call by call.
+    ///
+    /// Reports the first call whose result or maps differ from the kernel's, or
+    /// `N calls in M processes: all agree`.
     Replay {
         /// The recording's name (NAME.trace and NAME.expected).
         name: PathBuf,
     },
-    /// Run traces on the live kernel and write its results, checkpoint text and initial maps
-    /// into the scenario files.
+    /// Run traces on the live kernel and write what it did into the scenario files.
+    ///
+    /// The results go into the trace, the checkpoint text into NAME.expected and, for
+    /// `# whole-space` traces, the initial maps into NAME.initial-maps.
     Record {
         /// Re-run and report any difference from what is recorded, without writing.
         #[arg(long)]
@@ -129,6 +147,7 @@ enum Cmd {
         /// Accept a kernel other than 6.18.x.
         #[arg(long)]
         any_kernel: bool,
+        /// The traces (NAME.trace; NAME.expected and NAME.initial-maps beside them).
         #[arg(required = true)]
         traces: Vec<PathBuf>,
     },
@@ -158,6 +177,21 @@ fn main() {
         Cmd::Record { check, any_kernel, traces } => record::main(&traces, check, any_kernel),
         Cmd::Trace { out, aslr, command } => recording::trace_main(out, aslr, &command),
         Cmd::Replay { name } => recording::replay_main(&name),
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "vmaspace", &mut std::io::stdout());
+            0
+        }
+        Cmd::Man => {
+            use clap::CommandFactory;
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("vmaspace man: {e}");
+                    2
+                }
+            }
+        }
     };
     std::process::exit(status);
 }

@@ -339,6 +339,12 @@ impl Proc {
 
 /// Runs a trace on the live kernel, confined (see [`jail`]) and limited (see [`Limits`]).
 pub fn run(trace: &Trace, opts: &RunOptions) -> Result<KernelRun, OracleError> {
+    if EXECUTOR.is_empty() {
+        return Err(OracleError::UnsupportedKernel(
+            "this vmaspace was built without gcc, so it has no executor for the kernel side: install gcc and rebuild"
+                .into(),
+        ));
+    }
     if let Some(l) = trace.lines.iter().find(|l| l.call.is_recording_only()) {
         return Err(OracleError::BadTrace {
             line: l.lineno,
