@@ -25,6 +25,8 @@ pub struct FuzzArgs {
     pub out: PathBuf,
     /// Also write every generated case to `out` (for inspection), not only divergent ones.
     pub keep: bool,
+    /// `--shard I/N`: only the cases whose number is I-1 modulo N (1 <= I <= N).
+    pub shard: (usize, usize),
 }
 
 const PAGE: u64 = 0x1000;
@@ -568,9 +570,11 @@ fn setup_header(setup: &Setup) -> String {
     out
 }
 
-fn write_finding(out: &Path, seed: u64, f: &Finding) -> std::io::Result<PathBuf> {
+fn write_finding(out: &Path, seed: u64, f: &Finding, initial: &str) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(out)?;
     let path = out.join(format!("fuzz-{seed}-{}.trace", f.case));
+    // The executor's maps before the first call, so that `vmaspace run` can run it as it is.
+    std::fs::write(path.with_extension("initial-maps"), initial)?;
     let mut text = format!(
         "# whole-space\n# vmaspace fuzz --seed {seed}: case {}, shrunk from {} to {} calls.\n",
         f.case,
@@ -590,8 +594,8 @@ fn write_finding(out: &Path, seed: u64, f: &Finding) -> std::io::Result<PathBuf>
 }
 
 /// Writes a finding to `out` and says so on stderr.
-fn report_finding(out: &Path, seed: u64, f: &Finding) {
-    match write_finding(out, seed, f) {
+fn report_finding(out: &Path, seed: u64, f: &Finding, initial: &str) {
+    match write_finding(out, seed, f, initial) {
         Ok(p) => eprintln!(
             "{}case {}: divergence, shrunk to {} calls: {}\n{}",
             if std::io::stderr().is_terminal() { "\n" } else { "" },
@@ -602,6 +606,21 @@ fn report_finding(out: &Path, seed: u64, f: &Finding) {
         ),
         Err(e) => eprintln!("case {}: divergence; cannot write it: {e}\n{}", f.case, f.message),
     }
+}
+
+/// A progress line: cases done, rate, time left, divergences so far.
+fn progress(done: usize, total: usize, found: usize, elapsed: std::time::Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(0.001);
+    let rate = done as f64 / secs;
+    let left = if rate > 0.0 { (total.saturating_sub(done)) as f64 / rate } else { 0.0 };
+    let bar = (done * 30 / total.max(1)).min(30);
+    format!(
+        "[{}{}] {done}/{total} cases, {rate:.1}/s, {:.0} s left, {found} divergence{}",
+        "#".repeat(bar),
+        " ".repeat(30 - bar),
+        left,
+        if found == 1 { "" } else { "s" }
+    )
 }
 
 /// `vmaspace fuzz`. Returns the exit status.
@@ -631,11 +650,17 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
     let done = AtomicUsize::new(0);
     let findings = Mutex::new(Vec::new());
     let tty = std::io::stderr().is_terminal();
+    let (shard, shards) = args.shard;
+    // The cases of this shard.
+    let total = (args.cases + shards - shard) / shards;
+    let started = std::time::Instant::now();
+    let (done_ref, findings_ref) = (&done, &findings);
     std::thread::scope(|s| {
         for _ in 0..args.jobs.max(1) {
             s.spawn(|| {
                 loop {
-                    let case = next.fetch_add(1, Ordering::Relaxed);
+                    let (shard, shards) = args.shard;
+                    let case = next.fetch_add(1, Ordering::Relaxed) * shards + (shard - 1);
                     if case >= args.cases || vmaspace_oracle::safety::interrupted().is_some() {
                         break;
                     }
@@ -643,10 +668,10 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
                     if args.keep {
                         let _ = std::fs::create_dir_all(&args.out);
                         let text = crate::scenario::Scenario::from_trace("case", trace.clone()).text;
-                        let _ = std::fs::write(
-                            args.out.join(format!("case-{}-{case}.trace", args.seed)),
-                            format!("# whole-space\n{}{text}", setup_header(&trace.setup)),
-                        );
+                        let path = args.out.join(format!("case-{}-{case}.trace", args.seed));
+                        let _ = std::fs::write(&path, format!("# whole-space\n{}{text}", setup_header(&trace.setup)));
+                        // Runnable as it is: `vmaspace run` finds the initial maps beside it.
+                        let _ = std::fs::write(path.with_extension("initial-maps"), &initial);
                     }
                     let setup = trace.setup.clone();
                     let verdict = run_check(&trace.lines, &setup);
@@ -670,21 +695,30 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
                     };
                     if let Some(f) = finding {
                         let mut all = findings.lock().unwrap_or_else(|p| p.into_inner());
-                        report_finding(&args.out, args.seed, &f);
+                        report_finding(&args.out, args.seed, &f, &initial);
                         all.push(f.case);
                     }
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             });
         }
-        if tty {
-            s.spawn(|| {
+        {
+            let mut last_line = std::time::Instant::now();
+            s.spawn(move || {
                 loop {
-                    let d = done.load(Ordering::Relaxed);
-                    let bar = (d * 40 / args.cases.max(1)).min(40);
-                    eprint!("\r[{}{}] {d}/{} cases", "#".repeat(bar), " ".repeat(40 - bar), args.cases);
-                    if d >= args.cases || vmaspace_oracle::safety::interrupted().is_some() {
-                        eprintln!();
+                    let d = done_ref.load(Ordering::Relaxed);
+                    let found = findings_ref.lock().map_or(0, |f| f.len());
+                    let line = progress(d, total, found, started.elapsed());
+                    if tty {
+                        eprint!("\r{line}");
+                    } else if last_line.elapsed() >= std::time::Duration::from_secs(5) || d >= total {
+                        eprintln!("{line}");
+                        last_line = std::time::Instant::now();
+                    }
+                    if d >= total || vmaspace_oracle::safety::interrupted().is_some() {
+                        if tty {
+                            eprintln!();
+                        }
                         break;
                     }
                     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -702,6 +736,12 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
         );
     }
     crate::exit_if_interrupted();
-    println!("fuzz: {} cases, {} calls, {} divergences", args.cases, args.cases * args.ops, findings.len());
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    println!(
+        "fuzz: {}, {}, {}",
+        plural(total, "case"),
+        plural(total * args.ops, "call"),
+        plural(findings.len(), "divergence")
+    );
     if findings.is_empty() { 0 } else { 1 }
 }

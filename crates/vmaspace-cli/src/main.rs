@@ -98,9 +98,13 @@ enum Cmd {
         /// Where shrunk divergent traces are written.
         #[arg(long, default_value = "fuzz-out")]
         out: PathBuf,
-        /// Also write every generated case to --out.
+        /// Also write every generated case to --out (with its initial maps, runnable as it is).
         #[arg(long)]
         keep: bool,
+        /// Run only shard I of N (1 <= I <= N): the cases whose number is I-1 modulo N, so that
+        /// N machines split a campaign without overlap.
+        #[arg(long, value_parser = parse_shard, default_value = "1/1")]
+        shard: (usize, usize),
         /// Accept a kernel other than 6.18.x.
         #[arg(long)]
         any_kernel: bool,
@@ -171,8 +175,8 @@ fn main() {
             &run::Output { quiet, format, expect },
         ),
         Cmd::Check { every_step, any_kernel, traces } => check::main(&traces, every_step, any_kernel),
-        Cmd::Fuzz { seed, cases, ops, jobs, out, keep, any_kernel } => {
-            fuzz::main(&fuzz::FuzzArgs { seed, cases, ops, jobs, out, keep }, any_kernel)
+        Cmd::Fuzz { seed, cases, ops, jobs, out, keep, shard, any_kernel } => {
+            fuzz::main(&fuzz::FuzzArgs { seed, cases, ops, jobs, out, keep, shard }, any_kernel)
         }
         Cmd::Record { check, any_kernel, traces } => record::main(&traces, check, any_kernel),
         Cmd::Trace { out, aslr, command } => recording::trace_main(out, aslr, &command),
@@ -203,6 +207,18 @@ pub(crate) fn exit_if_interrupted() {
         eprintln!("vmaspace: interrupted by signal {sig}; what the run changed on the machine is restored");
         std::process::exit(128 + sig);
     }
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (i, n) = s.split_once('/').ok_or_else(|| format!("`{s}` is not I/N"))?;
+    let (i, n): (usize, usize) = (
+        i.trim().parse().map_err(|_| format!("`{i}` is not a number"))?,
+        n.trim().parse().map_err(|_| format!("`{n}` is not a number"))?,
+    );
+    if n == 0 || i == 0 || i > n {
+        return Err(format!("shard {i}/{n}: I must be between 1 and N"));
+    }
+    Ok((i, n))
 }
 
 fn parse_window(s: &str) -> Result<(u64, u64), String> {

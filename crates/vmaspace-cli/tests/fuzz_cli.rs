@@ -1,0 +1,53 @@
+//! `vmaspace fuzz`: `--shard I/N` splits a campaign without overlap, `--keep` writes cases that
+//! `vmaspace run` takes as they are, and the summary counts this shard's cases.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+fn kernel_usable() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    release.starts_with("6.18.") && root
+}
+
+#[test]
+fn shards_partition_a_campaign_and_kept_cases_run() {
+    if !kernel_usable() {
+        eprintln!("\n!!!!! SKIPPED fuzz shard test: needs root on Linux 6.18.x !!!!!\n");
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-shards-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut seen = BTreeSet::new();
+    for shard in ["1/3", "2/3", "3/3"] {
+        let out = dir.join(shard.replace('/', "-"));
+        let o = Command::new(env!("CARGO_BIN_EXE_vmaspace"))
+            .args(["fuzz", "--seed", "77", "--cases", "8", "--ops", "15", "--keep", "--shard", shard, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let cases: Vec<usize> = std::fs::read_dir(&out)
+            .unwrap()
+            .filter_map(|e| {
+                let n = e.ok()?.file_name().to_string_lossy().into_owned();
+                n.strip_prefix("case-77-")?.strip_suffix(".trace")?.parse().ok()
+            })
+            .collect();
+        assert!(stdout.contains(&format!("fuzz: {} case", cases.len())), "{stdout}");
+        for c in &cases {
+            assert!(seen.insert(*c), "case {c} ran in two shards");
+            let trace = out.join(format!("case-77-{c}.trace"));
+            let run =
+                Command::new(env!("CARGO_BIN_EXE_vmaspace")).args(["run", "--quiet"]).arg(&trace).output().unwrap();
+            assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+        }
+    }
+    assert_eq!(seen, (0..8).collect(), "the shards together ran every case once");
+    let _ = std::fs::remove_dir_all(&dir);
+}
