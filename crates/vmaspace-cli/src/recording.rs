@@ -452,7 +452,7 @@ fn recording_header(s: &Scenario) -> (Option<String>, Vec<OutsideFile>, Vec<Stri
 
 /// `vmaspace replay NAME`: exit 0 when every call replayed and agreed, 1 when something
 /// differs or could not be expressed, 2 when the recording cannot be used.
-pub fn replay_main(name: &Path) -> i32 {
+pub fn replay_main(name: &Path, compare_smaps: bool) -> i32 {
     let trace_path = name.with_extension("trace");
     let s = match Scenario::load(&trace_path) {
         Ok(s) => s,
@@ -469,16 +469,7 @@ pub fn replay_main(name: &Path) -> i32 {
         .map(|(i, l)| (i + 1, l))
         .collect();
     let expected = crate::scenario::read_limited(&name.with_extension("expected")).unwrap_or_default();
-    let mut blocks: BTreeMap<usize, String> = BTreeMap::new();
-    let mut current: Option<usize> = None;
-    for l in expected.split_inclusive('\n') {
-        if let Some(n) = l.strip_prefix("== ").and_then(|n| n.trim().parse().ok()) {
-            current = Some(n);
-            blocks.insert(n, String::new());
-        } else if let Some(n) = current {
-            blocks.entry(n).or_default().push_str(l);
-        }
-    }
+    let blocks: BTreeMap<usize, String> = numbered_blocks(&expected);
     let (cwd, files, dirs) = recording_header(&s);
     let opts = ModelOptions {
         cwd: cwd.unwrap_or_else(|| "/".into()),
@@ -514,6 +505,9 @@ pub fn replay_main(name: &Path) -> i32 {
     let mut tainted: std::collections::BTreeSet<Option<u32>> = std::collections::BTreeSet::new();
     let mut labels = s.trace.fork_labels().into_iter();
     let mut skipped = 0;
+    let exit_smaps: BTreeMap<u32, String> =
+        numbered_blocks(&crate::scenario::read_limited(&name.with_extension("smaps")).unwrap_or_default());
+    let mut smaps_tally = SmapsTally::default();
     for line in &s.trace.lines {
         while pending.front().is_some_and(|(at, _)| *at < line.lineno) {
             if let Some((_, p)) = pending.pop_front() {
@@ -534,6 +528,17 @@ pub fn replay_main(name: &Path) -> i32 {
             let _ = labels.next();
         }
         procs.insert(line.pid);
+        if compare_smaps
+            && matches!(line.call, Call::ExitGroup { .. })
+            && let Some(want) = exit_smaps.get(&line.pid.or(main_pid).unwrap_or(0))
+        {
+            let have = model.checkpoint(&Line { call: Call::Smaps, result: None, ..line.clone() }, None);
+            if let Some(report) = vmaspace_trace::maps::compare(want, &have) {
+                eprintln!("line {}: smaps as the process exits differ (- kernel, + model)\n{report}", line.lineno);
+                return 1;
+            }
+            smaps_tally.add(&have);
+        }
         let got = model.apply(line).unwrap_or(Outcome::NoReturn);
         calls += 1;
         if let Some(why) = model.limit_exceeded() {
@@ -578,5 +583,71 @@ pub fn replay_main(name: &Path) -> i32 {
         return 1;
     }
     eprintln!("{calls} calls in {} processes: all agree", procs.len());
+    if smaps_tally.processes > 0 {
+        eprintln!(
+            "smaps as {} processes exited: all agree; {} of {} page counter values known to the model and compared (the rest printed as `?`: pages of VMAs seeded from the kernel's maps, file and shmem pages)",
+            smaps_tally.processes,
+            smaps_tally.known,
+            smaps_tally.known + smaps_tally.unknown
+        );
+    }
     0
+}
+
+/// The `== N` blocks of a recording's `.expected` (N a line) or `.smaps` file (N a pid).
+fn numbered_blocks<K: std::str::FromStr + Ord + Copy>(text: &str) -> BTreeMap<K, String> {
+    let mut blocks: BTreeMap<K, String> = BTreeMap::new();
+    let mut current: Option<K> = None;
+    for l in text.split_inclusive('\n') {
+        if let Some(n) = l.strip_prefix("== ").and_then(|n| n.trim().parse().ok()) {
+            current = Some(n);
+            blocks.insert(n, String::new());
+        } else if let Some(n) = current {
+            blocks.entry(n).or_default().push_str(l);
+        }
+    }
+    blocks
+}
+
+/// How many exit smaps were compared, and how many of their page counters the model knew.
+#[derive(Default)]
+struct SmapsTally {
+    processes: usize,
+    known: usize,
+    unknown: usize,
+}
+
+impl SmapsTally {
+    fn add(&mut self, model_smaps: &str) {
+        const COUNTERS: &[&str] = &[
+            "Rss:",
+            "Pss:",
+            "Pss_Dirty:",
+            "Shared_Clean:",
+            "Shared_Dirty:",
+            "Private_Clean:",
+            "Private_Dirty:",
+            "Referenced:",
+            "Anonymous:",
+            "KSM:",
+            "LazyFree:",
+            "AnonHugePages:",
+            "ShmemPmdMapped:",
+            "FilePmdMapped:",
+            "Shared_Hugetlb:",
+            "Private_Hugetlb:",
+            "Swap:",
+            "SwapPss:",
+            "Locked:",
+            "THPeligible:",
+        ];
+        self.processes += 1;
+        for l in model_smaps.lines().filter(|l| COUNTERS.iter().any(|c| l.starts_with(c))) {
+            if l.split_whitespace().nth(1) == Some(vmaspace::SMAPS_UNKNOWN) {
+                self.unknown += 1;
+            } else {
+                self.known += 1;
+            }
+        }
+    }
 }

@@ -74,7 +74,8 @@ pub fn filter_window(text: &str, start: u64, end: u64) -> String {
 }
 
 /// The smaps fields every VMA's block must have on both sides; the others (page counters) are
-/// compared where the model printed them.
+/// compared where the model printed them with a value it knows (not
+/// [`vmaspace::SMAPS_UNKNOWN`]).
 pub const MANDATORY_SMAPS_FIELDS: &[&str] = &["Size", "KernelPageSize", "MMUPageSize", "ProtectionKey", "VmFlags"];
 
 /// Lines of a text with their canonical forms.
@@ -128,12 +129,21 @@ fn canonical<'a>(text: &'a str, keep: &dyn Fn(usize, &str) -> bool) -> Canonical
     out
 }
 
-/// The canonical forms of the kernel's and the model's text: the model's fields are all kept,
-/// the kernel's where the model printed the same field in the same block.
+/// Whether a smaps field line's value is one the model printed as unknown.
+fn is_unknown(line: &str) -> bool {
+    line.split_once(':').is_some_and(|(_, v)| v.split_whitespace().next() == Some(vmaspace::SMAPS_UNKNOWN))
+}
+
+/// The canonical forms of the kernel's and the model's text: the model's fields are kept
+/// unless their value is unknown, the kernel's where the model printed the same field with a
+/// known value in the same block.
 fn canonical_pair<'a>(kernel: &'a str, model: &'a str) -> (Canonical<'a>, Canonical<'a>) {
-    let model_keys: Vec<Vec<&str>> = blocks(model).iter().map(|b| b.fields.iter().map(|f| f.0).collect()).collect();
-    let k = canonical(kernel, &|i, key| model_keys.get(i).is_some_and(|ks| ks.contains(&key)));
-    let m = canonical(model, &|_, _| true);
+    let model_blocks = blocks(model);
+    let known: Vec<Vec<&str>> =
+        model_blocks.iter().map(|b| b.fields.iter().filter(|f| !is_unknown(f.1)).map(|f| f.0).collect()).collect();
+    let keep = |i: usize, key: &str| known.get(i).is_some_and(|ks| ks.contains(&key));
+    let k = canonical(kernel, &keep);
+    let m = canonical(model, &keep);
     (k, m)
 }
 

@@ -68,6 +68,7 @@ impl AddressSpace {
             return self.hugetlb_fault(vma_start, addr, access);
         }
         self.drop_if_truncated(vma_start, page);
+        self.access_anon(page, access);
         if !self.needs_fault(vma_start, page, access) {
             return Ok(());
         }
@@ -84,8 +85,20 @@ impl AddressSpace {
             return;
         }
         let past_eof = vma.pgoff_at(page) >= f.inode.state().size.div_ceil(PAGE_SIZE);
-        if past_eof && matches!(self.pages.get(&page), Some(Page::Anon | Page::File { .. })) {
+        if past_eof && matches!(self.pages.get(&page), Some(Page::Anon(_) | Page::File { .. })) {
             self.pages.remove(&page);
+        }
+    }
+
+    /// An access to a present anonymous page sets its accessed bit; a write to a frame that
+    /// another page table maps too gets a copy of its own (Linux: `do_wp_page()` →
+    /// `wp_page_copy()`; with the last mapping left, `wp_can_reuse_anon_folio()` reuses it).
+    fn access_anon(&mut self, page: u64, access: Access) {
+        if let Some(Page::Anon(a)) = self.pages.get_mut(&page) {
+            a.young = true;
+            if access == Access::Write && a.mapcount() > 1 {
+                a.frame = std::sync::Arc::new(crate::AnonFrame::default());
+            }
         }
     }
 
@@ -95,7 +108,7 @@ impl AddressSpace {
         let private = !self.tree.get(vma_start).expect("VMA").flags.contains(VmFlags::SHARED);
         match self.pages.get(&page) {
             None => true,
-            Some(Page::Anon | Page::Guard | Page::Pfn | Page::Huge(_)) => false,
+            Some(Page::Anon(_) | Page::Guard | Page::Pfn | Page::Huge(_)) => false,
             Some(Page::File { dirty }) => access == Access::Write && (private || !dirty),
         }
     }
@@ -122,12 +135,25 @@ impl AddressSpace {
             return self.hugetlb_fault(vma_start, page, access).map_err(|_| Errno::EFAULT);
         }
         self.drop_if_truncated(vma_start, page);
+        self.access_anon(page, access);
         match self.pages.get(&page) {
             Some(Page::Guard) => return Err(Errno::EFAULT),
-            _ if !self.needs_fault(vma_start, page, access) => return Ok(()),
+            _ if !self.needs_fault(vma_start, page, access) => {
+                self.gup_touch(page);
+                return Ok(());
+            }
             _ => {}
         }
-        self.fault_in(vma_start, page, access).map_err(|_| Errno::EFAULT)
+        self.fault_in(vma_start, page, access).map_err(|_| Errno::EFAULT)?;
+        self.gup_touch(page);
+        Ok(())
+    }
+
+    /// `FOLL_TOUCH`: get_user_pages marks the page it returns accessed.
+    fn gup_touch(&self, page: u64) {
+        if let Some(Page::Anon(a)) = self.pages.get(&page) {
+            a.frame.mark_accessed();
+        }
     }
 
     /// Linux: `__mm_populate()`: faults in the VMAs of `[start, start+len)` as `MAP_POPULATE`,
@@ -220,7 +246,7 @@ impl AddressSpace {
             // which is neither counted nor needs an anon_vma.
             if write {
                 self.anon_vma_prepare(vma_start);
-                self.pages.insert(page, Page::Anon);
+                self.pages.insert(page, crate::AnonPage::fresh());
             }
             return Ok(());
         }
@@ -238,7 +264,7 @@ impl AddressSpace {
             }
         }
         if cow {
-            self.pages.insert(page, Page::Anon);
+            self.pages.insert(page, crate::AnonPage::fresh());
         } else {
             self.pages.insert(page, Page::File { dirty: write });
         }

@@ -47,8 +47,6 @@ impl AddressSpace {
                 _ => None,
             };
             // copy_page_range(): only anonymous memory is copied; shared pages fault back in.
-            // Copied pages are shared with the parent until one of them writes: the model does
-            // not count that sharing, so neither side's page counters are exact any more.
             // VM_COPY_ON_FORK: PFN maps and VMAs that may hold guard markers copy their page
             // tables whatever they map.
             let copy_on_fork = VmFlags::PFNMAP | VmFlags::MIXEDMAP | VmFlags::MAYBE_GUARD;
@@ -57,8 +55,7 @@ impl AddressSpace {
                     if child.pages.budget().is_exceeded() {
                         break;
                     }
-                    child.pages.insert(*a, p.clone());
-                    c.pages_exact = false;
+                    child.pages.insert(*a, copy_present_pte(p, &mut c.pages_exact));
                 }
             }
             if let Some(open) = c.ops.as_ref().and_then(|o| o.open.clone()) {
@@ -75,5 +72,22 @@ impl AddressSpace {
             }
         }
         Ok(child)
+    }
+}
+
+/// The child's entry for one of the parent's (Linux: `__copy_present_ptes()`): an anonymous
+/// frame (or private huge page) is shared, the child's entry not accessed yet (`pte_mkold()`),
+/// so both sides' smaps count it as shared. Other pages are copied as they are; the model does not track their
+/// sharing, so the child's VMA stops claiming exact page counters (`pages_exact`).
+fn copy_present_pte(p: &crate::Page, pages_exact: &mut bool) -> crate::Page {
+    match p {
+        crate::Page::Anon(a) => crate::Page::Anon(crate::AnonPage { frame: a.frame.clone(), young: false }),
+        crate::Page::Guard => crate::Page::Guard,
+        // A private huge page is shared the same way (hugetlb's copy_hugetlb_page_range()).
+        crate::Page::Huge(h) => crate::Page::Huge(h.clone()),
+        other => {
+            *pages_exact = false;
+            other.clone()
+        }
     }
 }

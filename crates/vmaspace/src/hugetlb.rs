@@ -202,7 +202,7 @@ impl HugePage {
         HugePage::handle(&self.pools, self.size)
     }
 
-    fn is_taken_away(&self) -> bool {
+    pub(crate) fn is_taken_away(&self) -> bool {
         self.taken_away.load(Ordering::Relaxed)
     }
 }

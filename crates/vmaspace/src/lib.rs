@@ -58,6 +58,7 @@ pub use driver::{DriverBug, MmapHook, VmAreaDesc, VmOperations};
 pub use errno::{Errno, SysResult};
 pub use fault::Access;
 pub use flags::VmFlags;
+pub use procfs::UNKNOWN as SMAPS_UNKNOWN;
 pub use seed::SeedError;
 pub use vfs::Vfs;
 pub use vma::Vma;
@@ -182,7 +183,7 @@ impl Counters {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Page {
     /// A private anonymous page (written: zero-fill on demand or copy-on-write).
-    Anon,
+    Anon(AnonPage),
     /// A page of the mapped file or shmem object (read, or written through a shared mapping).
     File { dirty: bool },
     /// A guard region marker (`MADV_GUARD_INSTALL`): any access raises SIGSEGV.
@@ -192,6 +193,74 @@ pub(crate) enum Page {
     /// A private huge page (kept at the huge page's first address), shared with forks until
     /// one of them writes; it goes back to its pool with the last reference.
     Huge(Arc<hugetlb::HugePage>),
+}
+
+/// A page frame of anonymous memory. Its identity is the page: every page table entry that
+/// maps it holds one reference, so `Arc::strong_count` is its mapcount (fork shares a frame
+/// between parent and child until one of them writes).
+#[derive(Debug, Default)]
+pub(crate) struct AnonFrame {
+    /// The folio's `PG_referenced`, as far as the model knows it: [`AnonFrame::UNREFERENCED`],
+    /// [`AnonFrame::REFERENCED`] or [`AnonFrame::UNKNOWN`].
+    referenced: std::sync::atomic::AtomicU8,
+}
+
+impl PartialEq for AnonFrame {
+    fn eq(&self, other: &AnonFrame) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for AnonFrame {}
+
+impl AnonFrame {
+    const UNREFERENCED: u8 = 0;
+    const REFERENCED: u8 = 1;
+    const UNKNOWN: u8 = 2;
+
+    /// Linux: `folio_mark_accessed()`, which get_user_pages calls (`FOLL_TOUCH`) on every page
+    /// it returns: the first call sets `PG_referenced`; a later one activates the folio and
+    /// clears it, unless the folio is unevictable (mlocked, which depends on when the mlock
+    /// batch drains), so from then on the model does not know.
+    pub(crate) fn mark_accessed(&self) {
+        use std::sync::atomic::Ordering;
+        let next = match self.referenced.load(Ordering::Relaxed) {
+            AnonFrame::UNREFERENCED => AnonFrame::REFERENCED,
+            _ => AnonFrame::UNKNOWN,
+        };
+        self.referenced.store(next, Ordering::Relaxed);
+    }
+
+    /// `Some(PG_referenced)` where the model knows it.
+    pub(crate) fn referenced(&self) -> Option<bool> {
+        match self.referenced.load(std::sync::atomic::Ordering::Relaxed) {
+            AnonFrame::UNREFERENCED => Some(false),
+            AnonFrame::REFERENCED => Some(true),
+            _ => None,
+        }
+    }
+}
+
+/// One page table entry mapping an anonymous frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AnonPage {
+    /// The frame mapped.
+    pub frame: Arc<AnonFrame>,
+    /// The entry's accessed bit (`pte_young`): set by every access, cleared in a fork's child
+    /// (`pte_mkold()` in `__copy_present_ptes()`).
+    pub young: bool,
+}
+
+impl AnonPage {
+    /// A newly faulted page: its own frame, just accessed.
+    pub(crate) fn fresh() -> Page {
+        Page::Anon(AnonPage { frame: Arc::new(AnonFrame::default()), young: true })
+    }
+
+    /// How many page table entries map the frame (Linux: `folio_mapcount()` of a small folio).
+    pub(crate) fn mapcount(&self) -> usize {
+        Arc::strong_count(&self.frame)
+    }
 }
 
 /// `[vsyscall]`: the gate area, printed after the VMAs but not one of them.

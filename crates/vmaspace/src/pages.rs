@@ -85,6 +85,10 @@ impl PageMap {
         old
     }
 
+    pub fn get_mut(&mut self, page: &u64) -> Option<&mut Page> {
+        self.map.get_mut(page)
+    }
+
     pub fn remove(&mut self, page: &u64) -> Option<Page> {
         let old = self.map.remove(page);
         if old.is_some() {

@@ -34,10 +34,13 @@ impl AddressSpace {
         out
     }
 
-    /// The text of `/proc/PID/smaps`. Every VMA has `Size`, `KernelPageSize`, `MMUPageSize`,
-    /// `ProtectionKey` and `VmFlags`; the page counters (`Rss` … `Locked`, `THPeligible`) are
-    /// printed for private anonymous VMAs whose pages the model knows exactly (see
-    /// [`crate::Vma`]'s `pages_exact`), and left out elsewhere rather than printed wrong.
+    /// The text of `/proc/PID/smaps`: every field the kernel prints, for every VMA. The page
+    /// counters (`Rss` … `Locked`, `THPeligible`) are exact where the model knows the VMA's
+    /// pages: anonymous pages (each frame's mapcount, so pages shared with a fork's other side
+    /// count in `Shared_Dirty` and their `Pss` is divided), guard markers, nothing mapped.
+    /// Where it does not (a VMA seeded from the kernel's maps, file or shmem pages, whose
+    /// fault-around and page cache the model does not follow, huge pages, pages advised away
+    /// lazily, THP or KSM candidates), the value is printed as `?`: unknown, never a guess.
     pub fn smaps(&self) -> String {
         self.smaps_window(0, u64::MAX)
     }
@@ -51,19 +54,21 @@ impl AddressSpace {
         out
     }
 
-    /// The gate area's smaps entry: the `[vsyscall]` page, execute-only.
+    /// The gate area's smaps entry: the `[vsyscall]` page, execute-only, nothing counted.
     fn smaps_gate(&self, out: &mut String) {
         let Some(g) = self.gate else { return };
         self.show_gate(out);
         smaps_field(out, "Size:", (g.end - g.start) >> 10);
         smaps_field(out, "KernelPageSize:", 4);
         smaps_field(out, "MMUPageSize:", 4);
+        show_counters(out, Some(&MemSizeStats::default()), false);
         if self.settings.pkeys {
             let _ = writeln!(out, "ProtectionKey:  {:>8}", 0);
         }
         let _ = writeln!(out, "VmFlags: {}", VmFlags::EXEC.mnemonics());
     }
 
+    /// Linux: `show_smap()`.
     fn smaps_of<'a>(&self, vmas: impl Iterator<Item = &'a Vma>) -> String {
         let mut out = String::new();
         for v in vmas {
@@ -73,9 +78,8 @@ impl AddressSpace {
             let page_kb = crate::fault::vma_page_size(v) >> 10;
             smaps_field(&mut out, "KernelPageSize:", page_kb);
             smaps_field(&mut out, "MMUPageSize:", page_kb);
-            if v.pages_exact && v.file.is_none() && !v.flags.contains(VmFlags::SHARED) {
-                self.page_counters(&mut out, v);
-            }
+            let thp_unknown = v.flags.contains(VmFlags::HUGEPAGE);
+            show_counters(&mut out, self.smap_gather_stats(v).as_ref(), thp_unknown);
             if self.settings.pkeys {
                 let _ = writeln!(out, "ProtectionKey:  {:>8}", v.flags.pkey());
             }
@@ -84,37 +88,28 @@ impl AddressSpace {
         out
     }
 
-    /// Linux: `smap_gather_stats()` for a private anonymous VMA of small pages, none shared:
-    /// every present page is private, dirty, referenced and anonymous.
-    fn page_counters(&self, out: &mut String, v: &Vma) {
-        let anon_kb =
-            4 * self.pages.range(v.start..v.end).filter(|(_, p)| matches!(p, crate::Page::Anon)).count() as u64;
-        let locked = if v.flags.contains(VmFlags::LOCKED) { anon_kb } else { 0 };
-        for (label, kb) in [
-            ("Rss:", anon_kb),
-            ("Pss:", anon_kb),
-            ("Pss_Dirty:", anon_kb),
-            ("Shared_Clean:", 0),
-            ("Shared_Dirty:", 0),
-            ("Private_Clean:", 0),
-            ("Private_Dirty:", anon_kb),
-            ("Referenced:", anon_kb),
-            ("Anonymous:", anon_kb),
-            ("KSM:", 0),
-            ("LazyFree:", 0),
-            ("AnonHugePages:", 0),
-            ("ShmemPmdMapped:", 0),
-            ("FilePmdMapped:", 0),
-            ("Shared_Hugetlb:", 0),
-            ("Private_Hugetlb:", 0),
-            ("Swap:", 0),
-            ("SwapPss:", 0),
-            ("Locked:", locked),
-        ] {
-            smaps_field(out, label, kb);
+    /// Linux: `smap_gather_stats()`, where the model knows every page the VMA maps: `None`
+    /// where it does not (see [`AddressSpace::smaps`]).
+    fn smap_gather_stats(&self, v: &Vma) -> Option<MemSizeStats> {
+        // MADV_HUGEPAGE may have faulted THPs, MADV_MERGEABLE lets ksmd merge pages.
+        let unknowable = VmFlags::HUGEPAGE | VmFlags::MERGEABLE;
+        if !v.pages_exact || v.flags.intersects(unknowable) {
+            return None;
         }
-        // THP is in `madvise` mode and these VMAs never had MADV_HUGEPAGE.
-        let _ = writeln!(out, "THPeligible:    {:>8}", 0);
+        if crate::hugetlb::hugetlb_inode(v).is_some() {
+            return self.smaps_hugetlb_range(v);
+        }
+        let mut mss = MemSizeStats::default();
+        let locked = v.flags.contains(VmFlags::LOCKED);
+        for (_, p) in self.pages.range(v.start..v.end) {
+            match p {
+                crate::Page::Anon(a) => mss.account_anon(a, locked),
+                // A pte marker, not a page.
+                crate::Page::Guard => {}
+                crate::Page::File { .. } | crate::Page::Pfn | crate::Page::Huge(_) => return None,
+            }
+        }
+        Some(mss)
     }
 
     /// Linux: `show_map_vma()`.
@@ -224,6 +219,143 @@ fn push_dec(out: &mut String, value: u64) {
     }
     out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
+
+impl AddressSpace {
+    /// Linux: `smaps_hugetlb_range()`: a hugetlb VMA counts only its huge pages, as
+    /// `Shared_Hugetlb` when another mapping maps the page too (`folio_maybe_mapped_shared()`),
+    /// else `Private_Hugetlb`. The model follows a private mapping's pages (forks share them
+    /// until one writes); a shared mapping's pages, and a private one's reads of the file's
+    /// pages, are the page cache's, whose mappers it does not count.
+    fn smaps_hugetlb_range(&self, v: &Vma) -> Option<MemSizeStats> {
+        if v.flags.contains(VmFlags::MAYSHARE) {
+            return None;
+        }
+        let size = crate::fault::vma_page_size(v);
+        let mut mss = MemSizeStats::default();
+        for (_, p) in self.pages.range(v.start..v.end) {
+            match p {
+                // The reservation owner unmapped it from this fork (unmap_ref_private()).
+                crate::Page::Huge(h) if h.is_taken_away() => {}
+                crate::Page::Huge(h) if std::sync::Arc::strong_count(h) > 1 => mss.shared_hugetlb += size,
+                crate::Page::Huge(_) => mss.private_hugetlb += size,
+                _ => return None,
+            }
+        }
+        Some(mss)
+    }
+}
+
+/// What `smap_gather_stats()` adds up (Linux: `struct mem_size_stats`); Pss values are in
+/// bytes shifted left by [`PSS_SHIFT`].
+#[derive(Debug)]
+struct MemSizeStats {
+    resident: u64,
+    shared_dirty: u64,
+    private_dirty: u64,
+    /// `None` once a page's `PG_referenced` is unknown.
+    referenced: Option<u64>,
+    anonymous: u64,
+    pss: u64,
+    pss_dirty: u64,
+    pss_locked: u64,
+    shared_hugetlb: u64,
+    private_hugetlb: u64,
+}
+
+impl Default for MemSizeStats {
+    fn default() -> MemSizeStats {
+        MemSizeStats {
+            resident: 0,
+            shared_dirty: 0,
+            private_dirty: 0,
+            referenced: Some(0),
+            anonymous: 0,
+            pss: 0,
+            pss_dirty: 0,
+            pss_locked: 0,
+            shared_hugetlb: 0,
+            private_hugetlb: 0,
+        }
+    }
+}
+
+/// Linux: `PSS_SHIFT`, the fixed-point fraction bits of Pss.
+const PSS_SHIFT: u32 = 12;
+
+impl MemSizeStats {
+    /// Linux: `smaps_account()` → `smaps_page_accumulate()` for a small anonymous page, which
+    /// is always dirty: shared when more than one entry maps its frame, its Pss divided among
+    /// them.
+    fn account_anon(&mut self, a: &crate::AnonPage, locked: bool) {
+        let size = crate::addr::PAGE_SIZE;
+        let mapcount = a.mapcount() as u64;
+        self.resident += size;
+        self.anonymous += size;
+        // `pte_young() || folio_test_young() || folio_test_referenced()`.
+        match (a.young, a.frame.referenced()) {
+            (true, _) | (false, Some(true)) => self.referenced = self.referenced.map(|r| r + size),
+            (false, Some(false)) => {}
+            (false, None) => self.referenced = None,
+        }
+        let pss = if mapcount >= 2 { (size << PSS_SHIFT) / mapcount } else { size << PSS_SHIFT };
+        self.pss += pss;
+        self.pss_dirty += pss;
+        if mapcount >= 2 {
+            self.shared_dirty += size;
+        } else {
+            self.private_dirty += size;
+        }
+        if locked {
+            self.pss_locked += pss;
+        }
+    }
+}
+
+/// Linux: `__show_smap()` from `Rss` to `THPeligible`; every value `?` when `mss` is unknown.
+fn show_counters(out: &mut String, mss: Option<&MemSizeStats>, thp_unknown: bool) {
+    let kb = |f: fn(&MemSizeStats) -> u64| mss.map(|m| f(m) >> 10);
+    let referenced = mss.and_then(|m| m.referenced).map(|r| r >> 10);
+    let pss_kb = |f: fn(&MemSizeStats) -> u64| mss.map(|m| f(m) >> (10 + PSS_SHIFT));
+    let zero = mss.map(|_| 0);
+    for (label, value) in [
+        ("Rss:", kb(|m| m.resident)),
+        ("Pss:", pss_kb(|m| m.pss)),
+        ("Pss_Dirty:", pss_kb(|m| m.pss_dirty)),
+        ("Shared_Clean:", zero),
+        ("Shared_Dirty:", kb(|m| m.shared_dirty)),
+        ("Private_Clean:", zero),
+        ("Private_Dirty:", kb(|m| m.private_dirty)),
+        ("Referenced:", referenced),
+        ("Anonymous:", kb(|m| m.anonymous)),
+        ("KSM:", zero),
+        ("LazyFree:", zero),
+        ("AnonHugePages:", zero),
+        ("ShmemPmdMapped:", zero),
+        ("FilePmdMapped:", zero),
+        ("Shared_Hugetlb:", kb(|m| m.shared_hugetlb)),
+        ("Private_Hugetlb:", kb(|m| m.private_hugetlb)),
+        ("Swap:", zero),
+        ("SwapPss:", zero),
+        ("Locked:", pss_kb(|m| m.pss_locked)),
+    ] {
+        match value {
+            Some(v) => smaps_field(out, label, v),
+            None => {
+                let _ = writeln!(out, "{label:<16}{UNKNOWN:>8} kB");
+            }
+        }
+    }
+    // THP is in `madvise` mode: only a VMA with MADV_HUGEPAGE can be eligible, and whether it
+    // is depends on its size and alignment (thp_vma_allowable_order()), not modelled.
+    if thp_unknown {
+        let _ = writeln!(out, "THPeligible:    {UNKNOWN:>8}");
+    } else {
+        let _ = writeln!(out, "THPeligible:    {:>8}", 0);
+    }
+}
+
+/// How smaps prints a value the model does not know (a comparison with the kernel skips it).
+pub const UNKNOWN: &str = "?";
 
 fn smaps_field(out: &mut String, label: &str, kb: u64) {
     let _ = writeln!(out, "{label:<16}{kb:>8} kB");
