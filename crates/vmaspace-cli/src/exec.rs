@@ -161,6 +161,9 @@ pub struct ModelOptions {
     pub outside_files: Vec<vmaspace_oracle::tracer::OutsideFile>,
     /// Directories besides the working directory that files may be created in (a recording's).
     pub directories: Vec<String>,
+    /// The trace does not show every access (a recording's: see
+    /// `Settings::accesses_visible`).
+    pub hidden_accesses: bool,
 }
 
 impl Model {
@@ -184,6 +187,7 @@ impl Model {
         }
         let mut settings = settings_of_this_machine();
         settings.pkeys = opts.pkeys.unwrap_or(settings.pkeys);
+        settings.accesses_visible = !opts.hidden_accesses;
         let mut mm = AddressSpace::with_settings(settings, vfs);
         if let Some(text) = &opts.initial_maps {
             let text = text.replace("@CWD@", &opts.cwd);

@@ -139,10 +139,6 @@ enum Cmd {
     Replay {
         /// The recording's name (NAME.trace and NAME.expected).
         name: PathBuf,
-        /// Also compare each process's smaps as it exits with NAME.smaps: every field, page
-        /// counters where the model knows them (it prints the others as `?`).
-        #[arg(long)]
-        smaps: bool,
     },
     /// Run traces on the live kernel and write what it did into the scenario files.
     ///
@@ -184,7 +180,7 @@ fn main() {
         }
         Cmd::Record { check, any_kernel, traces } => record::main(&traces, check, any_kernel),
         Cmd::Trace { out, aslr, command } => recording::trace_main(out, aslr, &command),
-        Cmd::Replay { name, smaps } => recording::replay_main(&name, smaps),
+        Cmd::Replay { name } => recording::replay_main(&name),
         Cmd::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "vmaspace", &mut std::io::stdout());

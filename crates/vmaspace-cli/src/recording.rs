@@ -452,7 +452,7 @@ fn recording_header(s: &Scenario) -> (Option<String>, Vec<OutsideFile>, Vec<Stri
 
 /// `vmaspace replay NAME`: exit 0 when every call replayed and agreed, 1 when something
 /// differs or could not be expressed, 2 when the recording cannot be used.
-pub fn replay_main(name: &Path, compare_smaps: bool) -> i32 {
+pub fn replay_main(name: &Path) -> i32 {
     let trace_path = name.with_extension("trace");
     let s = match Scenario::load(&trace_path) {
         Ok(s) => s,
@@ -476,6 +476,7 @@ pub fn replay_main(name: &Path, compare_smaps: bool) -> i32 {
         outside_files: files,
         directories: dirs,
         pkeys: s.trace.setup.pkeys,
+        hidden_accesses: true,
         ..ModelOptions::default()
     };
     let mut model = match Model::new(&opts) {
@@ -520,6 +521,11 @@ pub fn replay_main(name: &Path, compare_smaps: bool) -> i32 {
             {
                 tainted.insert(Some(child));
             }
+            // Whatever it did, it exits: its address space goes, and with it its share of the
+            // pages it had from its parent.
+            if matches!(line.call, Call::ExitGroup { .. }) {
+                let _ = model.apply(line);
+            }
             skipped += 1;
             continue;
         }
@@ -528,8 +534,9 @@ pub fn replay_main(name: &Path, compare_smaps: bool) -> i32 {
             let _ = labels.next();
         }
         procs.insert(line.pid);
-        if compare_smaps
-            && matches!(line.call, Call::ExitGroup { .. })
+        // Each process's smaps as it exits, against NAME.smaps: every field, page counters
+        // where the model knows them (it prints the others as `?`).
+        if matches!(line.call, Call::ExitGroup { .. })
             && let Some(want) = exit_smaps.get(&line.pid.or(main_pid).unwrap_or(0))
         {
             let have = model.checkpoint(&Line { call: Call::Smaps, result: None, ..line.clone() }, None);

@@ -111,6 +111,8 @@ pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelR
         hugepages,
         outside_files: Vec::new(),
         directories: Vec::new(),
+        // A strace log shows no page fault, let alone a read of a present page.
+        hidden_accesses: s.strace.is_some(),
     };
     let mut model = Model::new(&opts)?;
     model.fork_labels = s.trace.fork_labels().into();

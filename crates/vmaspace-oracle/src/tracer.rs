@@ -345,7 +345,9 @@ fn parse_maps(text: &str) -> Vec<MapsVma> {
 /// What one traced process (thread group) has made present so far.
 #[derive(Default)]
 struct ProcState {
-    present: HashMap<u64, Fault>,
+    /// Each present page: how it was faulted in, and its frame (a write that copies a page
+    /// shared with a fork gives it a new one).
+    present: HashMap<u64, (Fault, u64)>,
 }
 
 impl ProcState {
@@ -354,6 +356,9 @@ impl ProcState {
     fn new_faults(&mut self, pid: u32, zero: Option<u64>) -> Vec<(u64, u64, Fault)> {
         let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else { return Vec::new() };
         let mut pages: Vec<(u64, Fault)> = Vec::new();
+        // Only what is present now: a page unmapped or zapped since and present again (a new
+        // mapping at the same address) is a new fault.
+        let mut now: HashMap<u64, (Fault, u64)> = HashMap::new();
         for v in parse_maps(&maps) {
             let n = (v.end - v.start) >> 12;
             let Some(entries) = pagemap_entries(pid, v.start, n) else { continue };
@@ -375,16 +380,18 @@ impl ProcState {
                 } else {
                     Fault::Read
                 };
-                let old = self.present.get(&addr).copied();
+                let (old, old_pfn) = self.present.get(&addr).copied().unzip();
                 // A page written earlier stays written (a later mprotect may make its VMA
                 // read-only); only a new private copy in a read-only VMA is the kernel's.
                 let how = if how == Fault::Foreign && old == Some(Fault::Write) { Fault::Write } else { how };
-                self.present.insert(addr, how);
-                if old != Some(how) && !(old == Some(Fault::Write) && how == Fault::Read) {
+                now.insert(addr, (how, pfn));
+                let copied = how == Fault::Write && old == Some(Fault::Write) && old_pfn != Some(pfn);
+                if copied || (old != Some(how) && !(old == Some(Fault::Write) && how == Fault::Read)) {
                     pages.push((addr, how));
                 }
             }
         }
+        self.present = now;
         let mut ranges: Vec<(u64, u64, Fault)> = Vec::new();
         for (a, how) in pages {
             match ranges.last_mut() {
@@ -654,6 +661,7 @@ pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Rec
                     libc::PTRACE_EVENT_EXIT => {
                         let pid = tgid_of(tid);
                         if pid == tid {
+                            t.look_at_others(pid);
                             let faults = t.procs.entry(pid).or_default().new_faults(pid, t.zero);
                             if !faults.is_empty() {
                                 t.rec.events.push(Event::Faults { pid, ranges: faults });
@@ -719,14 +727,26 @@ struct Tracer {
 impl Tracer {
     /// A process forked by thread `parent`: its fork is recorded (once, before anything of the
     /// child: a vfork returns in the parent only after the child has exec'd or exited), and it
-    /// starts with its parent's pages (copy on write), so only what it faults in itself is new.
+    /// starts with the pages fork gave it (read from its pagemap before it runs), so only what
+    /// it faults in itself is new.
     fn note_fork(&mut self, parent: u32, child: u32) {
         if !self.forked.insert(child) {
             return;
         }
         let pid = tgid_of(parent);
-        let pages = self.procs.entry(pid).or_default().present.clone();
-        self.procs.insert(child, ProcState { present: pages });
+        let parent_pages = &self.procs.entry(pid).or_default().present;
+        // What the fork copied is what the child has now, before it runs: anonymous memory
+        // and page tables fork copies, not the file pages it leaves to fault back in.
+        let mut copied = ProcState::default();
+        let _ = copied.new_faults(child, self.zero);
+        // With the parent's frames: a page the child copied already (the kernel writes its tid
+        // for CLONE_CHILD_SETTID before it first stops) shows as a new write at its next look.
+        for (addr, entry) in copied.present.iter_mut() {
+            if let Some(p) = parent_pages.get(addr) {
+                *entry = *p;
+            }
+        }
+        self.procs.insert(child, copied);
         if let Some((n, args, string)) = self.entries.remove(&parent) {
             self.rec.events.push(Event::Call {
                 pid,
@@ -752,6 +772,21 @@ impl Tracer {
             self.zero,
             &mut self.inflight,
         )
+    }
+
+    /// Before `pid`'s smaps is read as it exits: the faults the other processes made since
+    /// their last look, which may have copied pages they shared with it (a parent writing after
+    /// a fork leaves the child's page private). A process in a memory call is left alone: what
+    /// the call does shows after it.
+    fn look_at_others(&mut self, pid: u32) {
+        let others: Vec<u32> =
+            self.procs.keys().copied().filter(|p| *p != pid && !self.inflight.contains_key(p)).collect();
+        for other in others {
+            let faults = self.procs.entry(other).or_default().new_faults(other, self.zero);
+            if !faults.is_empty() {
+                self.rec.events.push(Event::Faults { pid: other, ranges: faults });
+            }
+        }
     }
 
     /// The thread's system call stop; returns a held thread to resume as well, if one may go.

@@ -95,7 +95,7 @@ impl AddressSpace {
     /// `wp_page_copy()`; with the last mapping left, `wp_can_reuse_anon_folio()` reuses it).
     fn access_anon(&mut self, page: u64, access: Access) {
         if let Some(Page::Anon(a)) = self.pages.get_mut(&page) {
-            a.young = true;
+            a.young = Some(true);
             if access == Access::Write && a.mapcount() > 1 {
                 a.frame = std::sync::Arc::new(crate::AnonFrame::default());
             }

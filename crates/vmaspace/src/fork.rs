@@ -55,7 +55,7 @@ impl AddressSpace {
                     if child.pages.budget().is_exceeded() {
                         break;
                     }
-                    child.pages.insert(*a, copy_present_pte(p, &mut c.pages_exact));
+                    child.pages.insert(*a, copy_present_pte(p, &mut c.pages_exact, self.settings.accesses_visible));
                 }
             }
             if let Some(open) = c.ops.as_ref().and_then(|o| o.open.clone()) {
@@ -79,9 +79,12 @@ impl AddressSpace {
 /// frame (or private huge page) is shared, the child's entry not accessed yet (`pte_mkold()`),
 /// so both sides' smaps count it as shared. Other pages are copied as they are; the model does not track their
 /// sharing, so the child's VMA stops claiming exact page counters (`pages_exact`).
-fn copy_present_pte(p: &crate::Page, pages_exact: &mut bool) -> crate::Page {
+fn copy_present_pte(p: &crate::Page, pages_exact: &mut bool, accesses_visible: bool) -> crate::Page {
     match p {
-        crate::Page::Anon(a) => crate::Page::Anon(crate::AnonPage { frame: a.frame.clone(), young: false }),
+        crate::Page::Anon(a) => {
+            let young = accesses_visible.then_some(false);
+            crate::Page::Anon(crate::AnonPage { frame: a.frame.clone(), young })
+        }
         crate::Page::Guard => crate::Page::Guard,
         // A private huge page is shared the same way (hugetlb's copy_hugetlb_page_range()).
         crate::Page::Huge(h) => crate::Page::Huge(h.clone()),

@@ -109,6 +109,11 @@ pub struct Settings {
     /// The most pages one call may walk (a `touch`, populate, `mlock` or guard install over a
     /// huge range): past it, the call stops and [`AddressSpace::limit_exceeded`] says so.
     pub max_pages_per_call: u64,
+    /// Whether every access to memory is a call the model sees (`touch`, `peek`, populate).
+    /// A recording of a real program infers faults from pagemap, and a read of a page already
+    /// present leaves no trace there: with `false`, the accessed bit of a page table entry a fork
+    /// copied (which decides smaps' `Referenced`) is unknown rather than assumed clear.
+    pub accesses_visible: bool,
 }
 
 /// `vm.overcommit_memory` and what it needs.
@@ -145,6 +150,7 @@ impl Default for Settings {
             // 50 MB of model memory and a second of work at most.
             max_tracked_pages: 1 << 20,
             max_pages_per_call: 1 << 20,
+            accesses_visible: true,
         }
     }
 }
@@ -247,14 +253,15 @@ pub(crate) struct AnonPage {
     /// The frame mapped.
     pub frame: Arc<AnonFrame>,
     /// The entry's accessed bit (`pte_young`): set by every access, cleared in a fork's child
-    /// (`pte_mkold()` in `__copy_present_ptes()`).
-    pub young: bool,
+    /// (`pte_mkold()` in `__copy_present_ptes()`); `None` when accesses may have happened that
+    /// the model did not see ([`Settings::accesses_visible`]).
+    pub young: Option<bool>,
 }
 
 impl AnonPage {
     /// A newly faulted page: its own frame, just accessed.
     pub(crate) fn fresh() -> Page {
-        Page::Anon(AnonPage { frame: Arc::new(AnonFrame::default()), young: true })
+        Page::Anon(AnonPage { frame: Arc::new(AnonFrame::default()), young: Some(true) })
     }
 
     /// How many page table entries map the frame (Linux: `folio_mapcount()` of a small folio).

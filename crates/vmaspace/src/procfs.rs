@@ -293,9 +293,9 @@ impl MemSizeStats {
         self.anonymous += size;
         // `pte_young() || folio_test_young() || folio_test_referenced()`.
         match (a.young, a.frame.referenced()) {
-            (true, _) | (false, Some(true)) => self.referenced = self.referenced.map(|r| r + size),
-            (false, Some(false)) => {}
-            (false, None) => self.referenced = None,
+            (Some(true), _) | (_, Some(true)) => self.referenced = self.referenced.map(|r| r + size),
+            (Some(false), Some(false)) => {}
+            (None, _) | (_, None) => self.referenced = None,
         }
         let pss = if mapcount >= 2 { (size << PSS_SHIFT) / mapcount } else { size << PSS_SHIFT };
         self.pss += pss;
