@@ -493,6 +493,11 @@ impl Gen {
             };
             lines.push(Line { lineno: i + 3, pid, call, result: None });
         }
+        // Every live process's smaps at the end: page counters, with pages shared by forks.
+        let live = std::iter::once(self.pid).chain(self.others.iter().map(|(p, _)| *p));
+        for pid in live {
+            lines.push(Line { lineno: lines.len() + 3, pid, call: Call::Smaps, result: None });
+        }
         let setup = Setup { hugepages: self.hugepages, mounts: self.mounts.clone(), ..Setup::default() };
         Trace { scope: Some(Scope::WholeSpace), header: vec!["# whole-space".into()], setup, lines }
     }

@@ -96,9 +96,22 @@ impl AddressSpace {
     fn access_anon(&mut self, page: u64, access: Access) {
         if let Some(Page::Anon(a)) = self.pages.get_mut(&page) {
             a.young = Some(true);
-            if access == Access::Write && a.mapcount() > 1 {
-                a.frame = std::sync::Arc::new(crate::AnonFrame::default());
+            if access == Access::Write {
+                wp_anon(a);
             }
+        }
+    }
+
+    /// get_user_pages on a present anonymous page: a write to a write-protected entry faults
+    /// (`do_wp_page()`, which makes the entry young); anything else follows the entry as it is
+    /// (`follow_page_pte()` does not touch the accessed bit of a small page).
+    fn gup_anon(&mut self, page: u64, access: Access) {
+        if let Some(Page::Anon(a)) = self.pages.get_mut(&page)
+            && access == Access::Write
+            && a.wrprotected
+        {
+            a.young = Some(true);
+            wp_anon(a);
         }
     }
 
@@ -135,7 +148,7 @@ impl AddressSpace {
             return self.hugetlb_fault(vma_start, page, access).map_err(|_| Errno::EFAULT);
         }
         self.drop_if_truncated(vma_start, page);
-        self.access_anon(page, access);
+        self.gup_anon(page, access);
         match self.pages.get(&page) {
             Some(Page::Guard) => return Err(Errno::EFAULT),
             _ if !self.needs_fault(vma_start, page, access) => {
@@ -250,6 +263,12 @@ impl AddressSpace {
             }
             return Ok(());
         }
+        // do_read_fault() maps what the page cache has around the page first (fault-around,
+        // even when the page itself is past the end of the file), and the model does not follow
+        // the page cache: the VMA's page counters are unknown from now on.
+        if !write {
+            self.tree.get_mut(vma_start).expect("faulting VMA").pages_exact = false;
+        }
         // do_cow_fault() prepares the anon_vma before it reads the file page, so a private
         // write fault that ends in SIGBUS still leaves the VMA with an anon_vma.
         let cow = write && !shared;
@@ -339,4 +358,14 @@ impl AddressSpace {
         self.tree.insert(v);
         Ok(addr)
     }
+}
+
+/// Linux: `do_wp_page()` on an anonymous entry: a frame another entry maps too is copied
+/// (`wp_page_copy()`), one mapped only here is reused (`wp_page_reuse()`); either way the entry
+/// is writable again.
+fn wp_anon(a: &mut crate::AnonPage) {
+    if a.mapcount() > 1 {
+        a.frame = std::sync::Arc::new(crate::AnonFrame::default());
+    }
+    a.wrprotected = false;
 }

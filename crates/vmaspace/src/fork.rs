@@ -57,6 +57,13 @@ impl AddressSpace {
                     }
                     child.pages.insert(*a, copy_present_pte(p, &mut c.pages_exact, self.settings.accesses_visible));
                 }
+                // The parent's entries are write-protected too (`ptep_set_wrprotect()`).
+                let shared: Vec<u64> = child.pages.range(v.start..v.end).map(|(a, _)| *a).collect();
+                for a in shared {
+                    if let Some(crate::Page::Anon(p)) = self.pages.get_mut(&a) {
+                        p.wrprotected = true;
+                    }
+                }
             }
             if let Some(open) = c.ops.as_ref().and_then(|o| o.open.clone()) {
                 open(&c.view());
@@ -83,7 +90,7 @@ fn copy_present_pte(p: &crate::Page, pages_exact: &mut bool, accesses_visible: b
     match p {
         crate::Page::Anon(a) => {
             let young = accesses_visible.then_some(false);
-            crate::Page::Anon(crate::AnonPage { frame: a.frame.clone(), young })
+            crate::Page::Anon(crate::AnonPage { frame: a.frame.clone(), young, wrprotected: true })
         }
         crate::Page::Guard => crate::Page::Guard,
         // A private huge page is shared the same way (hugetlb's copy_hugetlb_page_range()).

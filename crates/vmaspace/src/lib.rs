@@ -237,6 +237,12 @@ impl AnonFrame {
         self.referenced.store(next, Ordering::Relaxed);
     }
 
+    /// `folio_mark_lazyfree()`: the folio moves to the lazyfree list, which clears
+    /// `PG_referenced`, when the CPU's batch drains; when that is, the model does not know.
+    pub(crate) fn mark_lazyfree(&self) {
+        self.referenced.store(AnonFrame::UNKNOWN, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// `Some(PG_referenced)` where the model knows it.
     pub(crate) fn referenced(&self) -> Option<bool> {
         match self.referenced.load(std::sync::atomic::Ordering::Relaxed) {
@@ -256,12 +262,15 @@ pub(crate) struct AnonPage {
     /// (`pte_mkold()` in `__copy_present_ptes()`); `None` when accesses may have happened that
     /// the model did not see ([`Settings::accesses_visible`]).
     pub young: Option<bool>,
+    /// Write-protected for copy on write: fork wrprotects both sides' entries, and the next
+    /// write goes through `do_wp_page()` even when no other process maps the frame any more.
+    pub wrprotected: bool,
 }
 
 impl AnonPage {
     /// A newly faulted page: its own frame, just accessed.
     pub(crate) fn fresh() -> Page {
-        Page::Anon(AnonPage { frame: Arc::new(AnonFrame::default()), young: Some(true) })
+        Page::Anon(AnonPage { frame: Arc::new(AnonFrame::default()), young: Some(true), wrprotected: false })
     }
 
     /// How many page table entries map the frame (Linux: `folio_mapcount()` of a small folio).

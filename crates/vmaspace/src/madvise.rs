@@ -197,9 +197,34 @@ impl AddressSpace {
         if behavior == FREE {
             // MADV_FREE leaves lazily freed pages that reclaim may take at any time.
             self.tree.get_mut(vs).expect("VMA").pages_exact = false;
+            self.madvise_free_pte_range(start, end);
+            return Ok(());
         }
         self.zap_pages_keeping_guards(start, end);
         Ok(())
+    }
+
+    /// Linux: `madvise_free_pte_range()`: every page becomes lazily free
+    /// (`folio_mark_lazyfree()`). One only this process maps the model treats as gone (reclaim
+    /// may take it at any time); one a fork maps too stays (its entry there is dirty), with its
+    /// `PG_referenced` unknown from now on.
+    fn madvise_free_pte_range(&mut self, start: u64, end: u64) {
+        let free: Vec<u64> = self
+            .pages
+            .range(start..end)
+            .filter(|(_, p)| match p {
+                crate::Page::Guard => false,
+                crate::Page::Anon(a) if a.mapcount() > 1 => {
+                    a.frame.mark_lazyfree();
+                    false
+                }
+                _ => true,
+            })
+            .map(|(a, _)| *a)
+            .collect();
+        for a in free {
+            self.pages.remove(&a);
+        }
     }
 
     /// Linux: `madvise_dontneed_free_valid_vma()` for hugetlb: DONTNEED only, from a huge page

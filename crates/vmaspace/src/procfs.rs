@@ -101,7 +101,17 @@ impl AddressSpace {
         }
         let mut mss = MemSizeStats::default();
         let locked = v.flags.contains(VmFlags::LOCKED);
-        for (_, p) in self.pages.range(v.start..v.end) {
+        // A truncation unmapped every page past the new end of the file, private copies too;
+        // the model forgets them lazily (see `drop_if_truncated`).
+        let eof = v
+            .file
+            .as_ref()
+            .filter(|f| !v.is_anonymous() && f.inode.is_regular())
+            .map(|f| f.inode.state().size.div_ceil(crate::addr::PAGE_SIZE));
+        for (a, p) in self.pages.range(v.start..v.end) {
+            if eof.is_some_and(|e| v.pgoff_at(*a) >= e) {
+                continue;
+            }
             match p {
                 crate::Page::Anon(a) => mss.account_anon(a, locked),
                 // A pte marker, not a page.
