@@ -237,9 +237,10 @@ impl AnonFrame {
         self.referenced.store(next, Ordering::Relaxed);
     }
 
-    /// `folio_mark_lazyfree()`: the folio moves to the lazyfree list, which clears
-    /// `PG_referenced`, when the CPU's batch drains; when that is, the model does not know.
-    pub(crate) fn mark_lazyfree(&self) {
+    /// A move between LRU lists through a per-CPU batch (`folio_mark_lazyfree()`, munlock):
+    /// `PG_referenced` may be cleared when the batch drains, and when that is the model does
+    /// not know.
+    pub(crate) fn forget_referenced(&self) {
         self.referenced.store(AnonFrame::UNKNOWN, std::sync::atomic::Ordering::Relaxed);
     }
 

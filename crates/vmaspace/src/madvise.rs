@@ -215,7 +215,7 @@ impl AddressSpace {
             .filter(|(_, p)| match p {
                 crate::Page::Guard => false,
                 crate::Page::Anon(a) if a.mapcount() > 1 => {
-                    a.frame.mark_lazyfree();
+                    a.frame.forget_referenced();
                     false
                 }
                 _ => true,

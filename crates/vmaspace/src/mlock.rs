@@ -108,6 +108,9 @@ impl AddressSpace {
         let target = self.vma_modify(vma_start, start, end, newflags)?;
         let pages = (end - start) >> PAGE_SHIFT;
         if !newflags.contains(VmFlags::LOCKED) {
+            if oldflags.contains(VmFlags::LOCKED) {
+                self.munlock_frames(start, end);
+            }
             self.counters.locked_vm = self.counters.locked_vm.saturating_sub(pages);
         } else if !oldflags.contains(VmFlags::LOCKED) {
             self.counters.locked_vm += pages;

@@ -93,6 +93,9 @@ impl AddressSpace {
             return;
         }
         for v in &mut d.vmas {
+            if v.flags.contains(crate::flags::VmFlags::LOCKED) {
+                self.munlock_frames(v.start, v.end);
+            }
             self.zap_pages(v.start, v.end);
             if let Some(close) = v.ops.as_ref().and_then(|o| o.close.clone()) {
                 close(&v.view());
@@ -121,6 +124,9 @@ impl AddressSpace {
         let starts: Vec<u64> = self.tree.iter().map(|v| v.start).collect();
         for start in starts {
             let Some(v) = self.tree.remove(start) else { continue };
+            if v.flags.contains(crate::flags::VmFlags::LOCKED) {
+                self.munlock_frames(v.start, v.end);
+            }
             self.zap_pages(v.start, v.end);
             if let Some(close) = v.ops.as_ref().and_then(|o| o.close.clone()) {
                 close(&v.view());
@@ -128,6 +134,18 @@ impl AddressSpace {
         }
         self.counters = crate::Counters::default();
         self.fds.clear();
+    }
+
+    /// Linux: `munlock_folio()` on the anonymous frames of `[start, end)` as a locked range is
+    /// unmapped or unlocked: the folios go back from the unevictable list through the CPU's
+    /// mlock batch, and after that drains their `PG_referenced` has been seen cleared (a
+    /// fork's copy then shows them not referenced); when it drains, the model does not know.
+    pub(crate) fn munlock_frames(&self, start: u64, end: u64) {
+        for (_, p) in self.pages.range(start..end) {
+            if let crate::Page::Anon(a) = p {
+                a.frame.forget_referenced();
+            }
+        }
     }
 
     /// Forgets the pages of `[start, end)` (page tables cleared).
