@@ -27,14 +27,16 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run a trace on the model.
+    /// Run traces on the model.
     ///
     /// Every call with the model's result and every checkpoint's text go to standard output,
     /// the first result that differs from the trace to standard error (exit 1). The model
-    /// starts as the process `check` runs traces in.
+    /// starts as the process `check` runs traces in. With several traces, each one's output
+    /// comes under a `==> NAME <==` line, and the exit status is the worst of them.
     Run {
-        /// The trace (or a strace log).
-        trace: PathBuf,
+        /// The traces (or strace logs); `-` reads standard input.
+        #[arg(required = true)]
+        traces: Vec<PathBuf>,
         /// Print only the VMAs that intersect START-END (hex).
         #[arg(long, value_parser = parse_window)]
         window: Option<(u64, u64)>,
@@ -160,8 +162,8 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let status = match cli.command {
-        Cmd::Run { trace, window, initial_maps, empty, quiet, format, expect, cwd, brk, mount } => run::main(
-            &trace,
+        Cmd::Run { traces, window, initial_maps, empty, quiet, format, expect, cwd, brk, mount } => run::main_all(
+            &traces,
             &run::RunArgs {
                 window,
                 initial_maps,

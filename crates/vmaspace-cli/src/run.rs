@@ -247,6 +247,25 @@ fn print_run(s: &Scenario, out: &ModelRun, o: &Output) {
 }
 
 /// `vmaspace run TRACE`. Returns the exit status.
+/// `vmaspace run TRACES...`: each trace in turn, under a `==> NAME <==` line when there are
+/// several; the exit status is the worst.
+pub fn main_all(traces: &[std::path::PathBuf], args: &RunArgs, output: &Output) -> i32 {
+    if traces.len() > 1 && output.expect.is_some() {
+        eprintln!("vmaspace run: --expect compares one trace's output; give one trace");
+        return 2;
+    }
+    let mut status = 0;
+    for (i, t) in traces.iter().enumerate() {
+        if traces.len() > 1 {
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            println!("{}==> {} <==", if i > 0 { "\n" } else { "" }, t.display());
+        }
+        status = status.max(main(t, args, output));
+    }
+    status
+}
+
 pub fn main(trace: &Path, args: &RunArgs, output: &Output) -> i32 {
     let s = match Scenario::load(trace) {
         Ok(s) => s,

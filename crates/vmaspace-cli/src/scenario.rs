@@ -29,9 +29,14 @@ pub const MAX_INPUT_BYTES: u64 = 64 << 20;
 
 /// Reads a text file of at most [`MAX_INPUT_BYTES`] (a device such as `/dev/zero` ends the
 /// read there instead of filling memory).
+/// `-` is standard input.
 pub fn read_limited(path: &Path) -> Result<String, String> {
     use std::io::Read;
-    let f = fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let f: Box<dyn Read> = if path == Path::new("-") {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?)
+    };
     let mut bytes = Vec::new();
     f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     if bytes.len() as u64 > MAX_INPUT_BYTES {

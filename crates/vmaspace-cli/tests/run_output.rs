@@ -119,3 +119,32 @@ fn run_starts_where_check_does() {
     let builtin = include_str!("../src/executor-layout.maps");
     assert!(vmaspace_trace::maps::compare(&fresh, builtin).is_none(), "the built-in layout is stale:\n{fresh}");
 }
+
+/// `-` reads the trace from standard input; several traces run one after another, each under a
+/// `==> NAME <==` line, and the exit status is the worst of them.
+#[test]
+fn stdin_and_several_traces() {
+    use std::io::Write;
+    let mut child = vmaspace()
+        .args(["run", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(TRACE.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let from_stdin = String::from_utf8(out.stdout).unwrap();
+    let p = write("several.trace", TRACE);
+    let direct = vmaspace().arg("run").arg(&p).output().unwrap();
+    assert_eq!(from_stdin, String::from_utf8(direct.stdout).unwrap());
+
+    let bad = write("bad.trace", "mmapp(NULL, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0)\n");
+    let out = vmaspace().arg("run").arg(&p).arg(&bad).arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.matches("==> ").count(), 3, "{text}");
+    assert_eq!(text.matches("--- maps() at line 3 ---").count(), 2, "{text}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("did you mean `mmap`?"), "{err}");
+}

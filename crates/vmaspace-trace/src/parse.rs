@@ -25,6 +25,8 @@ impl std::error::Error for ParseError {}
 
 /// Parses a whole trace.
 pub fn parse_trace(text: &str) -> Result<Trace, ParseError> {
+    // A UTF-8 byte order mark, as some editors write, is not part of the first line.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut trace = Trace { scope: None, header: Vec::new(), setup: Default::default(), lines: Vec::new() };
     for (i, raw) in text.lines().enumerate() {
         let lineno = i + 1;
@@ -143,11 +145,15 @@ pub fn parse_line(text: &str, lineno: usize) -> Result<Line, ParseError> {
     let args = p.args()?;
     p.skip_ws();
     let result = if p.eat('=') { Some(p.result()?) } else { None };
-    // Anything strace prints after the result (times, decodings) is ignored; before a result,
-    // only a comment may follow.
+    // After a result, what strace prints there is ignored: an errno's text `(...)`, `-y`
+    // paths and `-T` times `<...>`, flag decodings `(flags ...)`; then only a comment.
     p.skip_ws();
-    if result.is_none() && !p.at_end() && p.peek() != Some('#') {
-        return Err(p.error("unexpected text after the call"));
+    if result.is_some() {
+        p.skip_strace_annotations();
+    }
+    if !p.at_end() && p.peek() != Some('#') {
+        let what = if result.is_some() { "the result" } else { "the call" };
+        return Err(p.error(&format!("unexpected text after {what}")));
     }
     let call = build_call(&name, name_col, args, lineno)?;
     check_result_kind(&call, result, lineno)?;
@@ -195,6 +201,26 @@ struct Cursor {
 }
 
 impl Cursor {
+    /// Skips `(...)` and `<...>` groups (nested ones too) and the blanks between them.
+    fn skip_strace_annotations(&mut self) {
+        while let Some(open) = self.peek().filter(|c| *c == '(' || *c == '<') {
+            let close = if open == '(' { ')' } else { '>' };
+            let mut depth = 0usize;
+            while let Some(c) = self.peek() {
+                self.pos += 1;
+                if c == open {
+                    depth += 1;
+                } else if c == close {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+            }
+            self.skip_ws();
+        }
+    }
+
     fn peek(&self) -> Option<char> {
         self.chars.get(self.pos).map(|c| c.1)
     }
@@ -483,9 +509,7 @@ impl Args {
         ParseError { line: self.line, column: col, message: m }
     }
     fn next(&mut self) -> Result<Arg, ParseError> {
-        self.args
-            .next()
-            .ok_or_else(|| self.err(self.call_col, format!("{} takes more than {} argument(s)", self.call, self.count)))
+        self.args.next().ok_or_else(|| self.err(self.call_col, missing_argument(&self.call, self.count)))
     }
     fn int(&mut self, table: Table) -> Result<u64, ParseError> {
         let arg = self.next()?;
@@ -535,10 +559,13 @@ fn eval(arg: &Arg, table: Table, line: usize) -> Result<u64, ParseError> {
             Term::Num(n) => *n,
             Term::Sym(s) if s == "NULL" => 0,
             Term::Sym(s) if s == "PROT_NONE" && table == Table::Prot => 0,
-            Term::Sym(s) => consts::lookup(table, s).ok_or_else(|| ParseError {
-                line,
-                column: *col,
-                message: format!("`{s}` is not a constant this argument takes"),
+            Term::Sym(s) => consts::lookup(table, s).ok_or_else(|| {
+                let names = consts::symbols(table).iter().flat_map(|t| t.iter()).map(|(n, _)| *n);
+                ParseError {
+                    line,
+                    column: *col,
+                    message: format!("`{s}` is not a constant this argument takes{}", did_you_mean(s, names)),
+                }
             })?,
         };
     }
@@ -643,7 +670,12 @@ fn build_call(name: &str, col: usize, args: Vec<Arg>, line: usize) -> Result<Cal
         "placeholder" => Call::Placeholder { fd: a.signed(Fd)?, what: a.string()? },
         "resize" => Call::Resize { fd: a.signed(Fd)?, size: a.int(Dec)? },
         other => {
-            return Err(ParseError { line, column: col, message: format!("`{other}` is not a call a trace can make") });
+            let hint = did_you_mean(other, CALL_NAMES.iter().copied());
+            return Err(ParseError {
+                line,
+                column: col,
+                message: format!("`{other}` is not a call a trace can make{hint}"),
+            });
         }
     };
     a.finish()?;
@@ -687,4 +719,125 @@ fn eval_clone_flags(arg: &Arg, line: usize) -> Result<u64, ParseError> {
         }
     }
     Ok(v)
+}
+
+/// Every call name a trace line may use.
+pub const CALL_NAMES: &[&str] = &[
+    "mmap",
+    "munmap",
+    "mprotect",
+    "pkey_alloc",
+    "pkey_free",
+    "pkey_mprotect",
+    "mremap",
+    "madvise",
+    "mlock",
+    "mlock2",
+    "munlock",
+    "mlockall",
+    "munlockall",
+    "mseal",
+    "brk",
+    "prctl",
+    "openat",
+    "open",
+    "close",
+    "dup",
+    "dup2",
+    "dup3",
+    "ftruncate",
+    "unlink",
+    "memfd_create",
+    "memfd_secret",
+    "fcntl",
+    "fork",
+    "clone",
+    "exit_group",
+    "touch",
+    "peek",
+    "maps",
+    "smaps",
+    "execve",
+    "placeholder",
+    "resize",
+];
+
+/// `; did you mean `X`?` for the closest of `names` to `word` (at most a third of its letters
+/// apart, case ignored), or nothing.
+fn did_you_mean<'a>(word: &str, names: impl Iterator<Item = &'a str>) -> String {
+    let w = word.to_ascii_lowercase();
+    let best = names
+        .map(|n| (edit_distance(&w, &n.to_ascii_lowercase()), n))
+        .filter(|(d, _)| *d <= (w.len() / 3).max(1))
+        .min_by_key(|(d, _)| *d);
+    best.map_or_else(String::new, |(_, n)| format!("; did you mean `{n}`?"))
+}
+
+/// Levenshtein distance, with a transposition of two neighbours counting as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// The prototype of each call, as its man page names the arguments.
+const SIGNATURES: &[(&str, &str)] = &[
+    ("mmap", "addr, length, prot, flags, fd, offset"),
+    ("munmap", "addr, length"),
+    ("mprotect", "addr, length, prot"),
+    ("pkey_alloc", "flags, access_rights"),
+    ("pkey_free", "pkey"),
+    ("pkey_mprotect", "addr, length, prot, pkey"),
+    ("mremap", "old_address, old_size, new_size, flags[, new_address]"),
+    ("madvise", "addr, length, advice"),
+    ("mlock", "addr, length"),
+    ("mlock2", "addr, length, flags"),
+    ("munlock", "addr, length"),
+    ("mlockall", "flags"),
+    ("munlockall", ""),
+    ("mseal", "addr, length, flags"),
+    ("brk", "addr"),
+    ("prctl", "option, arg2, arg3, arg4, arg5"),
+    ("openat", "dirfd, pathname, flags[, mode]"),
+    ("open", "pathname, flags[, mode]"),
+    ("close", "fd"),
+    ("dup", "oldfd"),
+    ("dup2", "oldfd, newfd"),
+    ("dup3", "oldfd, newfd, flags"),
+    ("ftruncate", "fd, length"),
+    ("unlink", "pathname"),
+    ("memfd_create", "name, flags"),
+    ("memfd_secret", "flags"),
+    ("fcntl", "fd, op[, arg]"),
+    ("exit_group", "status"),
+    ("touch", "addr, length"),
+    ("peek", "addr, length"),
+    ("execve", "pathname"),
+    ("placeholder", "fd, what"),
+    ("resize", "fd, size"),
+];
+
+/// The error for a call line that ends before argument `given + 1`: which argument is missing,
+/// and the call's prototype.
+fn missing_argument(call: &str, given: usize) -> String {
+    let Some((_, sig)) = SIGNATURES.iter().find(|(n, _)| *n == call) else {
+        return format!("{call} needs more than {given} argument(s)");
+    };
+    let name = sig.split(", ").nth(given).unwrap_or("an argument").trim_matches(['[', ']']);
+    format!("{call} is missing its argument `{name}` ({given} given): {call}({sig})")
 }

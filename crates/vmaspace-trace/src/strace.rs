@@ -340,7 +340,7 @@ pub fn import_strace(text: &str) -> Result<StraceImport, ParseError> {
         let prefixed = if proc_pid == main_pid { cleaned.clone() } else { format!("[pid {proc_pid}] {cleaned}") };
         match parse_line(&prefixed, start_line) {
             Ok(line) => out.trace.lines.push(relabel(line, main_pid)),
-            Err(e) if e.message.ends_with("is not a call a trace can make") => {
+            Err(e) if e.message.contains("is not a call a trace can make") => {
                 out.unexpressible.push((start_line, name, "a call the trace language does not have"));
             }
             Err(e) => return Err(e),

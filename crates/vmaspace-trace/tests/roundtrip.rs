@@ -126,7 +126,7 @@ fn errors_name_line_and_column() {
     assert_eq!((l, c), (1, 18));
     assert!(m.contains("cut"), "{m}");
     let (_, _, m) = err_at("munmap(0x1000)\n");
-    assert!(m.contains("more than 1"), "{m}");
+    assert!(m.contains("missing its argument `length` (1 given)"), "{m}");
     let (_, c, _) = err_at("munmap(0x1000, 1, 2)\n");
     assert_eq!(c, 19);
     let (_, _, m) = err_at("vfork()\n");
@@ -170,4 +170,24 @@ fn headers_set_the_scope() {
     assert_eq!(t.scope, Some(vmaspace_trace::Scope::Window { start: 0x1000, end: 0x2000 }));
     let t = parse_trace("maps()\n").unwrap();
     assert_eq!(t.effective_scope(), vmaspace_trace::DEFAULT_WINDOW);
+}
+
+#[test]
+fn messages_suggest_and_inputs_are_strict() {
+    let (_, c, m) = err_at("mmapp(NULL, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0)\n");
+    assert_eq!(c, 1);
+    assert!(m.ends_with("did you mean `mmap`?"), "{m}");
+    let (_, c, m) = err_at("mmap(NULL, 4096, PROT_RAED, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0)\n");
+    assert_eq!(c, 18);
+    assert!(m.ends_with("did you mean `PROT_READ`?"), "{m}");
+    // Nothing close: no suggestion.
+    let (_, _, m) = err_at("frobnicate(1)\n");
+    assert!(!m.contains("did you mean"), "{m}");
+    // A byte order mark is not part of the first call.
+    let t = parse_trace("\u{feff}munmap(0x1000, 4096) = 0\n").expect("BOM accepted");
+    assert_eq!(t.lines.len(), 1);
+    // Junk after a result is an error at its column; strace's annotations are not.
+    let (l, c, m) = err_at("munmap(0x1000, 4096) = 0 junk\n");
+    assert_eq!((l, c), (1, 26), "{m}");
+    parse_trace("munmap(0x1000, 4096) = -1 EINVAL (Invalid argument) <0.000011>\n").expect("strace's text");
 }
