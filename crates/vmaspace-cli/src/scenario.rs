@@ -108,6 +108,10 @@ impl Scenario {
             return Ok(Scenario { path: path.to_path_buf(), text, trace, strace: Some(import) });
         }
         let trace = parse_trace(&text).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+        if trace.lines.is_empty() {
+            // Else it would "agree" with anything.
+            return Err(InputError(format!("{}: an empty trace: no call to run", path.display())));
+        }
         Ok(Scenario { path: path.to_path_buf(), text, trace, strace: None })
     }
 

@@ -147,4 +147,10 @@ fn stdin_and_several_traces() {
     assert_eq!(text.matches("--- maps() at line 3 ---").count(), 2, "{text}");
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("did you mean `mmap`?"), "{err}");
+
+    // An empty trace is reported, not run (it would agree with anything).
+    let empty = write("empty.trace", "# nothing\n");
+    let out = vmaspace().arg("run").arg(&empty).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("an empty trace"));
 }
