@@ -161,7 +161,17 @@ pub fn rewrite_results(text: &str, trace: &Trace, results: &[Option<vmaspace_tra
         match by_line.get(&(i + 1)) {
             Some((line, result)) => {
                 let updated = Line { result: *result, ..(*line).clone() };
-                out.push_str(&vmaspace_trace::format_line(&updated));
+                // The user's spelling of the call is kept; only its result is written.
+                match (call_end(raw), result) {
+                    (Some(end), Some(r)) => {
+                        let hex = vmaspace_trace::print::returns_address(&line.call);
+                        out.push_str(&raw[..end]);
+                        out.push_str(" = ");
+                        out.push_str(&vmaspace_trace::format_outcome(*r, hex));
+                    }
+                    (Some(end), None) => out.push_str(&raw[..end]),
+                    (None, _) => out.push_str(&vmaspace_trace::format_line(&updated)),
+                }
                 if let Some(c) = trailing_comment(raw) {
                     out.push_str("  ");
                     out.push_str(c);
@@ -172,6 +182,29 @@ pub fn rewrite_results(text: &str, trace: &Trace, results: &[Option<vmaspace_tra
         out.push('\n');
     }
     out
+}
+
+/// The byte just past the `)` that closes a call line's argument list (string literals and
+/// nested parentheses skipped), or None when the line has none.
+fn call_end(raw: &str) -> Option<usize> {
+    let open = raw.find('(')?;
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for (i, c) in raw.char_indices().skip_while(|(i, _)| *i < open) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_str => escaped = true,
+            '"' => in_str = !in_str,
+            '(' if !in_str => depth += 1,
+            ')' if !in_str => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Sets a `# KEY: VALUE` header line: replaces the one there is, or adds one at the top.

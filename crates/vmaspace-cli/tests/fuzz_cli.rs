@@ -5,14 +5,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-fn kernel_usable() -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let root = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
-    release.starts_with("6.18.") && root
-}
+mod common;
+use common::kernel_usable;
 
 #[test]
 fn shards_partition_a_campaign_and_kept_cases_run() {

@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+use common::kernel_usable;
+
 fn vmaspace() -> Command {
     Command::new(env!("CARGO_BIN_EXE_vmaspace"))
 }
@@ -72,15 +75,6 @@ fn the_corpus_replays_call_by_call() {
         assert_agrees(trace, code, &err);
         eprintln!("{}: {}", trace.file_name().unwrap().to_string_lossy(), err.lines().next().unwrap_or(""));
     }
-}
-
-fn kernel_usable() -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let root = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
-    release.starts_with("6.18.") && root
 }
 
 fn have(program: &str) -> bool {

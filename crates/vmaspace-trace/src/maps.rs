@@ -167,10 +167,57 @@ pub fn compare(expected: &str, got: &str) -> Option<String> {
     Some(report)
 }
 
-/// A line diff of two texts (`-` expected, `+` got), lines being equal when their canonical
+/// A unified diff of two texts (`-` expected, `+` got; removed lines before added ones, three
+/// lines of context, `@@ -LINE,N +LINE,N @@` hunks), lines being equal when their canonical
 /// forms are.
 pub fn unified_diff(expected: &str, got: &str) -> String {
-    diff_pairs(&canonical(expected, &|_, _| true), &canonical(got, &|_, _| true))
+    let full = diff_pairs(&canonical(expected, &|_, _| true), &canonical(got, &|_, _| true));
+    let ops: Vec<&str> = full.lines().collect();
+    hunks(&ops, 3)
+}
+
+/// Groups `  `/`-`/`+` lines into hunks with `context` lines around each change; within a run
+/// of changes, removals come first.
+fn hunks(ops: &[&str], context: usize) -> String {
+    let changed: Vec<usize> = (0..ops.len()).filter(|&i| !ops[i].starts_with("  ")).collect();
+    let mut out = String::new();
+    let mut k = 0;
+    while k < changed.len() {
+        let start = changed[k].saturating_sub(context);
+        let mut end = changed[k];
+        while k < changed.len() && changed[k] <= end + 2 * context + 1 {
+            end = changed[k];
+            k += 1;
+        }
+        let end = (end + context + 1).min(ops.len());
+        // Line numbers on each side before `start`.
+        let old_before = ops[..start].iter().filter(|o| !o.starts_with('+')).count();
+        let new_before = ops[..start].iter().filter(|o| !o.starts_with('-')).count();
+        let body = &ops[start..end];
+        let old_n = body.iter().filter(|o| !o.starts_with('+')).count();
+        let new_n = body.iter().filter(|o| !o.starts_with('-')).count();
+        out.push_str(&format!("@@ -{},{old_n} +{},{new_n} @@\n", old_before + 1, new_before + 1));
+        let mut i = 0;
+        while i < body.len() {
+            if body[i].starts_with("  ") {
+                out.push(' ');
+                out.push_str(&body[i][2..]);
+                out.push('\n');
+                i += 1;
+                continue;
+            }
+            let run_end = (i..body.len()).find(|&j| body[j].starts_with("  ")).unwrap_or(body.len());
+            for prefix in ['-', '+'] {
+                for o in body[i..run_end].iter().filter(|o| o.starts_with(prefix)) {
+                    out.push(prefix);
+                    out.push_str(&o[2..]);
+                    out.push('\n');
+                }
+            }
+            i = run_end;
+        }
+    }
+    out
 }
 
 fn diff_pairs(pe: &[(&str, String)], pg: &[(&str, String)]) -> String {
