@@ -626,35 +626,9 @@ struct SmapsTally {
 
 impl SmapsTally {
     fn add(&mut self, model_smaps: &str) {
-        const COUNTERS: &[&str] = &[
-            "Rss:",
-            "Pss:",
-            "Pss_Dirty:",
-            "Shared_Clean:",
-            "Shared_Dirty:",
-            "Private_Clean:",
-            "Private_Dirty:",
-            "Referenced:",
-            "Anonymous:",
-            "KSM:",
-            "LazyFree:",
-            "AnonHugePages:",
-            "ShmemPmdMapped:",
-            "FilePmdMapped:",
-            "Shared_Hugetlb:",
-            "Private_Hugetlb:",
-            "Swap:",
-            "SwapPss:",
-            "Locked:",
-            "THPeligible:",
-        ];
+        let (all, unknown) = vmaspace_trace::maps::counter_values(model_smaps);
         self.processes += 1;
-        for l in model_smaps.lines().filter(|l| COUNTERS.iter().any(|c| l.starts_with(c))) {
-            if l.split_whitespace().nth(1) == Some(vmaspace::SMAPS_UNKNOWN) {
-                self.unknown += 1;
-            } else {
-                self.known += 1;
-            }
-        }
+        self.known += all - unknown;
+        self.unknown += unknown;
     }
 }

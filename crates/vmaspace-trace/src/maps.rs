@@ -134,6 +134,19 @@ fn is_unknown(line: &str) -> bool {
     line.split_once(':').is_some_and(|(_, v)| v.split_whitespace().next() == Some(vmaspace::SMAPS_UNKNOWN))
 }
 
+/// How many page counter values (the smaps fields other than [`MANDATORY_SMAPS_FIELDS`]) a
+/// model's smaps text gives, and how many of them it prints as unknown.
+pub fn counter_values(model: &str) -> (usize, usize) {
+    let counters: Vec<&str> = blocks(model)
+        .into_iter()
+        .filter(|b| b.header.is_some())
+        .flat_map(|b| b.fields)
+        .filter(|(key, raw)| !key.contains(' ') && raw.contains(':') && !MANDATORY_SMAPS_FIELDS.contains(key))
+        .map(|(_, raw)| raw)
+        .collect();
+    (counters.len(), counters.iter().filter(|raw| is_unknown(raw)).count())
+}
+
 /// The canonical forms of the kernel's and the model's text: the model's fields are kept
 /// unless their value is unknown, the kernel's where the model printed the same field with a
 /// known value in the same block.

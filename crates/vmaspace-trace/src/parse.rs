@@ -670,7 +670,7 @@ fn build_call(name: &str, col: usize, args: Vec<Arg>, line: usize) -> Result<Cal
         "placeholder" => Call::Placeholder { fd: a.signed(Fd)?, what: a.string()? },
         "resize" => Call::Resize { fd: a.signed(Fd)?, size: a.int(Dec)? },
         other => {
-            let hint = did_you_mean(other, CALL_NAMES.iter().copied());
+            let hint = did_you_mean(other, SIGNATURES.iter().map(|(name, _)| *name));
             return Err(ParseError {
                 line,
                 column: col,
@@ -721,47 +721,6 @@ fn eval_clone_flags(arg: &Arg, line: usize) -> Result<u64, ParseError> {
     Ok(v)
 }
 
-/// Every call name a trace line may use.
-pub const CALL_NAMES: &[&str] = &[
-    "mmap",
-    "munmap",
-    "mprotect",
-    "pkey_alloc",
-    "pkey_free",
-    "pkey_mprotect",
-    "mremap",
-    "madvise",
-    "mlock",
-    "mlock2",
-    "munlock",
-    "mlockall",
-    "munlockall",
-    "mseal",
-    "brk",
-    "prctl",
-    "openat",
-    "open",
-    "close",
-    "dup",
-    "dup2",
-    "dup3",
-    "ftruncate",
-    "unlink",
-    "memfd_create",
-    "memfd_secret",
-    "fcntl",
-    "fork",
-    "clone",
-    "exit_group",
-    "touch",
-    "peek",
-    "maps",
-    "smaps",
-    "execve",
-    "placeholder",
-    "resize",
-];
-
 /// `; did you mean `X`?` for the closest of `names` to `word` (at most a third of its letters
 /// apart, case ignored), or nothing.
 fn did_you_mean<'a>(word: &str, names: impl Iterator<Item = &'a str>) -> String {
@@ -795,7 +754,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     d[a.len()][b.len()]
 }
 
-/// The prototype of each call, as its man page names the arguments.
+/// Every call a trace line may make, with its prototype as its man page names the arguments.
 const SIGNATURES: &[(&str, &str)] = &[
     ("mmap", "addr, length, prot, flags, fd, offset"),
     ("munmap", "addr, length"),
@@ -824,9 +783,13 @@ const SIGNATURES: &[(&str, &str)] = &[
     ("memfd_create", "name, flags"),
     ("memfd_secret", "flags"),
     ("fcntl", "fd, op[, arg]"),
+    ("fork", ""),
+    ("clone", "child_stack=..., flags=..."),
     ("exit_group", "status"),
     ("touch", "addr, length"),
     ("peek", "addr, length"),
+    ("maps", ""),
+    ("smaps", ""),
     ("execve", "pathname"),
     ("placeholder", "fd, what"),
     ("resize", "fd, size"),

@@ -21,3 +21,10 @@ fn unknown_counters_are_skipped_known_ones_compared() {
     // A known but wrong Pss is found.
     assert!(compare(&kernel, &block("4", "4")).is_some());
 }
+
+#[test]
+fn counter_values_are_the_fields_beyond_the_mandatory_ones() {
+    // Rss and Pss are counters; Size and VmFlags are not.
+    assert_eq!(vmaspace_trace::maps::counter_values(&block("4", "2")), (2, 0));
+    assert_eq!(vmaspace_trace::maps::counter_values(&block("4", vmaspace::SMAPS_UNKNOWN)), (2, 1));
+}

@@ -209,19 +209,14 @@ impl AddressSpace {
     /// may take it at any time); one a fork maps too stays (its entry there is dirty), with its
     /// `PG_referenced` unknown from now on.
     fn madvise_free_pte_range(&mut self, start: u64, end: u64) {
-        let free: Vec<u64> = self
-            .pages
-            .range(start..end)
-            .filter(|(_, p)| match p {
-                crate::Page::Guard => false,
-                crate::Page::Anon(a) if a.mapcount() > 1 => {
-                    a.frame.forget_referenced();
-                    false
-                }
-                _ => true,
-            })
-            .map(|(a, _)| *a)
-            .collect();
+        let mut free = Vec::new();
+        for (addr, p) in self.pages.range(start..end) {
+            match p {
+                crate::Page::Guard => {}
+                crate::Page::Anon(a) if a.mapcount() > 1 => a.frame.forget_referenced(),
+                _ => free.push(*addr),
+            }
+        }
         for a in free {
             self.pages.remove(&a);
         }
