@@ -403,6 +403,14 @@ impl ProcState {
     }
 }
 
+/// Looks at `pid`'s pagemap and records what became present since the last look, if anything.
+fn record_faults(procs: &mut HashMap<u32, ProcState>, rec: &mut Recording, pid: u32, zero: Option<u64>) {
+    let faults = procs.entry(pid).or_default().new_faults(pid, zero);
+    if !faults.is_empty() {
+        rec.events.push(Event::Faults { pid, ranges: faults });
+    }
+}
+
 /// `Event::Call::string` index of clone3's flags (8 bytes, little-endian).
 pub const CLONE3_FLAGS: usize = 100;
 /// `Event::Call::string` index of the two descriptors pipe/pipe2/socketpair returned (two
@@ -662,10 +670,7 @@ pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Rec
                         let pid = tgid_of(tid);
                         if pid == tid {
                             t.look_at_others(pid);
-                            let faults = t.procs.entry(pid).or_default().new_faults(pid, t.zero);
-                            if !faults.is_empty() {
-                                t.rec.events.push(Event::Faults { pid, ranges: faults });
-                            }
+                            record_faults(&mut t.procs, &mut t.rec, pid, t.zero);
                             let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
                             if let Some(call) = t.exiting.remove(&pid) {
                                 t.rec.events.push(call);
@@ -782,10 +787,7 @@ impl Tracer {
         let others: Vec<u32> =
             self.procs.keys().copied().filter(|p| *p != pid && !self.inflight.contains_key(p)).collect();
         for other in others {
-            let faults = self.procs.entry(other).or_default().new_faults(other, self.zero);
-            if !faults.is_empty() {
-                self.rec.events.push(Event::Faults { pid: other, ranges: faults });
-            }
+            record_faults(&mut self.procs, &mut self.rec, other, self.zero);
         }
     }
 
@@ -864,10 +866,7 @@ fn on_syscall_stop(
             }
             // What the parent faulted in before a fork is its own (the child gets copies).
             if matches!(n, nr::FORK | nr::VFORK | nr::CLONE | nr::CLONE3) {
-                let faults = procs.entry(pid).or_default().new_faults(pid, zero);
-                if !faults.is_empty() {
-                    rec.events.push(Event::Faults { pid, ranges: faults });
-                }
+                record_faults(procs, rec, pid, zero);
             }
             if kind == Kind::Memory {
                 match inflight.get(&pid) {
@@ -876,10 +875,7 @@ fn on_syscall_stop(
                         inflight.insert(pid, tid);
                     }
                 }
-                let faults = procs.entry(pid).or_default().new_faults(pid, zero);
-                if !faults.is_empty() {
-                    rec.events.push(Event::Faults { pid, ranges: faults });
-                }
+                record_faults(procs, rec, pid, zero);
             }
             let mut string = string_arg(n, &args).map(|(i, a)| (i, read_string(tid, a)));
             if n == nr::CLONE3 {
