@@ -168,7 +168,7 @@ pub struct ModelOptions {
 
 impl Model {
     pub fn new(opts: &ModelOptions) -> Result<Model, String> {
-        let vfs = Arc::new(Vfs::new(opts.cwd.as_bytes()));
+        let vfs = Arc::new(Vfs::with_root_read_ahead(opts.cwd.as_bytes(), root_read_ahead_pages()));
         for m in &opts.mounts {
             vfs.mount_builtin(&m.dir, m.fs, m.dev).ok_or_else(|| format!("no file system type `{}`", m.fs))?;
         }
@@ -178,7 +178,9 @@ impl Model {
         for f in &opts.outside_files {
             use vmaspace::driver::{FileSystem, InodeState};
             let state = InodeState::linked(&f.real_path, f.size);
-            let inode = vmaspace::drivers::regular::Ext4.new_inode(f.ino, f.dev, state);
+            let inode = vmaspace::drivers::regular::Ext4::default().new_inode(f.ino, f.dev, state);
+            // Its pages were cached (and mapped by other processes) before the program ran.
+            inode.forget_page_cache();
             vfs.add_device(&f.path, Arc::new(inode));
         }
         if let Some(p) = opts.hugepages {
@@ -275,6 +277,18 @@ pub fn settings_of_this_machine() -> Settings {
     }
     s.pkeys = machine_has_pkeys();
     s
+}
+
+/// The read-ahead window, in pages, of the device the oracle's runs live on (the root file
+/// system of the model: `/sys/class/bdi/MAJ:MIN/read_ahead_kb` of `/var/lib`'s device).
+pub fn root_read_ahead_pages() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let default = vmaspace::driver::SuperBlock::VM_READAHEAD_PAGES;
+    let Ok(meta) = std::fs::metadata("/var/lib").or_else(|_| std::fs::metadata("/")) else { return default };
+    let dev = meta.dev();
+    let (major, minor) = (((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff), (dev & 0xff) | ((dev >> 12) & !0xff));
+    let path = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
+    std::fs::read_to_string(path).ok().and_then(|t| t.trim().parse::<u64>().ok()).map_or(default, |kb| kb / 4)
 }
 
 /// Whether this machine's CPU has protection keys enabled by the kernel (`ospke` in

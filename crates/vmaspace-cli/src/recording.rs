@@ -150,6 +150,9 @@ pub fn write_recording(rec: &Recording, command: &str, out: &Path) -> std::io::R
     let _ = writeln!(trace, "# vmaspace trace: {command} (exit status {})", rec.status);
     let _ = writeln!(trace, "# whole-space");
     let _ = writeln!(trace, "# cwd: {}", rec.cwd.display());
+    // smaps prints ProtectionKey lines only on a CPU with protection keys.
+    let pkeys = if crate::exec::machine_has_pkeys() { "on" } else { "off" };
+    let _ = writeln!(trace, "# pkeys: {pkeys}");
     if let Some(Event::Exec { pid, .. }) = rec.events.iter().find(|e| matches!(e, Event::Exec { .. })) {
         let _ = writeln!(trace, "# pid: {pid}");
     }
@@ -475,7 +478,12 @@ pub fn replay_main(name: &Path) -> i32 {
         cwd: cwd.unwrap_or_else(|| "/".into()),
         outside_files: files,
         directories: dirs,
-        pkeys: s.trace.setup.pkeys,
+        // Recordings made before `# pkeys:` was written say it in their smaps: ProtectionKey
+        // lines appear only on a CPU with protection keys.
+        pkeys: s.trace.setup.pkeys.or_else(|| {
+            let smaps = crate::scenario::read_limited(&name.with_extension("smaps")).unwrap_or_default();
+            (!smaps.is_empty()).then(|| smaps.contains("ProtectionKey:"))
+        }),
         hidden_accesses: true,
         ..ModelOptions::default()
     };

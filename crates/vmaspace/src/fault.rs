@@ -85,7 +85,12 @@ impl AddressSpace {
             return;
         }
         let past_eof = vma.pgoff_at(page) >= f.inode.state().size.div_ceil(PAGE_SIZE);
-        if past_eof && matches!(self.pages.get(&page), Some(Page::Anon(_) | Page::File { .. })) {
+        let gone = match self.pages.get(&page) {
+            Some(Page::File(fp)) => past_eof || fp.folio.is_evicted(),
+            Some(Page::Anon(_)) => past_eof,
+            _ => false,
+        };
+        if gone {
             self.pages.remove(&page);
         }
     }
@@ -122,7 +127,7 @@ impl AddressSpace {
         match self.pages.get(&page) {
             None => true,
             Some(Page::Anon(_) | Page::Guard | Page::Pfn | Page::Huge(_)) => false,
-            Some(Page::File { dirty }) => access == Access::Write && (private || !dirty),
+            Some(Page::File(fp)) => access == Access::Write && (private || !fp.folio.is_dirty()),
         }
     }
 
@@ -263,9 +268,13 @@ impl AddressSpace {
             }
             return Ok(());
         }
+        if let (Some(kind), Some(file)) = (vma.ops.as_ref().and_then(|o| o.cache_fault), &vma.file) {
+            return self.do_cache_fault(&vma, file, kind, page, write);
+        }
         // do_read_fault() maps what the page cache has around the page first (fault-around,
         // even when the page itself is past the end of the file), and the model does not follow
-        // the page cache: the VMA's page counters are unknown from now on.
+        // the page cache of a VMA whose operations do not say how it fills: the VMA's page
+        // counters are unknown from now on.
         if !write {
             self.tree.get_mut(vma_start).expect("faulting VMA").pages_exact = false;
         }
@@ -285,7 +294,7 @@ impl AddressSpace {
         if cow {
             self.pages.insert(page, crate::AnonPage::fresh());
         } else {
-            self.pages.insert(page, Page::File { dirty: write });
+            self.pages.insert(page, crate::filemap::FilePage::detached(write));
         }
         Ok(())
     }

@@ -174,6 +174,7 @@ impl AddressSpace {
             setattr(inode, len)?;
         }
         inode.state().size = len;
+        inode.cache().evict(len.div_ceil(crate::addr::PAGE_SIZE), u64::MAX);
         self.truncate_pages(inode, len);
         Ok(())
     }

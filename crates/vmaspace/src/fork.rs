@@ -55,6 +55,10 @@ impl AddressSpace {
                     if child.pages.budget().is_exceeded() {
                         break;
                     }
+                    // Gone from the file's cache, so from every mapping.
+                    if matches!(p, crate::Page::File(f) if f.folio.is_evicted()) {
+                        continue;
+                    }
                     child.pages.insert(*a, copy_present_pte(p, &mut c.pages_exact, self.settings.accesses_visible));
                 }
                 // The parent's entries are write-protected too (`ptep_set_wrprotect()`).
@@ -95,6 +99,11 @@ fn copy_present_pte(p: &crate::Page, pages_exact: &mut bool, accesses_visible: b
         crate::Page::Guard => crate::Page::Guard,
         // A private huge page is shared the same way (hugetlb's copy_hugetlb_page_range()).
         crate::Page::Huge(h) => crate::Page::Huge(h.clone()),
+        // A page-cache page gets one more mapping, old in the child.
+        crate::Page::File(f) => {
+            let young = accesses_visible.then_some(false);
+            crate::Page::File(crate::filemap::FilePage { folio: f.folio.clone(), young })
+        }
         other => {
             *pages_exact = false;
             other.clone()

@@ -429,7 +429,7 @@ impl AddressSpace {
             }
             // A read of a page the file has maps the file's page.
             Present::Nothing if !write && inode.cache().pages.contains(&index) => {
-                self.pages.insert(base, Page::File { dirty: false });
+                self.pages.insert(base, crate::filemap::FilePage::detached(false));
                 Ok(())
             }
             present => {

@@ -29,6 +29,7 @@ pub mod drivers;
 pub mod errno;
 pub mod fault;
 mod fd;
+mod filemap;
 pub mod flags;
 mod fork;
 mod gap_index;
@@ -191,7 +192,7 @@ pub(crate) enum Page {
     /// A private anonymous page (written: zero-fill on demand or copy-on-write).
     Anon(AnonPage),
     /// A page of the mapped file or shmem object (read, or written through a shared mapping).
-    File { dirty: bool },
+    File(filemap::FilePage),
     /// A guard region marker (`MADV_GUARD_INSTALL`): any access raises SIGSEGV.
     Guard,
     /// A physical frame mapped by `remap_pfn_range` (not a page the memory manager owns).

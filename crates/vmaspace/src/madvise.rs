@@ -82,14 +82,27 @@ impl AddressSpace {
         let mut new = f;
         match behavior {
             REMOVE => return self.madvise_remove(vs, start, end).map(|()| vma.end),
-            WILLNEED => return Ok(vma.end),
+            WILLNEED => {
+                // vfs_fadvise(POSIX_FADV_WILLNEED) reads a file's pages into its cache; how many
+                // depends on the device's largest request, which the model does not know.
+                if let Some(file) = vma.file.as_ref().filter(|_| !vma.is_anonymous())
+                    && vma.ops.as_ref().and_then(|o| o.cache_fault) == Some(crate::driver::CacheFault::Filemap)
+                {
+                    file.inode.cache().forget();
+                }
+                return Ok(vma.end);
+            }
             COLD | PAGEOUT => {
                 // can_madv_lru_vma()
                 if f.intersects(VmFlags::LOCKED | VmFlags::PFNMAP | VmFlags::HUGETLB) {
                     return Err(Errno::EINVAL);
                 }
-                // Reclaim and the young bits it clears are not modelled.
+                // Reclaim and the young bits it clears are not modelled (a reclaimed file page
+                // leaves its cache).
                 self.tree.get_mut(vs).expect("VMA").pages_exact = false;
+                if let Some(file) = vma.file.as_ref().filter(|_| behavior == PAGEOUT) {
+                    file.inode.cache().forget();
+                }
                 return Ok(vma.end);
             }
             // Not modelled: collapsing into transparent huge pages. The model answers as Linux
@@ -256,6 +269,9 @@ impl AddressSpace {
         }
         let punch = file.ops.punch_hole.as_ref().ok_or(Errno::EOPNOTSUPP)?;
         punch(&file.inode)?;
+        // The hole's pages leave the cache and every mapping of them (private copies stay).
+        let first = v.pgoff_at(start);
+        file.inode.cache().evict(first, first + ((end - start) >> crate::addr::PAGE_SHIFT));
         self.zap_pages_keeping_guards(start, end);
         Ok(())
     }

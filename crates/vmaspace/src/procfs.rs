@@ -108,6 +108,11 @@ impl AddressSpace {
             .as_ref()
             .filter(|f| !v.is_anonymous() && f.inode.is_regular())
             .map(|f| f.inode.state().size.div_ceil(crate::addr::PAGE_SIZE));
+        // A page-cache page's mapcount counts the mappings of other processes, which a trace
+        // that hides accesses (or a file cached before it) leaves unknown.
+        let cache_known = self.settings.accesses_visible
+            && v.ops.as_ref().is_some_and(|o| o.cache_fault.is_some())
+            && v.file.as_ref().is_some_and(|f| !f.inode.cache().is_unknown());
         for (a, p) in self.pages.range(v.start..v.end) {
             if eof.is_some_and(|e| v.pgoff_at(*a) >= e) {
                 continue;
@@ -116,7 +121,10 @@ impl AddressSpace {
                 crate::Page::Anon(a) => mss.account_anon(a, locked),
                 // A pte marker, not a page.
                 crate::Page::Guard => {}
-                crate::Page::File { .. } | crate::Page::Pfn | crate::Page::Huge(_) => return None,
+                // Truncated or punched out: unmapped everywhere (forgotten lazily).
+                crate::Page::File(f) if f.folio.is_evicted() => {}
+                crate::Page::File(f) if cache_known => mss.account_file(f, locked),
+                crate::Page::File(_) | crate::Page::Pfn | crate::Page::Huge(_) => return None,
             }
         }
         Some(mss)
@@ -260,6 +268,8 @@ impl AddressSpace {
 #[derive(Debug)]
 struct MemSizeStats {
     resident: u64,
+    shared_clean: u64,
+    private_clean: u64,
     shared_dirty: u64,
     private_dirty: u64,
     /// `None` once a page's `PG_referenced` is unknown.
@@ -276,6 +286,8 @@ impl Default for MemSizeStats {
     fn default() -> MemSizeStats {
         MemSizeStats {
             resident: 0,
+            shared_clean: 0,
+            private_clean: 0,
             shared_dirty: 0,
             private_dirty: 0,
             referenced: Some(0),
@@ -297,23 +309,38 @@ impl MemSizeStats {
     /// is always dirty: shared when more than one entry maps its frame, its Pss divided among
     /// them.
     fn account_anon(&mut self, a: &crate::AnonPage, locked: bool) {
+        self.anonymous += crate::addr::PAGE_SIZE;
+        self.accumulate(a.mapcount() as u64, a.young, a.frame.referenced(), true, locked);
+    }
+
+    /// `smaps_account()` for a small page-cache folio: dirty when written through a shared
+    /// mapping; its mapcount counts every mapping of every process (the cache's own reference
+    /// is not a mapping).
+    fn account_file(&mut self, f: &crate::filemap::FilePage, locked: bool) {
+        self.accumulate(f.mapcount() as u64, f.young, f.folio.referenced.referenced(), f.folio.is_dirty(), locked);
+    }
+
+    /// Linux: `smaps_page_accumulate()` for one small page mapped `mapcount` times.
+    fn accumulate(&mut self, mapcount: u64, young: Option<bool>, referenced: Option<bool>, dirty: bool, locked: bool) {
         let size = crate::addr::PAGE_SIZE;
-        let mapcount = a.mapcount() as u64;
         self.resident += size;
-        self.anonymous += size;
         // `pte_young() || folio_test_young() || folio_test_referenced()`.
-        match (a.young, a.frame.referenced()) {
+        match (young, referenced) {
             (Some(true), _) | (_, Some(true)) => self.referenced = self.referenced.map(|r| r + size),
             (Some(false), Some(false)) => {}
             (None, _) | (_, None) => self.referenced = None,
         }
         let pss = if mapcount >= 2 { (size << PSS_SHIFT) / mapcount } else { size << PSS_SHIFT };
         self.pss += pss;
-        self.pss_dirty += pss;
-        if mapcount >= 2 {
-            self.shared_dirty += size;
-        } else {
-            self.private_dirty += size;
+        let private = mapcount < 2;
+        match (dirty, private) {
+            (true, true) => self.private_dirty += size,
+            (true, false) => self.shared_dirty += size,
+            (false, true) => self.private_clean += size,
+            (false, false) => self.shared_clean += size,
+        }
+        if dirty {
+            self.pss_dirty += pss;
         }
         if locked {
             self.pss_locked += pss;
@@ -331,9 +358,9 @@ fn show_counters(out: &mut String, mss: Option<&MemSizeStats>, thp_unknown: bool
         ("Rss:", kb(|m| m.resident)),
         ("Pss:", pss_kb(|m| m.pss)),
         ("Pss_Dirty:", pss_kb(|m| m.pss_dirty)),
-        ("Shared_Clean:", zero),
+        ("Shared_Clean:", kb(|m| m.shared_clean)),
         ("Shared_Dirty:", kb(|m| m.shared_dirty)),
-        ("Private_Clean:", zero),
+        ("Private_Clean:", kb(|m| m.private_clean)),
         ("Private_Dirty:", kb(|m| m.private_dirty)),
         ("Referenced:", referenced),
         ("Anonymous:", kb(|m| m.anonymous)),

@@ -69,6 +69,8 @@ struct VfsInner {
     next_ino: u64,
     next_shmem_ino: u64,
     next_file_id: u64,
+    /// The root device's read-ahead window in pages.
+    root_ra_pages: u64,
 }
 
 /// The model's file systems.
@@ -96,8 +98,19 @@ impl Vfs {
             next_ino: 1_000_000,
             next_shmem_ino: 1,
             next_file_id: 1,
+            root_ra_pages: crate::driver::SuperBlock::VM_READAHEAD_PAGES,
         };
         Vfs { inner: Mutex::new(inner), hugepages: Arc::default(), pages: Arc::default() }
+    }
+
+    /// The root device's read-ahead window in pages (overlay layers live there too).
+    pub fn root_ra_pages(&self) -> u64 {
+        self.lock().root_ra_pages
+    }
+
+    /// Sets what [`Vfs::root_ra_pages`] says (the root file system itself is made with it).
+    pub fn set_root_ra_pages(&self, pages: u64) {
+        self.lock().root_ra_pages = pages;
     }
 
     /// The huge page pools.

@@ -54,7 +54,7 @@ fn drivers_compiled_outside_work() {
     use vmaspace::driver::{FMode, FileSystem, InodeState};
     use vmaspace::flags::{map, prot};
     let mut mm = AddressSpace::new();
-    let fs = regular::Ext4;
+    let fs = regular::Ext4::default();
     let inode = Arc::new(fs.new_inode(42, (0xfe, 0), InodeState::linked(b"/outside/f", 4 << 20)));
     let file = mm.vfs().open_with_ops(inode.clone(), FMode { read: true, write: true }, inode.fop.clone());
     let fd = mm.install_file(file).unwrap() as i64;

@@ -220,12 +220,14 @@ pub struct OpenFile {
     pub mode: FMode,
     /// The file's operations (`f_op`).
     pub ops: Arc<FileOperations>,
+    /// `f_ra`: what mmap faults keep of the file's read-ahead.
+    pub(crate) ra: super::mapping::FileRaState,
 }
 
 impl OpenFile {
     /// An open file description; `id` is its identity for merging (distinct per `open`).
     pub fn new(id: u64, inode: Arc<Inode>, mode: FMode, ops: Arc<FileOperations>) -> OpenFile {
-        OpenFile { id, inode, mode, ops }
+        OpenFile { id, inode, mode, ops, ra: Default::default() }
     }
     /// A number identifying this open file description within its [`crate::Vfs`].
     pub fn id(&self) -> u64 {

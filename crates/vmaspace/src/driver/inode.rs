@@ -29,16 +29,22 @@ pub struct SuperBlock {
     /// The mount is `noexec` (`path_noexec()`): mappings get no `VM_MAYEXEC` and `PROT_EXEC`
     /// is refused.
     pub noexec: bool,
+    /// `s_bdi->ra_pages`: the read-ahead window of the device behind the file system, in
+    /// pages (`read_ahead_kb` / 4; `VM_READAHEAD_PAGES`, 32, by default). mmap read-around
+    /// reads this many pages around a missing one.
+    pub ra_pages: u64,
 }
 
 impl SuperBlock {
     /// `MAX_LFS_FILESIZE`.
     pub const MAX_LFS_FILESIZE: u64 = i64::MAX as u64;
+    /// `VM_READAHEAD_PAGES`: the default read-ahead window (128 KiB).
+    pub const VM_READAHEAD_PAGES: u64 = 32;
 }
 
 impl Default for SuperBlock {
     fn default() -> SuperBlock {
-        SuperBlock { max_bytes: SuperBlock::MAX_LFS_FILESIZE, noexec: false }
+        SuperBlock { max_bytes: SuperBlock::MAX_LFS_FILESIZE, noexec: false, ra_pages: SuperBlock::VM_READAHEAD_PAGES }
     }
 }
 
@@ -99,6 +105,8 @@ pub struct Inode {
     /// Driver state (`i_private`): hugetlbfs keeps its reservations and page cache here.
     pub private: Option<InodePrivate>,
     state: Mutex<InodeState>,
+    /// `i_mapping`'s pages (Linux: `struct address_space`).
+    cache: Mutex<super::mapping::PageCache>,
 }
 
 impl fmt::Debug for Inode {
@@ -129,6 +137,7 @@ impl Inode {
             setattr_size: None,
             private: None,
             state: Mutex::new(state),
+            cache: Mutex::default(),
         }
     }
     /// With another mode (a character device).
@@ -168,5 +177,14 @@ impl Inode {
     /// state itself is still consistent, so it is used as it is.)
     pub fn state(&self) -> MutexGuard<'_, InodeState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// The page cache holds pages the model did not see arrive (the file existed before the
+    /// trace, or was read or written by calls outside it): from now on every mapping of the
+    /// file has unknown page counters.
+    pub fn forget_page_cache(&self) {
+        self.cache().forget();
+    }
+    pub(crate) fn cache(&self) -> MutexGuard<'_, super::mapping::PageCache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

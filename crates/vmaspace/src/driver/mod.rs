@@ -31,6 +31,7 @@ pub mod desc;
 pub mod file;
 pub mod fs;
 pub mod inode;
+pub(crate) mod mapping;
 pub mod vm_ops;
 
 pub use action::{MmapAction, MmapActionKind};
@@ -41,4 +42,6 @@ pub use file::{
 };
 pub use fs::{FileSystem, Files};
 pub use inode::{Inode, InodeMode, InodePrivate, InodeState, SetattrSize, SuperBlock};
-pub use vm_ops::{Access, FaultSignal, MmInfo, PageProt, PrivateData, VmFault, VmOperations, VmaView, dummy_vm_ops};
+pub use vm_ops::{
+    Access, CacheFault, FaultSignal, MmInfo, PageProt, PrivateData, VmFault, VmOperations, VmaView, dummy_vm_ops,
+};

@@ -105,6 +105,22 @@ pub struct VmOperations {
     pub fault: Option<Fault>,
     /// The name maps shows for the VMA (`[vdso]`).
     pub name: Option<Name>,
+    /// `->map_pages` is `filemap_map_pages()`: a read fault first maps the pages around it that
+    /// the file's page cache already holds (fault-around).
+    pub map_pages: bool,
+    /// How the missing page of a file VMA comes into the file's page cache (`->fault` of a file
+    /// system); None for a VMA whose pages the model does not follow (its counters unknown).
+    pub cache_fault: Option<CacheFault>,
+}
+
+/// The page-cache side of a file system's `->fault`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheFault {
+    /// `filemap_fault()`: a missing page is read with mmap read-around (the file's read-ahead
+    /// window centred on it, `do_sync_mmap_readahead()`), and the fault retried.
+    Filemap,
+    /// `shmem_fault()`, `secretmem_fault()`: the missing page is allocated, alone.
+    Allocate,
 }
 
 impl VmOperations {
@@ -134,6 +150,8 @@ impl fmt::Debug for VmOperations {
             .field("may_split", &self.may_split.is_some())
             .field("fault", &self.fault.is_some())
             .field("name", &self.name.is_some())
+            .field("map_pages", &self.map_pages)
+            .field("cache_fault", &self.cache_fault)
             .finish()
     }
 }

@@ -1,7 +1,7 @@
 //! `memfd_secret` memory (Linux: `secretmem_mmap_prepare`, `mmap_prepare` since 6.16).
 
 use crate::driver::{
-    FileOperations, Files, Inode, InodeState, MmapHook, MmapPrepare, SuperBlock, VmAreaDesc, VmOperations,
+    CacheFault, FileOperations, Files, Inode, InodeState, MmapHook, MmapPrepare, SuperBlock, VmAreaDesc, VmOperations,
 };
 use crate::errno::Errno;
 use crate::flags::VmFlags;
@@ -11,7 +11,10 @@ use std::sync::{Arc, OnceLock};
 /// `secretmem_vm_ops`: the operations of secretmem mappings.
 pub fn secretmem_vm_ops() -> Arc<VmOperations> {
     static OPS: OnceLock<Arc<VmOperations>> = OnceLock::new();
-    OPS.get_or_init(|| Arc::new(VmOperations::labelled("secretmem_vm_ops"))).clone()
+    OPS.get_or_init(|| {
+        Arc::new(VmOperations { cache_fault: Some(CacheFault::Allocate), ..VmOperations::labelled("secretmem_vm_ops") })
+    })
+    .clone()
 }
 
 /// Linux: `vma_is_secretmem()`: whether a VMA's operations are secretmem's.

@@ -2,8 +2,8 @@
 //! `.mmap`; shmem moves to `mmap_prepare` in 6.19).
 
 use crate::driver::{
-    AreaRequest, FMode, FileOperations, FileSystem, Files, GetUnmappedArea, Inode, InodeState, LegacyMmap, LegacyVma,
-    MmInfo, MmapHook, OpenFile, SetattrSize, UnmappedAreaSearch, VmOperations,
+    AreaRequest, CacheFault, FMode, FileOperations, FileSystem, Files, GetUnmappedArea, Inode, InodeState, LegacyMmap,
+    LegacyVma, MmInfo, MmapHook, OpenFile, SetattrSize, UnmappedAreaSearch, VmOperations,
 };
 use crate::errno::Errno;
 use crate::flags::{VmFlags, seal};
@@ -13,13 +13,27 @@ use std::sync::{Arc, OnceLock};
 /// `shmem_vm_ops`: mappings of linked shmem files.
 pub fn shmem_vm_ops() -> Arc<VmOperations> {
     static OPS: OnceLock<Arc<VmOperations>> = OnceLock::new();
-    OPS.get_or_init(|| Arc::new(VmOperations::labelled("shmem_vm_ops"))).clone()
+    OPS.get_or_init(|| {
+        Arc::new(VmOperations {
+            map_pages: true,
+            cache_fault: Some(CacheFault::Allocate),
+            ..VmOperations::labelled("shmem_vm_ops")
+        })
+    })
+    .clone()
 }
 
 /// `shmem_anon_vm_ops`: mappings of unlinked shmem objects (memfd, shared anonymous memory).
 pub fn shmem_anon_vm_ops() -> Arc<VmOperations> {
     static OPS: OnceLock<Arc<VmOperations>> = OnceLock::new();
-    OPS.get_or_init(|| Arc::new(VmOperations::labelled("shmem_anon_vm_ops"))).clone()
+    OPS.get_or_init(|| {
+        Arc::new(VmOperations {
+            map_pages: true,
+            cache_fault: Some(CacheFault::Allocate),
+            ..VmOperations::labelled("shmem_anon_vm_ops")
+        })
+    })
+    .clone()
 }
 
 /// Linux: `vma_is_shmem()`: whether a VMA's operations are shmem's.

@@ -47,14 +47,17 @@ pub fn stacked_file_operations(lower: Arc<OpenFile>) -> FileOperations {
 /// backing file is the overlay's path, device and inode number (Linux: `file_user_path()`,
 /// `file_user_inode()`), and size and link state are the upper file's.
 #[derive(Debug, Default)]
-pub struct Overlay;
+pub struct Overlay {
+    /// The upper layer's ext4 (its device's read-ahead window).
+    pub upper: Ext4,
+}
 
 impl FileSystem for Overlay {
     fn name(&self) -> &'static str {
         "overlay"
     }
     fn new_inode(&self, ino: u64, dev: (u32, u32), state: InodeState) -> Inode {
-        Ext4.new_inode(ino, dev, state)
+        self.upper.new_inode(ino, dev, state)
     }
     fn open(&self, files: &dyn Files, inode: Arc<Inode>, mode: FMode) -> Arc<OpenFile> {
         let backing = files.open_with_ops(inode.clone(), mode, inode.fop.clone());

@@ -1,0 +1,118 @@
+//! An inode's page cache and an open file's read-ahead state (Linux: `struct address_space`'s
+//! pages, `struct file_ra_state`): the data; what faults do with it is `crate::filemap`'s.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+/// A page of an inode's page cache (a small folio).
+#[derive(Debug, Default)]
+pub(crate) struct CacheFolio {
+    /// `PG_referenced`.
+    pub referenced: crate::AnonFrame,
+    /// `PG_dirty`: written through a shared mapping (shmem pages stay dirty: nothing writes
+    /// them back).
+    pub(crate) dirty: AtomicBool,
+    /// `PG_readahead`: fault-around passes it by, so that the fault on it reads ahead.
+    pub(crate) readahead: AtomicBool,
+    /// Removed from the cache (truncated, hole punched), so unmapped from every mapping.
+    pub(crate) evicted: AtomicBool,
+}
+
+impl CacheFolio {
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::Relaxed)
+    }
+    pub(crate) fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Relaxed);
+    }
+    pub(crate) fn is_evicted(&self) -> bool {
+        self.evicted.load(Ordering::Relaxed)
+    }
+}
+
+/// An inode's cached pages (Linux: `struct address_space`'s `i_pages`).
+#[derive(Debug, Default)]
+pub(crate) struct PageCache {
+    pub(crate) pages: BTreeMap<u64, Arc<CacheFolio>>,
+    /// The cache holds pages the model did not see arrive, or lost track of (asynchronous
+    /// read-ahead, reclaim): fault-around and counters over it are unknown.
+    pub(crate) unknown: bool,
+}
+
+impl PageCache {
+    pub(crate) fn forget(&mut self) {
+        self.unknown = true;
+    }
+    pub(crate) fn is_unknown(&self) -> bool {
+        self.unknown
+    }
+
+    /// Linux: `truncate_inode_pages_range()`: pages `[from, to)` leave the cache (and every
+    /// mapping: `unmap_mapping_range()`).
+    pub(crate) fn evict(&mut self, from: u64, to: u64) {
+        let gone: Vec<u64> = self.pages.range(from..to).map(|(i, _)| *i).collect();
+        for i in gone {
+            if let Some(f) = self.pages.remove(&i) {
+                f.evicted.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Adds a new page at `index` unless one is there (`filemap_add_folio()`); true if added.
+    pub(crate) fn add(&mut self, index: u64, readahead: bool) -> bool {
+        if self.pages.contains_key(&index) {
+            return false;
+        }
+        let f = CacheFolio::default();
+        f.readahead.store(readahead, Ordering::Relaxed);
+        self.pages.insert(index, Arc::new(f));
+        true
+    }
+
+    /// Linux: `page_cache_ra_order()` with order 0 (mmap read-around asks for small folios):
+    /// new pages from `start` up to the first one already cached, then the rest of the window
+    /// through `do_page_cache_ra()`, whose mark is placed from where it starts.
+    pub(crate) fn ra_order0(&mut self, start: u64, size: u64, async_size: u64, eof_pages: u64) {
+        let limit = (eof_pages - 1).min(start + size - 1);
+        let mark = start + size - async_size;
+        let mut index = start;
+        while index <= limit {
+            if !self.add(index, index == mark) {
+                if size > index - start {
+                    self.do_page_cache_ra(index, size - (index - start), async_size, eof_pages);
+                }
+                return;
+            }
+            index += 1;
+        }
+    }
+
+    /// Linux: `do_page_cache_ra()` → `page_cache_ra_unbounded()`: pages not cached yet are
+    /// added, the one `lookahead` before the end marked.
+    fn do_page_cache_ra(&mut self, index: u64, nr: u64, lookahead: u64, eof_pages: u64) {
+        if eof_pages == 0 || index > eof_pages - 1 {
+            return;
+        }
+        let nr = nr.min(eof_pages - 1 - index + 1);
+        let mark = (lookahead <= nr).then(|| index + nr - lookahead);
+        for i in index..index + nr {
+            self.add(i, Some(i) == mark);
+        }
+    }
+}
+
+/// A file's read-ahead state (Linux: `struct file_ra_state`, the part mmap faults use).
+#[derive(Debug, Default)]
+pub struct FileRaState {
+    mmap_miss: AtomicU32,
+}
+
+impl FileRaState {
+    pub(crate) fn miss(&self) -> u32 {
+        self.mmap_miss.load(Ordering::Relaxed)
+    }
+    pub(crate) fn set_miss(&self, v: u32) {
+        self.mmap_miss.store(v, Ordering::Relaxed);
+    }
+}

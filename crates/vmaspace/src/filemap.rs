@@ -1,0 +1,250 @@
+//! The page cache of files and shmem objects (Linux: `mm/filemap.c`, `mm/readahead.c`,
+//! `shmem_fault()`): which pages of an inode are cached, which page tables map them, and the
+//! two ways a read fault brings more than its page: fault-around (`filemap_map_pages()` maps
+//! what the cache holds around the faulting page) and mmap read-around
+//! (`do_sync_mmap_readahead()` reads the file's read-ahead window around a missing page).
+//!
+//! # Invariants
+//!
+//! - A folio is in its inode's cache exactly when it is not evicted; an evicted folio is
+//!   mapped nowhere (every entry that still holds it is forgotten at its next look).
+
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
+use crate::driver::mapping::{CacheFolio, PageCache};
+use crate::driver::{CacheFault, OpenFile};
+use crate::flags::VmFlags;
+use crate::vma::Vma;
+use crate::{AddressSpace, Page};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Linux: `fault_around_bytes` (64 KiB) in pages.
+const FAULT_AROUND_PAGES: u64 = 16;
+/// Linux: `PTRS_PER_PTE`: fault-around stays within one page table.
+const PTRS_PER_PTE: u64 = 512;
+/// Linux: `MMAP_LOTSAMISS`: past this many misses a file is not read around any more.
+const MMAP_LOTSAMISS: u32 = 100;
+
+/// One page table entry mapping a page-cache folio.
+#[derive(Debug, Clone)]
+pub(crate) struct FilePage {
+    pub folio: Arc<CacheFolio>,
+    /// `pte_young`, as [`crate::AnonPage::young`].
+    pub young: Option<bool>,
+}
+
+impl PartialEq for FilePage {
+    fn eq(&self, o: &FilePage) -> bool {
+        Arc::ptr_eq(&self.folio, &o.folio) && self.young == o.young
+    }
+}
+impl Eq for FilePage {}
+
+impl FilePage {
+    /// An entry for a folio no cache the model follows holds (a page of a VMA whose counters
+    /// are unknown anyway).
+    pub(crate) fn detached(dirty: bool) -> Page {
+        let folio = CacheFolio::default();
+        if dirty {
+            folio.mark_dirty();
+        }
+        Page::File(FilePage { folio: Arc::new(folio), young: Some(true) })
+    }
+
+    /// How many page table entries map the folio (the cache holds one more reference).
+    pub(crate) fn mapcount(&self) -> usize {
+        Arc::strong_count(&self.folio).saturating_sub(usize::from(!self.folio.is_evicted()))
+    }
+}
+
+impl AddressSpace {
+    /// The page-cache fault of a file VMA whose operations say how its pages come in (Linux:
+    /// `do_read_fault()`, `do_cow_fault()`, `do_shared_fault()`, and `do_wp_page()` on a
+    /// mapped file page).
+    pub(crate) fn do_cache_fault(
+        &mut self,
+        vma: &Vma,
+        file: &Arc<OpenFile>,
+        kind: CacheFault,
+        page: u64,
+        write: bool,
+    ) -> Result<(), crate::driver::FaultSignal> {
+        let shared = vma.flags.contains(VmFlags::SHARED);
+        let index = vma.pgoff_at(page);
+        let young = Some(true);
+        if let Some(Page::File(fp)) = self.pages.get(&page) {
+            // A write to a mapped page: a private mapping copies it (`wp_page_copy()`), a
+            // shared one dirties it (`wp_page_shared()`).
+            if shared {
+                fp.folio.mark_dirty();
+                return Ok(());
+            }
+            self.anon_vma_prepare(vma.start);
+            self.pages.insert(page, crate::AnonPage::fresh());
+            return Ok(());
+        }
+        if !write {
+            if vma.ops.as_ref().is_some_and(|o| o.map_pages) {
+                self.do_fault_around(vma, file, page);
+                if self.pages.get(&page).is_some() {
+                    return Ok(());
+                }
+            }
+            let (folio, retried) = self.cache_get_folio(vma, file, kind, index)?;
+            if retried && vma.ops.as_ref().is_some_and(|o| o.map_pages) {
+                // The fault dropped the lock for the read and is retried: the retry's
+                // fault-around maps the window, this page with it.
+                self.do_fault_around(vma, file, page);
+                if self.pages.get(&page).is_some() {
+                    return Ok(());
+                }
+            }
+            self.pages.insert(page, Page::File(FilePage { folio, young }));
+            return Ok(());
+        }
+        if !shared {
+            // do_cow_fault(): the anon_vma first, then the file's page, copied.
+            self.anon_vma_prepare(vma.start);
+            self.cache_get_folio(vma, file, kind, index)?;
+            self.pages.insert(page, crate::AnonPage::fresh());
+            return Ok(());
+        }
+        let (folio, _) = self.cache_get_folio(vma, file, kind, index)?;
+        folio.mark_dirty();
+        self.pages.insert(page, Page::File(FilePage { folio, young }));
+        Ok(())
+    }
+
+    /// Linux: `do_fault_around()` → `filemap_map_pages()`: maps the cached pages of the
+    /// 16-page window around `page` (within the VMA, its page table and the file) whose
+    /// entries are empty, except pages marked for read-ahead.
+    fn do_fault_around(&mut self, vma: &Vma, file: &Arc<OpenFile>, page: u64) {
+        let cache = file.inode.cache();
+        if cache.unknown {
+            drop(cache);
+            self.tree.get_mut(vma.start).expect("faulting VMA").pages_exact = false;
+            return;
+        }
+        let pte_off = (page >> PAGE_SHIFT) % PTRS_PER_PTE;
+        let vma_off = (page - vma.start) >> PAGE_SHIFT;
+        let from_pte = (pte_off - pte_off % FAULT_AROUND_PAGES).max(pte_off - pte_off.min(vma_off));
+        let to_pte = (from_pte + FAULT_AROUND_PAGES).min(PTRS_PER_PTE).min(pte_off + vma.pages() - vma_off) - 1;
+        let index = vma.pgoff_at(page);
+        let (first, last) = (index + from_pte - pte_off, index + to_pte - pte_off);
+        let eof_pages = file.inode.state().size.div_ceil(PAGE_SIZE);
+        let mut mapped: Vec<(u64, Arc<CacheFolio>)> = Vec::new();
+        let mut seen = 0u32;
+        for (i, f) in cache.pages.range(first..=last) {
+            if *i >= eof_pages || f.readahead.load(Ordering::Relaxed) {
+                continue;
+            }
+            seen += 1;
+            // Within the window, so within the VMA.
+            let addr = (page - ((index - first) << PAGE_SHIFT)) + ((i - first) << PAGE_SHIFT);
+            let empty = match self.pages.get(&addr) {
+                None => true,
+                // Punched out or truncated (and forgotten lazily).
+                Some(Page::File(old)) => old.folio.is_evicted(),
+                Some(_) => false,
+            };
+            if empty {
+                mapped.push((addr, f.clone()));
+            }
+        }
+        drop(cache);
+        for (addr, folio) in mapped {
+            self.pages.insert(addr, Page::File(FilePage { folio, young: Some(true) }));
+        }
+        let ra = &file.ra;
+        ra.set_miss(ra.miss().saturating_sub(seen));
+    }
+
+    /// Linux: `filemap_fault()` / `shmem_fault()`: the folio at `index`, read (with
+    /// read-around) or allocated when missing. Also says whether the fault would be retried
+    /// (a read dropped the lock). SIGBUS past the end of the file.
+    fn cache_get_folio(
+        &mut self,
+        vma: &Vma,
+        file: &Arc<OpenFile>,
+        kind: CacheFault,
+        index: u64,
+    ) -> Result<(Arc<CacheFolio>, bool), crate::driver::FaultSignal> {
+        let eof_pages = file.inode.state().size.div_ceil(PAGE_SIZE);
+        if index >= eof_pages {
+            return Err(crate::driver::FaultSignal::Sigbus);
+        }
+        let mut cache = file.inode.cache();
+        if cache.unknown {
+            self.tree.get_mut(vma.start).expect("faulting VMA").pages_exact = false;
+        }
+        if let Some(f) = cache.pages.get(&index).cloned() {
+            if kind == CacheFault::Filemap {
+                // do_async_mmap_readahead(): a marked page starts the next window, which the
+                // model does not follow.
+                let ra = &file.ra;
+                if !vma.flags.contains(VmFlags::RAND_READ) && file.inode.sb.ra_pages != 0 {
+                    ra.set_miss(ra.miss().saturating_sub(1));
+                    if f.readahead.swap(false, Ordering::Relaxed) {
+                        cache.forget();
+                        self.tree.get_mut(vma.start).expect("faulting VMA").pages_exact = false;
+                    }
+                }
+            }
+            return Ok((f, false));
+        }
+        let retried = match kind {
+            CacheFault::Allocate => false,
+            CacheFault::Filemap => {
+                if !self.sync_mmap_readahead(vma, file, &mut cache, index, eof_pages) {
+                    self.tree.get_mut(vma.start).expect("faulting VMA").pages_exact = false;
+                }
+                true
+            }
+        };
+        cache.add(index, false);
+        let f = cache.pages.get(&index).cloned().expect("page just added");
+        Ok((f, retried))
+    }
+
+    /// Linux: `do_sync_mmap_readahead()`. False where the model does not follow what it reads
+    /// (the cache is then unknown).
+    fn sync_mmap_readahead(
+        &self,
+        vma: &Vma,
+        file: &Arc<OpenFile>,
+        cache: &mut PageCache,
+        index: u64,
+        eof_pages: u64,
+    ) -> bool {
+        let f = vma.flags;
+        let ra_pages = file.inode.sb.ra_pages;
+        // VM_HUGEPAGE reads PMD-sized folios; VM_SEQ_READ the on-demand window.
+        if f.contains(VmFlags::HUGEPAGE) || (f.contains(VmFlags::SEQ_READ) && ra_pages != 0) {
+            cache.forget();
+            return false;
+        }
+        if (f.contains(VmFlags::RAND_READ) && !f.contains(VmFlags::EXEC)) || ra_pages == 0 {
+            return true;
+        }
+        let ra = &file.ra;
+        let miss = ra.miss();
+        if miss < MMAP_LOTSAMISS * 10 {
+            ra.set_miss(miss + 1);
+        }
+        if ra.miss() > MMAP_LOTSAMISS {
+            return true;
+        }
+        if f.contains(VmFlags::EXEC) {
+            // exec_folio_order() is 0 on x86: the window from the page, within the VMA.
+            let start = index.max(vma.pgoff);
+            let end = (start + ra_pages).min(vma.pgoff + vma.pages());
+            if end > start {
+                cache.ra_order0(start, end - start, 0, eof_pages);
+            }
+        } else {
+            let start = index.saturating_sub(ra_pages / 2);
+            cache.ra_order0(start, ra_pages, ra_pages / 4, eof_pages);
+        }
+        true
+    }
+}
