@@ -127,7 +127,7 @@ impl AddressSpace {
         match self.pages.get(&page) {
             None => true,
             Some(Page::Anon(_) | Page::Guard | Page::Pfn | Page::Huge(_)) => false,
-            Some(Page::File(fp)) => access == Access::Write && (private || !fp.folio.is_dirty()),
+            Some(Page::File(fp)) => access == Access::Write && (private || !(fp.dirty || fp.folio.is_dirty())),
         }
     }
 
@@ -154,6 +154,12 @@ impl AddressSpace {
         }
         self.drop_if_truncated(vma_start, page);
         self.gup_anon(page, access);
+        // follow_page_pte(): a write through get_user_pages to a page a shared mapping maps
+        // dirties the folio.
+        let shared = self.tree.get(vma_start).is_some_and(|v| v.flags.contains(VmFlags::SHARED));
+        if let (Some(Page::File(f)), Access::Write, true) = (self.pages.get(&page), access, shared) {
+            f.folio.mark_dirty();
+        }
         match self.pages.get(&page) {
             Some(Page::Guard) => return Err(Errno::EFAULT),
             _ if !self.needs_fault(vma_start, page, access) => {
@@ -169,8 +175,10 @@ impl AddressSpace {
 
     /// `FOLL_TOUCH`: get_user_pages marks the page it returns accessed.
     fn gup_touch(&self, page: u64) {
-        if let Some(Page::Anon(a)) = self.pages.get(&page) {
-            a.frame.mark_accessed();
+        match self.pages.get(&page) {
+            Some(Page::Anon(a)) => a.frame.mark_accessed(),
+            Some(Page::File(f)) => f.folio.referenced.mark_accessed(),
+            _ => {}
         }
     }
 

@@ -173,8 +173,14 @@ impl AddressSpace {
         if let Some(setattr) = &inode.setattr_size {
             setattr(inode, len)?;
         }
+        let old = inode.state().size;
         inode.state().size = len;
-        inode.cache().evict(len.div_ceil(crate::addr::PAGE_SIZE), u64::MAX);
+        if len < old {
+            inode.cache().truncate(len);
+        }
+        if inode.sb.zeroes_eof_block && len != old {
+            inode.cache().zero_eof_block(if len < old { len } else { old });
+        }
         self.truncate_pages(inode, len);
         Ok(())
     }

@@ -31,11 +31,15 @@ pub(crate) struct FilePage {
     pub folio: Arc<CacheFolio>,
     /// `pte_young`, as [`crate::AnonPage::young`].
     pub young: Option<bool>,
+    /// `pte_dirty`: written through this entry without a write fault (shmem maps its pages
+    /// writable at once: no `page_mkwrite`, no write-back to notify), so the folio itself may
+    /// still be clean for its other mappings.
+    pub dirty: bool,
 }
 
 impl PartialEq for FilePage {
     fn eq(&self, o: &FilePage) -> bool {
-        Arc::ptr_eq(&self.folio, &o.folio) && self.young == o.young
+        Arc::ptr_eq(&self.folio, &o.folio) && self.young == o.young && self.dirty == o.dirty
     }
 }
 impl Eq for FilePage {}
@@ -48,7 +52,7 @@ impl FilePage {
         if dirty {
             folio.mark_dirty();
         }
-        Page::File(FilePage { folio: Arc::new(folio), young: Some(true) })
+        Page::File(FilePage { folio: Arc::new(folio), young: Some(true), dirty: false })
     }
 
     /// How many page table entries map the folio (the cache holds one more reference).
@@ -72,9 +76,16 @@ impl AddressSpace {
         let shared = vma.flags.contains(VmFlags::SHARED);
         let index = vma.pgoff_at(page);
         let young = Some(true);
-        if let Some(Page::File(fp)) = self.pages.get(&page) {
-            // A write to a mapped page: a private mapping copies it (`wp_page_copy()`), a
-            // shared one dirties it (`wp_page_shared()`).
+        if let Some(Page::File(fp)) = self.pages.get_mut(&page) {
+            // A write to a mapped page: a private mapping copies it (`wp_page_copy()`). A shared
+            // one: a file system that allocates its pages (shmem) mapped it writable, so the
+            // write only dirties the entry; one that reads them write-protects clean pages
+            // (`vma_wants_writenotify()`: `page_mkwrite`, write-back), and the write fault
+            // dirties the folio (`wp_page_shared()`).
+            if shared && kind == CacheFault::Allocate {
+                fp.dirty = true;
+                return Ok(());
+            }
             if shared {
                 fp.folio.mark_dirty();
                 return Ok(());
@@ -99,7 +110,7 @@ impl AddressSpace {
                     return Ok(());
                 }
             }
-            self.pages.insert(page, Page::File(FilePage { folio, young }));
+            self.pages.insert(page, Page::File(FilePage { folio, young, dirty: false }));
             return Ok(());
         }
         if !shared {
@@ -111,7 +122,7 @@ impl AddressSpace {
         }
         let (folio, _) = self.cache_get_folio(vma, file, kind, index)?;
         folio.mark_dirty();
-        self.pages.insert(page, Page::File(FilePage { folio, young }));
+        self.pages.insert(page, Page::File(FilePage { folio, young, dirty: false }));
         Ok(())
     }
 
@@ -153,7 +164,7 @@ impl AddressSpace {
         }
         drop(cache);
         for (addr, folio) in mapped {
-            self.pages.insert(addr, Page::File(FilePage { folio, young: Some(true) }));
+            self.pages.insert(addr, Page::File(FilePage { folio, young: Some(true), dirty: false }));
         }
         let ra = &file.ra;
         ra.set_miss(ra.miss().saturating_sub(seen));
@@ -193,7 +204,10 @@ impl AddressSpace {
             return Ok((f, false));
         }
         let retried = match kind {
-            CacheFault::Allocate => false,
+            CacheFault::Allocate => {
+                cache.allocates = true;
+                false
+            }
             CacheFault::Filemap => {
                 if !self.sync_mmap_readahead(vma, file, &mut cache, index, eof_pages) {
                     self.tree.get_mut(vma.start).expect("faulting VMA").pages_exact = false;

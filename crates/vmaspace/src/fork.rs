@@ -59,7 +59,14 @@ impl AddressSpace {
                     if matches!(p, crate::Page::File(f) if f.folio.is_evicted()) {
                         continue;
                     }
-                    child.pages.insert(*a, copy_present_pte(p, &mut c.pages_exact, self.settings.accesses_visible));
+                    let mut copy = copy_present_pte(p, &mut c.pages_exact, self.settings.accesses_visible);
+                    // A shared mapping's entries are clean in the child (`pte_mkclean()`).
+                    if let crate::Page::File(f) = &mut copy
+                        && c.flags.contains(VmFlags::SHARED)
+                    {
+                        f.dirty = false;
+                    }
+                    child.pages.insert(*a, copy);
                 }
                 // The parent's entries are write-protected too (`ptep_set_wrprotect()`).
                 let shared: Vec<u64> = child.pages.range(v.start..v.end).map(|(a, _)| *a).collect();
@@ -102,7 +109,7 @@ fn copy_present_pte(p: &crate::Page, pages_exact: &mut bool, accesses_visible: b
         // A page-cache page gets one more mapping, old in the child.
         crate::Page::File(f) => {
             let young = accesses_visible.then_some(false);
-            crate::Page::File(crate::filemap::FilePage { folio: f.folio.clone(), young })
+            crate::Page::File(crate::filemap::FilePage { folio: f.folio.clone(), young, dirty: f.dirty })
         }
         other => {
             *pages_exact = false;

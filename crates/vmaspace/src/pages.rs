@@ -89,8 +89,15 @@ impl PageMap {
         self.map.get_mut(page)
     }
 
+    /// Removes a page's entry; a dirty entry of a page-cache page passes its dirty bit to the
+    /// folio (`zap_present_ptes()`: `folio_mark_dirty()` for a dirty file pte).
     pub fn remove(&mut self, page: &u64) -> Option<Page> {
         let old = self.map.remove(page);
+        if let Some(Page::File(f)) = &old
+            && f.dirty
+        {
+            f.folio.mark_dirty();
+        }
         if old.is_some() {
             self.budget.tracked.fetch_sub(1, Ordering::Relaxed);
         }

@@ -37,10 +37,13 @@ impl AddressSpace {
     /// The text of `/proc/PID/smaps`: every field the kernel prints, for every VMA. The page
     /// counters (`Rss` … `Locked`, `THPeligible`) are exact where the model knows the VMA's
     /// pages: anonymous pages (each frame's mapcount, so pages shared with a fork's other side
-    /// count in `Shared_Dirty` and their `Pss` is divided), guard markers, nothing mapped.
-    /// Where it does not (a VMA seeded from the kernel's maps, file or shmem pages, whose
-    /// fault-around and page cache the model does not follow, huge pages, pages advised away
-    /// lazily, THP or KSM candidates), the value is printed as `?`: unknown, never a guess.
+    /// count in `Shared_Dirty` and their `Pss` is divided), page-cache pages of files, shmem,
+    /// memfds, shared `/dev/zero` and secretmem (each inode's cache, with fault-around and
+    /// read-around: their mapcount counts every mapping of every process), guard markers,
+    /// nothing mapped. Where it does not (a VMA seeded from the kernel's maps, a file cached
+    /// before the trace or by calls it does not show, asynchronous read-ahead, shared huge
+    /// pages, pages advised away lazily, THP or KSM candidates), the value is printed as `?`:
+    /// unknown, never a guess.
     pub fn smaps(&self) -> String {
         self.smaps_window(0, u64::MAX)
     }
@@ -317,7 +320,8 @@ impl MemSizeStats {
     /// mapping; its mapcount counts every mapping of every process (the cache's own reference
     /// is not a mapping).
     fn account_file(&mut self, f: &crate::filemap::FilePage, locked: bool) {
-        self.accumulate(f.mapcount() as u64, f.young, f.folio.referenced.referenced(), f.folio.is_dirty(), locked);
+        let dirty = f.dirty || f.folio.is_dirty();
+        self.accumulate(f.mapcount() as u64, f.young, f.folio.referenced.referenced(), dirty, locked);
     }
 
     /// Linux: `smaps_page_accumulate()` for one small page mapped `mapcount` times.

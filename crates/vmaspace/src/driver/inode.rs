@@ -33,6 +33,10 @@ pub struct SuperBlock {
     /// pages (`read_ahead_kb` / 4; `VM_READAHEAD_PAGES`, 32, by default). mmap read-around
     /// reads this many pages around a missing one.
     pub ra_pages: u64,
+    /// A size change that leaves the end of the file inside a page zeroes the rest of its
+    /// block through the page cache (ext4's `ext4_block_truncate_page()` on a shrink, the old
+    /// end's block on a growth), which leaves that page cached even over a hole.
+    pub zeroes_eof_block: bool,
 }
 
 impl SuperBlock {
@@ -44,7 +48,12 @@ impl SuperBlock {
 
 impl Default for SuperBlock {
     fn default() -> SuperBlock {
-        SuperBlock { max_bytes: SuperBlock::MAX_LFS_FILESIZE, noexec: false, ra_pages: SuperBlock::VM_READAHEAD_PAGES }
+        SuperBlock {
+            max_bytes: SuperBlock::MAX_LFS_FILESIZE,
+            noexec: false,
+            ra_pages: SuperBlock::VM_READAHEAD_PAGES,
+            zeroes_eof_block: false,
+        }
     }
 }
 

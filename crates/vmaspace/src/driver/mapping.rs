@@ -38,6 +38,9 @@ pub(crate) struct PageCache {
     /// The cache holds pages the model did not see arrive, or lost track of (asynchronous
     /// read-ahead, reclaim): fault-around and counters over it are unknown.
     pub(crate) unknown: bool,
+    /// The file system allocates its pages (shmem: `CacheFault::Allocate`) rather than reading
+    /// them from a disk.
+    pub(crate) allocates: bool,
 }
 
 impl PageCache {
@@ -46,6 +49,29 @@ impl PageCache {
     }
     pub(crate) fn is_unknown(&self) -> bool {
         self.unknown
+    }
+
+    /// Linux: `truncate_setsize()` to `size` bytes: the pages past the new end leave the cache;
+    /// shmem zeroes the tail of the page that holds the new end, dirtying it
+    /// (`shmem_undo_range()`; ext4 zeroes only blocks it has on disk, which a hole is not).
+    pub(crate) fn truncate(&mut self, size: u64) {
+        let page = crate::addr::PAGE_SIZE;
+        self.evict(size.div_ceil(page), u64::MAX);
+        if self.allocates
+            && size % page != 0
+            && let Some(f) = self.pages.get(&(size / page))
+        {
+            f.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The page holding byte `at` is read into the cache (or found there) by a file system
+    /// that zeroes the end of a block (`SuperBlock::zeroes_eof_block`).
+    pub(crate) fn zero_eof_block(&mut self, at: u64) {
+        let page = crate::addr::PAGE_SIZE;
+        if at % page != 0 {
+            self.add(at / page, false);
+        }
     }
 
     /// Linux: `truncate_inode_pages_range()`: pages `[from, to)` leave the cache (and every

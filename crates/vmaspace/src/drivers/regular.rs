@@ -77,6 +77,7 @@ impl FileSystem for Ext4 {
             max_bytes: EXT4_MAX_BYTES,
             noexec: false,
             ra_pages: self.ra_pages,
+            zeroes_eof_block: true,
         })
     }
     fn snapshot_vm_ops(&self) -> Option<Arc<VmOperations>> {
