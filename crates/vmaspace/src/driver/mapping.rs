@@ -58,7 +58,7 @@ impl PageCache {
         let page = crate::addr::PAGE_SIZE;
         self.evict(size.div_ceil(page), u64::MAX);
         if self.allocates
-            && size % page != 0
+            && !size.is_multiple_of(page)
             && let Some(f) = self.pages.get(&(size / page))
         {
             f.dirty.store(true, Ordering::Relaxed);
@@ -69,7 +69,7 @@ impl PageCache {
     /// that zeroes the end of a block (`SuperBlock::zeroes_eof_block`).
     pub(crate) fn zero_eof_block(&mut self, at: u64) {
         let page = crate::addr::PAGE_SIZE;
-        if at % page != 0 {
+        if !at.is_multiple_of(page) {
             self.add(at / page, false);
         }
     }
