@@ -322,10 +322,9 @@ impl AddressSpace {
 
     /// `move_page_tables()`: the pages of `[from, from+len)` now live at `to`.
     fn move_pages(&mut self, from: u64, to: u64, len: u64) {
-        let moved: Vec<(u64, crate::Page)> = self.pages.range(from..from + len).map(|(a, p)| (*a, p.clone())).collect();
-        for (a, _) in &moved {
-            self.pages.remove(a);
-        }
+        let addrs: Vec<u64> = self.pages.range(from..from + len).map(|(a, _)| *a).collect();
+        let moved: Vec<(u64, crate::Page)> =
+            addrs.into_iter().filter_map(|a| self.pages.take(&a).map(|p| (a, p))).collect();
         for (a, p) in moved {
             self.pages.insert(a - from + to, p);
         }

@@ -89,14 +89,30 @@ impl PageMap {
         self.map.get_mut(page)
     }
 
-    /// Removes a page's entry; a dirty entry of a page-cache page passes its dirty bit to the
-    /// folio (`zap_present_ptes()`: `folio_mark_dirty()` for a dirty file pte).
+    /// Takes a page's entry to move it elsewhere (`move_ptes()`: the bits go with it).
+    pub fn take(&mut self, page: &u64) -> Option<Page> {
+        let old = self.map.remove(page);
+        if old.is_some() {
+            self.budget.tracked.fetch_sub(1, Ordering::Relaxed);
+        }
+        old
+    }
+
+    /// Removes a page's entry; an entry of a page-cache page passes its dirty and accessed
+    /// bits to the folio (`zap_present_folio_ptes()`: `folio_mark_dirty()`,
+    /// `folio_mark_accessed()`; the model does not except `VM_RAND_READ`/`VM_SEQ_READ` VMAs,
+    /// whose zaps skip the latter).
     pub fn remove(&mut self, page: &u64) -> Option<Page> {
         let old = self.map.remove(page);
-        if let Some(Page::File(f)) = &old
-            && f.dirty
-        {
-            f.folio.mark_dirty();
+        if let Some(Page::File(f)) = &old {
+            if f.dirty {
+                f.folio.mark_dirty();
+            }
+            match f.young {
+                Some(true) => f.folio.referenced.mark_accessed(),
+                Some(false) => {}
+                None => f.folio.referenced.forget_referenced(),
+            }
         }
         if old.is_some() {
             self.budget.tracked.fetch_sub(1, Ordering::Relaxed);
