@@ -286,8 +286,7 @@ pub fn root_read_ahead_pages() -> u64 {
     let default = vmaspace::driver::SuperBlock::VM_READAHEAD_PAGES;
     let Ok(meta) = std::fs::metadata("/var/lib").or_else(|_| std::fs::metadata("/")) else { return default };
     let dev = meta.dev();
-    let (major, minor) = (((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff), (dev & 0xff) | ((dev >> 12) & !0xff));
-    let path = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
+    let path = format!("/sys/class/bdi/{}:{}/read_ahead_kb", libc::major(dev), libc::minor(dev));
     std::fs::read_to_string(path).ok().and_then(|t| t.trim().parse::<u64>().ok()).map_or(default, |kb| kb / 4)
 }
 

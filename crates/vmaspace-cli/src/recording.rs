@@ -474,16 +474,18 @@ pub fn replay_main(name: &Path) -> i32 {
     let expected = crate::scenario::read_limited(&name.with_extension("expected")).unwrap_or_default();
     let blocks: BTreeMap<usize, String> = numbered_blocks(&expected);
     let (cwd, files, dirs) = recording_header(&s);
+    let exit_smaps_text = crate::scenario::read_limited(&name.with_extension("smaps")).unwrap_or_default();
     let opts = ModelOptions {
         cwd: cwd.unwrap_or_else(|| "/".into()),
         outside_files: files,
         directories: dirs,
         // Recordings made before `# pkeys:` was written say it in their smaps: ProtectionKey
         // lines appear only on a CPU with protection keys.
-        pkeys: s.trace.setup.pkeys.or_else(|| {
-            let smaps = crate::scenario::read_limited(&name.with_extension("smaps")).unwrap_or_default();
-            (!smaps.is_empty()).then(|| smaps.contains("ProtectionKey:"))
-        }),
+        pkeys: s
+            .trace
+            .setup
+            .pkeys
+            .or_else(|| (!exit_smaps_text.is_empty()).then(|| exit_smaps_text.contains("ProtectionKey:"))),
         hidden_accesses: true,
         ..ModelOptions::default()
     };
@@ -514,8 +516,7 @@ pub fn replay_main(name: &Path) -> i32 {
     let mut tainted: std::collections::BTreeSet<Option<u32>> = std::collections::BTreeSet::new();
     let mut labels = s.trace.fork_labels().into_iter();
     let mut skipped = 0;
-    let exit_smaps: BTreeMap<u32, String> =
-        numbered_blocks(&crate::scenario::read_limited(&name.with_extension("smaps")).unwrap_or_default());
+    let exit_smaps: BTreeMap<u32, String> = numbered_blocks(&exit_smaps_text);
     let mut smaps_tally = SmapsTally::default();
     for line in &s.trace.lines {
         while pending.front().is_some_and(|(at, _)| *at < line.lineno) {

@@ -173,14 +173,15 @@ impl AddressSpace {
         if let Some(setattr) = &inode.setattr_size {
             setattr(inode, len)?;
         }
-        let old = inode.state().size;
-        inode.state().size = len;
+        let old = std::mem::replace(&mut inode.state().size, len);
+        let mut cache = inode.cache();
         if len < old {
-            inode.cache().truncate(len);
+            cache.truncate(len);
         }
         if inode.sb.zeroes_eof_block && len != old {
-            inode.cache().zero_eof_block(if len < old { len } else { old });
+            cache.zero_eof_block(len.min(old));
         }
+        drop(cache);
         self.truncate_pages(inode, len);
         Ok(())
     }

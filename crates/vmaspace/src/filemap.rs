@@ -95,20 +95,15 @@ impl AddressSpace {
             return Ok(());
         }
         if !write {
-            if vma.ops.as_ref().is_some_and(|o| o.map_pages) {
-                self.do_fault_around(vma, file, page);
-                if self.pages.get(&page).is_some() {
-                    return Ok(());
-                }
+            let fault_around = vma.ops.as_ref().is_some_and(|o| o.map_pages);
+            if fault_around && self.fault_around_maps(vma, file, page) {
+                return Ok(());
             }
             let (folio, retried) = self.cache_get_folio(vma, file, kind, index)?;
-            if retried && vma.ops.as_ref().is_some_and(|o| o.map_pages) {
-                // The fault dropped the lock for the read and is retried: the retry's
-                // fault-around maps the window, this page with it.
-                self.do_fault_around(vma, file, page);
-                if self.pages.get(&page).is_some() {
-                    return Ok(());
-                }
+            // The fault dropped the lock for the read and is retried: the retry's fault-around
+            // maps the window, this page with it.
+            if retried && fault_around && self.fault_around_maps(vma, file, page) {
+                return Ok(());
             }
             self.pages.insert(page, Page::File(FilePage { folio, young, dirty: false }));
             return Ok(());
@@ -126,14 +121,25 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Fault-around, then whether it mapped `page` itself (`VM_FAULT_NOPAGE`).
+    fn fault_around_maps(&mut self, vma: &Vma, file: &Arc<OpenFile>, page: u64) -> bool {
+        self.do_fault_around(vma, file, page);
+        self.pages.get(&page).is_some()
+    }
+
+    /// The faulting VMA's page counters are unknown from now on: its file's cache is.
+    fn forget_vma_pages(&mut self, vma: &Vma) {
+        self.tree.get_mut(vma.start).expect("faulting VMA").pages_exact = false;
+    }
+
     /// Linux: `do_fault_around()` → `filemap_map_pages()`: maps the cached pages of the
     /// 16-page window around `page` (within the VMA, its page table and the file) whose
     /// entries are empty, except pages marked for read-ahead.
     fn do_fault_around(&mut self, vma: &Vma, file: &Arc<OpenFile>, page: u64) {
         let cache = file.inode.cache();
-        if cache.unknown {
+        if cache.is_unknown() {
             drop(cache);
-            self.tree.get_mut(vma.start).expect("faulting VMA").pages_exact = false;
+            self.forget_vma_pages(vma);
             return;
         }
         let pte_off = (page >> PAGE_SHIFT) % PTRS_PER_PTE;
@@ -185,8 +191,8 @@ impl AddressSpace {
             return Err(crate::driver::FaultSignal::Sigbus);
         }
         let mut cache = file.inode.cache();
-        if cache.unknown {
-            self.tree.get_mut(vma.start).expect("faulting VMA").pages_exact = false;
+        if cache.is_unknown() {
+            self.forget_vma_pages(vma);
         }
         if let Some(f) = cache.pages.get(&index).cloned() {
             if kind == CacheFault::Filemap {
@@ -197,7 +203,7 @@ impl AddressSpace {
                     ra.set_miss(ra.miss().saturating_sub(1));
                     if f.readahead.swap(false, Ordering::Relaxed) {
                         cache.forget();
-                        self.tree.get_mut(vma.start).expect("faulting VMA").pages_exact = false;
+                        self.forget_vma_pages(vma);
                     }
                 }
             }
@@ -210,7 +216,7 @@ impl AddressSpace {
             }
             CacheFault::Filemap => {
                 if !self.sync_mmap_readahead(vma, file, &mut cache, index, eof_pages) {
-                    self.tree.get_mut(vma.start).expect("faulting VMA").pages_exact = false;
+                    self.forget_vma_pages(vma);
                 }
                 true
             }

@@ -59,14 +59,10 @@ impl AddressSpace {
                     if matches!(p, crate::Page::File(f) if f.folio.is_evicted()) {
                         continue;
                     }
-                    let mut copy = copy_present_pte(p, &mut c.pages_exact, self.settings.accesses_visible);
-                    // A shared mapping's entries are clean in the child (`pte_mkclean()`).
-                    if let crate::Page::File(f) = &mut copy
-                        && c.flags.contains(VmFlags::SHARED)
-                    {
-                        f.dirty = false;
-                    }
-                    child.pages.insert(*a, copy);
+                    let shared = c.flags.contains(VmFlags::SHARED);
+                    child
+                        .pages
+                        .insert(*a, copy_present_pte(p, &mut c.pages_exact, self.settings.accesses_visible, shared));
                 }
                 // The parent's entries are write-protected too (`ptep_set_wrprotect()`).
                 let shared: Vec<u64> = child.pages.range(v.start..v.end).map(|(a, _)| *a).collect();
@@ -97,7 +93,7 @@ impl AddressSpace {
 /// frame (or private huge page) is shared, the child's entry not accessed yet (`pte_mkold()`),
 /// so both sides' smaps count it as shared. Other pages are copied as they are; the model does not track their
 /// sharing, so the child's VMA stops claiming exact page counters (`pages_exact`).
-fn copy_present_pte(p: &crate::Page, pages_exact: &mut bool, accesses_visible: bool) -> crate::Page {
+fn copy_present_pte(p: &crate::Page, pages_exact: &mut bool, accesses_visible: bool, vm_shared: bool) -> crate::Page {
     match p {
         crate::Page::Anon(a) => {
             let young = accesses_visible.then_some(false);
@@ -106,10 +102,11 @@ fn copy_present_pte(p: &crate::Page, pages_exact: &mut bool, accesses_visible: b
         crate::Page::Guard => crate::Page::Guard,
         // A private huge page is shared the same way (hugetlb's copy_hugetlb_page_range()).
         crate::Page::Huge(h) => crate::Page::Huge(h.clone()),
-        // A page-cache page gets one more mapping, old in the child.
+        // A page-cache page gets one more mapping, old in the child, and clean there when the
+        // mapping is shared (`pte_mkclean()`).
         crate::Page::File(f) => {
             let young = accesses_visible.then_some(false);
-            crate::Page::File(crate::filemap::FilePage { folio: f.folio.clone(), young, dirty: f.dirty })
+            crate::Page::File(crate::filemap::FilePage { folio: f.folio.clone(), young, dirty: f.dirty && !vm_shared })
         }
         other => {
             *pages_exact = false;

@@ -103,7 +103,7 @@ impl PageMap {
     /// `folio_mark_accessed()`; the model does not except `VM_RAND_READ`/`VM_SEQ_READ` VMAs,
     /// whose zaps skip the latter).
     pub fn remove(&mut self, page: &u64) -> Option<Page> {
-        let old = self.map.remove(page);
+        let old = self.take(page);
         if let Some(Page::File(f)) = &old {
             if f.dirty {
                 f.folio.mark_dirty();
@@ -113,9 +113,6 @@ impl PageMap {
                 Some(false) => {}
                 None => f.folio.referenced.forget_referenced(),
             }
-        }
-        if old.is_some() {
-            self.budget.tracked.fetch_sub(1, Ordering::Relaxed);
         }
         old
     }
