@@ -254,6 +254,11 @@ impl AddressSpace {
     /// `do_read_fault`, `do_cow_fault`, `do_shared_fault`).
     fn fault_in(&mut self, vma_start: u64, page: u64, access: Access) -> Result<(), FaultSignal> {
         let vma = self.tree.get(vma_start).expect("faulting VMA").clone();
+        // create_huge_pmd(): the fault may map a huge page (or the huge zero page) for the
+        // whole 2 MiB around it, which the model does not follow.
+        if vma.thp_fault_possible(page) {
+            self.tree.get_mut(vma_start).expect("faulting VMA").pages_exact = false;
+        }
         let write = access == Access::Write;
         let shared = vma.flags.contains(VmFlags::SHARED) || vma.flags.contains(VmFlags::MAYSHARE);
         if let Some(fault) = vma.ops.as_ref().and_then(|o| o.fault.clone()) {

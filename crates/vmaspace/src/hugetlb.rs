@@ -25,11 +25,13 @@
 
 use crate::addr::PAGE_SHIFT;
 use crate::driver::PrivateData;
+use crate::driver::mapping::CacheFolio;
 use crate::driver::{Access, FaultSignal};
 use crate::errno::Errno;
+use crate::filemap::FilePage;
 use crate::flags::VmFlags;
 use crate::{AddressSpace, Page};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -248,11 +250,13 @@ impl PartialEq for HugePage {
 impl Eq for HugePage {}
 
 /// The huge-page state of a hugetlbfs inode: its reservation map (`resv_map` regions: pages
-/// reserved, or faulted in without a reservation) and its page cache.
+/// reserved, or faulted in without a reservation) and its page cache, whose folios the page
+/// tables of shared mappings (and private ones that read them) map: their mapcount is what
+/// smaps tells `Shared_Hugetlb` from `Private_Hugetlb` by.
 #[derive(Debug, Default)]
 struct InodeCache {
     regions: BTreeSet<u64>,
-    pages: BTreeSet<u64>,
+    pages: BTreeMap<u64, Arc<CacheFolio>>,
 }
 
 /// What makes an inode a hugetlbfs one.
@@ -318,13 +322,29 @@ impl HugetlbInode {
     /// Linux: `remove_inode_hugepages()` + `hugetlb_unreserve_pages()` from huge page `from`
     /// on: frees the cached pages and returns the reservations no page consumed.
     pub fn truncate(&self, from: u64) {
+        self.remove_pages(from, u64::MAX);
+    }
+
+    /// Linux: `hugetlb_vmdelete_list()`, `remove_inode_hugepages()` and
+    /// `hugetlb_unreserve_pages()` over huge pages `[from, to)` (a truncation, or a hole
+    /// punched): the cached pages leave every mapping (their entries are forgotten at the next
+    /// look) and go back to the pool, and the reservations no page consumed are returned.
+    pub fn remove_pages(&self, from: u64, to: u64) {
+        if from >= to {
+            return;
+        }
         let mut c = self.cache();
-        let pages = c.pages.split_off(&from);
-        let regions = c.regions.split_off(&from);
-        for _ in &pages {
+        let mut pages = c.pages.split_off(&from);
+        let mut kept = pages.split_off(&to);
+        c.pages.append(&mut kept);
+        let mut regions = c.regions.split_off(&from);
+        let mut kept = regions.split_off(&to);
+        c.regions.append(&mut kept);
+        for folio in pages.values() {
+            folio.evicted.store(true, Ordering::Relaxed);
             self.pools.give_back(self.size);
         }
-        self.pools.unreserve(self.size, regions.difference(&pages).count() as u64);
+        self.pools.unreserve(self.size, regions.iter().filter(|i| !pages.contains_key(i)).count() as u64);
     }
 }
 
@@ -407,13 +427,17 @@ impl AddressSpace {
         let base = addr & !(inode.size.bytes() - 1);
         let index = vma.pgoff_at(base) / inode.size.small_pages();
         let beyond_eof = index >= inode_size_pages(&file.inode, inode.size);
-        if vma.flags.contains(VmFlags::MAYSHARE) {
-            return hugetlb_fault_shared(inode, index, beyond_eof);
-        }
-        // A truncation unmapped whatever lay past the new end, private copies too
-        // (hugetlb_vmdelete_list()).
-        if beyond_eof {
+        // A truncation or a hole unmapped the file's page from every mapping
+        // (hugetlb_vmdelete_list()); past the new end, private copies too.
+        if beyond_eof || matches!(self.pages.get(&base), Some(Page::File(f)) if f.folio.is_evicted()) {
             self.pages.remove(&base);
+        }
+        if vma.flags.contains(VmFlags::MAYSHARE) {
+            if self.pages.get(&base).is_none() {
+                let folio = hugetlb_fault_shared(inode, index, beyond_eof)?;
+                self.pages.insert(base, Page::File(FilePage { folio, young: Some(true), dirty: false }));
+            }
+            return Ok(());
         }
         let write = access == Access::Write;
         match self.private_huge_page(base) {
@@ -428,8 +452,9 @@ impl AddressSpace {
                 Err(FaultSignal::Sigbus)
             }
             // A read of a page the file has maps the file's page.
-            Present::Nothing if !write && inode.cache().pages.contains(&index) => {
-                self.pages.insert(base, crate::filemap::FilePage::detached(false));
+            Present::Nothing if !write && inode.cache().pages.contains_key(&index) => {
+                let folio = inode.cache().pages[&index].clone();
+                self.pages.insert(base, Page::File(FilePage { folio, young: Some(true), dirty: false }));
                 Ok(())
             }
             present => {
@@ -495,18 +520,19 @@ impl AddressSpace {
 }
 
 /// A fault in a shared mapping: the page cache's page, or a new one for it.
-fn hugetlb_fault_shared(inode: &HugetlbInode, index: u64, beyond_eof: bool) -> Result<(), FaultSignal> {
+fn hugetlb_fault_shared(inode: &HugetlbInode, index: u64, beyond_eof: bool) -> Result<Arc<CacheFolio>, FaultSignal> {
     let mut c = inode.cache();
-    if c.pages.contains(&index) {
-        return Ok(());
+    if let Some(folio) = c.pages.get(&index) {
+        return Ok(folio.clone());
     }
     let reserved = c.regions.contains(&index);
     if beyond_eof || !inode.pools.take(inode.size, reserved) {
         return Err(FaultSignal::Sigbus);
     }
     c.regions.insert(index);
-    c.pages.insert(index);
-    Ok(())
+    let folio = Arc::new(CacheFolio::default());
+    c.pages.insert(index, folio.clone());
+    Ok(folio)
 }
 
 /// What a private hugetlb mapping has at a huge page.

@@ -47,6 +47,7 @@ pub mod pages;
 mod placement;
 mod procfs;
 mod seed;
+mod thp;
 pub mod tree;
 pub mod typed;
 pub mod vfs;

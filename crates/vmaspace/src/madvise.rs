@@ -161,8 +161,8 @@ impl AddressSpace {
             }
             UNMERGEABLE => new.remove(VmFlags::MERGEABLE),
             HUGEPAGE => {
-                // Faults may map huge pages and khugepaged may collapse small ones.
-                self.tree.get_mut(vs).expect("VMA").pages_exact = false;
+                // Faults may map huge pages and khugepaged may collapse small ones where the
+                // VMA is eligible (see `Vma::thp_fault_possible`, `Vma::may_hold_thp`).
                 new.remove(VmFlags::NOHUGEPAGE);
                 new |= VmFlags::HUGEPAGE;
             }
@@ -268,11 +268,15 @@ impl AddressSpace {
             return Err(Errno::EFBIG);
         }
         let punch = file.ops.punch_hole.as_ref().ok_or(Errno::EOPNOTSUPP)?;
-        punch(&file.inode)?;
+        punch(&file.inode, offset, end - start)?;
         // The hole's pages leave the cache and every mapping of them (private copies stay).
+        // A hugetlb VMA maps only its file's huge pages, which the punch took out of the file
+        // (whole pages only): their entries are forgotten at the next look.
         let first = v.pgoff_at(start);
         file.inode.cache().evict(first, first + ((end - start) >> crate::addr::PAGE_SHIFT));
-        self.zap_pages_keeping_guards(start, end);
+        if !v.flags.contains(VmFlags::HUGETLB) {
+            self.zap_pages_keeping_guards(start, end);
+        }
         Ok(())
     }
 

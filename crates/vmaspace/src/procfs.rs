@@ -41,9 +41,9 @@ impl AddressSpace {
     /// memfds, shared `/dev/zero` and secretmem (each inode's cache, with fault-around and
     /// read-around: their mapcount counts every mapping of every process), guard markers,
     /// nothing mapped. Where it does not (a VMA seeded from the kernel's maps, a file cached
-    /// before the trace or by calls it does not show, asynchronous read-ahead, shared huge
-    /// pages, pages advised away lazily, THP or KSM candidates), the value is printed as `?`:
-    /// unknown, never a guess.
+    /// before the trace or by calls it does not show, asynchronous read-ahead, pages advised
+    /// away lazily, VMAs that may hold THPs, KSM candidates), the value is printed as `?`:
+    /// unknown, never a guess. `THPeligible` is always known.
     pub fn smaps(&self) -> String {
         self.smaps_window(0, u64::MAX)
     }
@@ -81,8 +81,7 @@ impl AddressSpace {
             let page_kb = crate::fault::vma_page_size(v) >> 10;
             smaps_field(&mut out, "KernelPageSize:", page_kb);
             smaps_field(&mut out, "MMUPageSize:", page_kb);
-            let thp_unknown = v.flags.contains(VmFlags::HUGEPAGE);
-            show_counters(&mut out, self.smap_gather_stats(v).as_ref(), thp_unknown);
+            show_counters(&mut out, self.smap_gather_stats(v).as_ref(), v.thp_eligible());
             if self.settings.pkeys {
                 let _ = writeln!(out, "ProtectionKey:  {:>8}", v.flags.pkey());
             }
@@ -94,9 +93,8 @@ impl AddressSpace {
     /// Linux: `smap_gather_stats()`, where the model knows every page the VMA maps: `None`
     /// where it does not (see [`AddressSpace::smaps`]).
     fn smap_gather_stats(&self, v: &Vma) -> Option<MemSizeStats> {
-        // MADV_HUGEPAGE may have faulted THPs, MADV_MERGEABLE lets ksmd merge pages.
-        let unknowable = VmFlags::HUGEPAGE | VmFlags::MERGEABLE;
-        if !v.pages_exact || v.flags.intersects(unknowable) {
+        // ksmd merges MADV_MERGEABLE pages on its own schedule.
+        if !v.pages_exact || v.flags.contains(VmFlags::MERGEABLE) || v.may_hold_thp() {
             return None;
         }
         if crate::hugetlb::hugetlb_inode(v).is_some() {
@@ -243,23 +241,35 @@ fn push_dec(out: &mut String, value: u64) {
 
 impl AddressSpace {
     /// Linux: `smaps_hugetlb_range()`: a hugetlb VMA counts only its huge pages, as
-    /// `Shared_Hugetlb` when another mapping maps the page too (`folio_maybe_mapped_shared()`),
-    /// else `Private_Hugetlb`. The model follows a private mapping's pages (forks share them
-    /// until one writes); a shared mapping's pages, and a private one's reads of the file's
-    /// pages, are the page cache's, whose mappers it does not count.
+    /// `Shared_Hugetlb` when another entry maps the page too (`folio_maybe_mapped_shared()`:
+    /// a fork's, or another shared mapping's of the file's page), else `Private_Hugetlb`.
+    /// A shared mapping of 2 MiB pages that spans a whole aligned 1 GiB range may share its
+    /// page table with another process's (`want_pmd_share()`, `hugetlb_pmd_shared()`), which
+    /// the model does not follow: unknown.
     fn smaps_hugetlb_range(&self, v: &Vma) -> Option<MemSizeStats> {
-        if v.flags.contains(VmFlags::MAYSHARE) {
+        let size = crate::fault::vma_page_size(v);
+        const PUD_SIZE: u64 = 1 << 30;
+        let pmd_share = v.flags.contains(VmFlags::MAYSHARE)
+            && size < PUD_SIZE
+            && v.start.checked_next_multiple_of(PUD_SIZE).and_then(|s| s.checked_add(PUD_SIZE)).is_some_and(|e| e <= v.end);
+        if pmd_share {
             return None;
         }
-        let size = crate::fault::vma_page_size(v);
         let mut mss = MemSizeStats::default();
         for (_, p) in self.pages.range(v.start..v.end) {
-            match p {
+            let shared = match p {
                 // The reservation owner unmapped it from this fork (unmap_ref_private()).
-                crate::Page::Huge(h) if h.is_taken_away() => {}
-                crate::Page::Huge(h) if std::sync::Arc::strong_count(h) > 1 => mss.shared_hugetlb += size,
-                crate::Page::Huge(_) => mss.private_hugetlb += size,
+                crate::Page::Huge(h) if h.is_taken_away() => continue,
+                crate::Page::Huge(h) => std::sync::Arc::strong_count(h) > 1,
+                // Truncated or punched out: unmapped everywhere (forgotten lazily).
+                crate::Page::File(f) if f.folio.is_evicted() => continue,
+                crate::Page::File(f) => f.mapcount() > 1,
                 _ => return None,
+            };
+            if shared {
+                mss.shared_hugetlb += size;
+            } else {
+                mss.private_hugetlb += size;
             }
         }
         Some(mss)
@@ -353,7 +363,7 @@ impl MemSizeStats {
 }
 
 /// Linux: `__show_smap()` from `Rss` to `THPeligible`; every value `?` when `mss` is unknown.
-fn show_counters(out: &mut String, mss: Option<&MemSizeStats>, thp_unknown: bool) {
+fn show_counters(out: &mut String, mss: Option<&MemSizeStats>, thp_eligible: bool) {
     let kb = |f: fn(&MemSizeStats) -> u64| mss.map(|m| f(m) >> 10);
     let referenced = mss.and_then(|m| m.referenced).map(|r| r >> 10);
     let pss_kb = |f: fn(&MemSizeStats) -> u64| mss.map(|m| f(m) >> (10 + PSS_SHIFT));
@@ -386,13 +396,7 @@ fn show_counters(out: &mut String, mss: Option<&MemSizeStats>, thp_unknown: bool
             }
         }
     }
-    // THP is in `madvise` mode: only a VMA with MADV_HUGEPAGE can be eligible, and whether it
-    // is depends on its size and alignment (thp_vma_allowable_order()), not modelled.
-    if thp_unknown {
-        let _ = writeln!(out, "THPeligible:    {UNKNOWN:>8}");
-    } else {
-        let _ = writeln!(out, "THPeligible:    {:>8}", 0);
-    }
+    let _ = writeln!(out, "THPeligible:    {:>8}", u8::from(thp_eligible));
 }
 
 /// How smaps prints a value the model does not know (a comparison with the kernel skips it).

@@ -135,9 +135,11 @@ impl GetUnmappedArea for ThpPlacement {
     }
 }
 
-/// `f_op->fallocate(FALLOC_FL_PUNCH_HOLE)` as `MADV_REMOVE` uses it: may the hole be punched?
-/// (The model drops the pages itself; the hook only refuses, as shmem does for sealed memfds.)
-pub type PunchHole = Arc<dyn Fn(&Inode) -> Result<(), Errno> + Send + Sync>;
+/// `f_op->fallocate(FALLOC_FL_PUNCH_HOLE)` as `MADV_REMOVE` uses it, for the `len` bytes at
+/// byte `offset` of the file: may the hole be punched, and what it does to the file system's
+/// own state (hugetlbfs frees the whole huge pages in the hole). The model drops the hole's
+/// small pages from the page cache itself; the hook may refuse, as shmem does for sealed memfds.
+pub type PunchHole = Arc<dyn Fn(&Inode, u64, u64) -> Result<(), Errno> + Send + Sync>;
 
 /// `struct file_operations`: what the memory-mapping code asks of a file. Build one with
 /// [`FileOperations::new`] and the `with_*` methods.

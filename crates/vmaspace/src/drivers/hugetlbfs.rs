@@ -92,10 +92,17 @@ impl GetUnmappedArea for HugetlbPlacement {
 }
 
 /// `hugetlbfs_punch_hole()` (`hugetlbfs_fallocate` with `FALLOC_FL_PUNCH_HOLE`): no holes in a
-/// file sealed against writing.
-fn hugetlbfs_punch_hole(inode: &Inode) -> Result<(), Errno> {
+/// file sealed against writing; the whole huge pages in the hole leave the file and every
+/// mapping, their reservations go back (partial pages are only zeroed).
+fn hugetlbfs_punch_hole(inode: &Inode, offset: u64, len: u64) -> Result<(), Errno> {
     if inode.state().seals & (seal::WRITE | seal::FUTURE_WRITE) != 0 {
         return Err(Errno::EPERM);
+    }
+    if let Some(h) = HugetlbInode::of(inode) {
+        let bytes = h.size.bytes();
+        let hole_start = offset.div_ceil(bytes);
+        let hole_end = offset.saturating_add(len) / bytes;
+        h.remove_pages(hole_start, hole_end);
     }
     Ok(())
 }

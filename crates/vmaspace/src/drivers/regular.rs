@@ -46,7 +46,7 @@ pub fn ext4_file_operations() -> Arc<FileOperations> {
             FileOperations::new("ext4", MmapHook::Prepare(Arc::new(Ext4MmapPrepare)))
                 .with_get_unmapped_area(Arc::new(ThpPlacement))
                 .with_mmap_sync()
-                .with_punch_hole(Arc::new(|_| Ok(()))),
+                .with_punch_hole(Arc::new(|_, _, _| Ok(()))),
         )
     })
     .clone()

@@ -78,7 +78,7 @@ pub fn shmem_file_operations() -> Arc<FileOperations> {
 }
 
 /// `shmem_fallocate(FALLOC_FL_PUNCH_HOLE)`: no holes in a memfd sealed against writing.
-fn shmem_punch_hole(inode: &Inode) -> Result<(), Errno> {
+fn shmem_punch_hole(inode: &Inode, _offset: u64, _len: u64) -> Result<(), Errno> {
     if inode.state().seals & (seal::WRITE | seal::FUTURE_WRITE) != 0 {
         return Err(Errno::EPERM);
     }

@@ -1,0 +1,54 @@
+//! Transparent huge pages, as far as the model follows them (Linux: `mm/huge_memory.c`): which
+//! VMAs are eligible, and where huge folios the model does not track may appear. The model
+//! assumes this machine kind's configuration (live-kernel.md §1): `enabled=madvise` with only
+//! the PMD order (2 MiB, `inherit`), `shmem_enabled=never`, no `CONFIG_READ_ONLY_THP_FOR_FS`,
+//! no DAX.
+
+use crate::addr::PMD_SIZE;
+use crate::flags::VmFlags;
+use crate::vma::Vma;
+
+impl Vma {
+    /// Linux: `thp_vma_allowable_orders(vma, vma->vm_flags, TVA_SMAPS, THP_ORDERS_ALL)`, smaps'
+    /// `THPeligible`. Only an anonymous VMA can be eligible here: one with `VM_HUGEPAGE` and
+    /// without `VM_NOHUGEPAGE` that holds a PMD-aligned 2 MiB range
+    /// (`thp_vma_suitable_order()` at `vm_end - PMD_SIZE`). A file VMA never is: shmem's huge
+    /// orders are off, and a regular file needs `CONFIG_READ_ONLY_THP_FOR_FS` or a
+    /// `huge_fault` handler.
+    pub fn thp_eligible(&self) -> bool {
+        self.thp_advised() && self.end.checked_sub(PMD_SIZE).is_some_and(|a| self.holds_pmd_at(a))
+    }
+
+    /// Linux: `thp_vma_allowable_order(TVA_PAGEFAULT, PMD_ORDER)` and
+    /// `thp_vma_suitable_order()` at `addr`: a fault there may map a huge page (or the huge
+    /// zero page) for the whole 2 MiB around it, when the allocation succeeds.
+    pub(crate) fn thp_fault_possible(&self, addr: u64) -> bool {
+        self.thp_advised() && self.holds_pmd_at(addr)
+    }
+
+    /// Whether the VMA may hold huge folios the model does not follow, making its counters
+    /// unknown: THPs in an eligible anonymous VMA (khugepaged collapses on its own schedule),
+    /// and a file VMA under `MADV_HUGEPAGE`, whose read-ahead allocates PMD-order folios where
+    /// the file system takes large folios (`do_sync_mmap_readahead()`). Under shmem's `never`
+    /// a shmem VMA's folios stay small; hugetlb pages are hugetlb's.
+    pub(crate) fn may_hold_thp(&self) -> bool {
+        self.thp_eligible()
+            || (self.flags.contains(VmFlags::HUGEPAGE)
+                && !self.is_anonymous()
+                && !self.flags.contains(VmFlags::HUGETLB)
+                && !crate::drivers::shmem::vma_is_shmem(self.ops.as_ref()))
+    }
+
+    /// The anonymous-memory half of `thp_vma_allowable_orders()` under `enabled=madvise`:
+    /// `VM_HUGEPAGE` asked for, `VM_NOHUGEPAGE` not (`vma_thp_disabled()`).
+    fn thp_advised(&self) -> bool {
+        self.is_anonymous() && self.flags.contains(VmFlags::HUGEPAGE) && !self.flags.contains(VmFlags::NOHUGEPAGE)
+    }
+
+    /// Linux: `thp_vma_suitable_order(vma, addr, PMD_ORDER)` for an anonymous VMA: the 2 MiB
+    /// aligned range around `addr` lies within the VMA.
+    fn holds_pmd_at(&self, addr: u64) -> bool {
+        let haddr = addr & !(PMD_SIZE - 1);
+        haddr >= self.start && haddr.checked_add(PMD_SIZE).is_some_and(|e| e <= self.end)
+    }
+}
