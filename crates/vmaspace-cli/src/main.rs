@@ -4,6 +4,7 @@
 
 mod check;
 mod exec;
+mod explain;
 mod fuzz;
 mod record;
 mod recording;
@@ -68,6 +69,26 @@ enum Cmd {
         /// DIR=overlay, DIR absolute (repeatable; /dev/shm is tmpfs already).
         #[arg(long, value_parser = parse_mount)]
         mount: Vec<crate::exec::ModelMount>,
+    },
+    /// Explain a trace's address space: why each mapping landed where it did, and why adjacent
+    /// VMAs did not merge.
+    ///
+    /// Runs the trace on the model (starting as `run` does) and prints, for every call that
+    /// chose an address, the placement code's decisions (allocator, hint, THP alignment, the
+    /// gap searched and taken, stack guard gaps), then for every pair of adjacent VMAs the
+    /// first of Linux's merge conditions that keeps them apart, in Linux's terms.
+    Explain {
+        /// The trace.
+        trace: PathBuf,
+        /// Stop after this line of the trace (default: run it all).
+        #[arg(long)]
+        at: Option<usize>,
+        /// Start from this /proc/PID/maps snapshot instead of the kernel side's process.
+        #[arg(long)]
+        initial_maps: Option<PathBuf>,
+        /// Start from an empty address space instead of the kernel side's process.
+        #[arg(long)]
+        empty: bool,
     },
     /// Run traces on the model and on the live kernel and report the first divergence.
     Check {
@@ -176,6 +197,9 @@ fn main() {
             },
             &run::Output { quiet, format, expect },
         ),
+        Cmd::Explain { trace, at, initial_maps, empty } => {
+            explain::main(&trace, at, &run::RunArgs { initial_maps, empty, ..run::RunArgs::default() })
+        }
         Cmd::Check { every_step, any_kernel, traces } => check::main(&traces, every_step, any_kernel),
         Cmd::Fuzz { seed, cases, ops, jobs, out, keep, shard, any_kernel } => {
             fuzz::main(&fuzz::FuzzArgs { seed, cases, ops, jobs, out, keep, shard }, any_kernel)

@@ -85,6 +85,47 @@ pub fn check_before_kernel(s: &Scenario) -> Result<(), String> {
 /// Checkpoint text is scoped as `args.window` or the trace header says (the default window
 /// otherwise, as `check` and `record` compare it).
 pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelRun, String> {
+    let (mut model, scope, cwd) = start_model(s, args)?;
+    let runnable = s.runnable();
+    let mut run = ModelRun { results: Vec::new(), texts: Vec::new(), mismatch: None, cwd };
+    for line in &runnable.lines {
+        if line.call.is_checkpoint() {
+            run.results.push(None);
+            run.texts.push(Some(model.checkpoint(line, scope)));
+            continue;
+        }
+        let got = apply_checked(&mut model, line)?;
+        run.results.push(Some(got));
+        run.texts.push((steps == Steps::EveryCall).then(|| model.checkpoint(&maps_of(line), scope)));
+        if let Some(expected) = line.result
+            && expected != got
+        {
+            let hex = returns_address(&line.call);
+            run.mismatch = Some(format!(
+                "line {}: {}: expected {}, got {}",
+                line.lineno,
+                format_call(&line.call),
+                format_outcome(expected, hex),
+                format_outcome(got, hex)
+            ));
+            break;
+        }
+    }
+    Ok(run)
+}
+
+/// Runs one call on the model; an error when it went past the model's page budget.
+pub fn apply_checked(model: &mut Model, line: &vmaspace_trace::Line) -> Result<Outcome, String> {
+    let got = model.apply(line).unwrap_or(Outcome::NoReturn);
+    match model.limit_exceeded() {
+        Some(why) => Err(format!("line {}: {}: refused: {why}", line.lineno, format_call(&line.call))),
+        None => Ok(got),
+    }
+}
+
+/// The model a scenario starts from under `args` (the process `check` runs traces in by
+/// default), the scope its checkpoints print, and its working directory.
+pub fn start_model(s: &Scenario, args: &RunArgs) -> Result<(Model, Option<Scope>, String), String> {
     let scope = args.window.map(|(start, end)| Scope::Window { start, end }).or(Some(s.trace.effective_scope()));
     let initial_maps = match (&args.initial_maps_text, &args.initial_maps, s.is_whole_space()) {
         (Some(t), _, _) => Some(t.clone()),
@@ -116,35 +157,7 @@ pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelR
     };
     let mut model = Model::new(&opts)?;
     model.fork_labels = s.trace.fork_labels().into();
-    let runnable = s.runnable();
-    let mut run = ModelRun { results: Vec::new(), texts: Vec::new(), mismatch: None, cwd: opts.cwd.clone() };
-    for line in &runnable.lines {
-        if line.call.is_checkpoint() {
-            run.results.push(None);
-            run.texts.push(Some(model.checkpoint(line, scope)));
-            continue;
-        }
-        let got = model.apply(line).unwrap_or(Outcome::NoReturn);
-        if let Some(why) = model.limit_exceeded() {
-            return Err(format!("line {}: {}: refused: {why}", line.lineno, format_call(&line.call)));
-        }
-        run.results.push(Some(got));
-        run.texts.push((steps == Steps::EveryCall).then(|| model.checkpoint(&maps_of(line), scope)));
-        if let Some(expected) = line.result
-            && expected != got
-        {
-            let hex = returns_address(&line.call);
-            run.mismatch = Some(format!(
-                "line {}: {}: expected {}, got {}",
-                line.lineno,
-                format_call(&line.call),
-                format_outcome(expected, hex),
-                format_outcome(got, hex)
-            ));
-            break;
-        }
-    }
-    Ok(run)
+    Ok((model, scope, opts.cwd))
 }
 
 /// A `maps()` checkpoint of the process a line runs in.
@@ -196,7 +209,7 @@ fn json_string(s: &str) -> String {
 }
 
 /// A result as strace prints it, with the errno's description.
-fn result_text(call: &Call, o: Outcome) -> String {
+pub fn result_text(call: &Call, o: Outcome) -> String {
     let text = format_outcome(o, returns_address(call));
     match o {
         Outcome::Error(n) => match vmaspace::Errno::from_number(i32::from(n)) {

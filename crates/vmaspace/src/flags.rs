@@ -14,6 +14,8 @@ macro_rules! vm_flags {
                 #[doc = concat!("`VM_", stringify!($name), "` (bit ", stringify!($bit), ").")]
                 pub const $name: VmFlags = VmFlags(1 << $bit);
             )*
+            /// Every named flag with its `VM_` name, in bit order.
+            const NAMED: &[(&'static str, VmFlags)] = &[$((concat!("VM_", stringify!($name)), VmFlags(1 << $bit)),)*];
         }
     };
 }
@@ -103,6 +105,18 @@ impl VmFlags {
     /// `is_stack_mapping`.
     pub fn is_stack(self) -> bool {
         self.intersects(VmFlags::GROWSDOWN | VmFlags::SHADOW_STACK)
+    }
+
+    /// The flags by their kernel names, `VM_READ|VM_WRITE`, in bit order; bits without a name
+    /// as one hex number at the end.
+    pub fn names(self) -> String {
+        let mut parts: Vec<String> =
+            VmFlags::NAMED.iter().filter(|(_, f)| self.contains(*f)).map(|(n, _)| (*n).to_string()).collect();
+        let named = VmFlags::NAMED.iter().fold(0, |acc, (_, f)| acc | f.0);
+        if self.0 & !named != 0 {
+            parts.push(format!("{:#x}", self.0 & !named));
+        }
+        if parts.is_empty() { "0".into() } else { parts.join("|") }
     }
 
     /// The `VmFlags:` line's mnemonics, in bit order, each followed by a space

@@ -27,6 +27,7 @@ mod brk;
 pub mod driver;
 pub mod drivers;
 pub mod errno;
+pub mod explain;
 pub mod fault;
 mod fd;
 mod filemap;
@@ -316,6 +317,8 @@ pub struct AddressSpace {
     pub(crate) pkeys: Pkeys,
     /// Labels of anon_vmas handed out (`anon_vma_alloc`).
     pub(crate) next_anon_vma: u64,
+    /// The placement code's decisions, while `explain` asks for them.
+    pub(crate) placement_log: explain::PlacementLog,
 }
 
 /// x86 protection keys: which are allocated and what PKRU denies (`mm->context.pkey_allocation_map`).
@@ -392,6 +395,7 @@ impl AddressSpace {
             bugs: Vec::new(),
             pkeys,
             next_anon_vma: 0,
+            placement_log: explain::PlacementLog::default(),
         }
     }
 

@@ -64,37 +64,55 @@ impl Vmg {
         }
     }
 
-    /// Linux: `is_mergeable_vma()`.
-    fn is_mergeable_vma(&self, other: &Vma) -> bool {
-        (other.flags.0 ^ self.flags.0) & !VmFlags::IGNORE_MERGE.0 == 0
-            && other.same_file(self.file.as_ref())
-            && other.anon_name == self.anon_name
+    /// Linux: `is_mergeable_vma()`, saying which of its conditions fails.
+    fn is_mergeable_vma(&self, other: &Vma) -> Result<(), MergeBlocker> {
+        let differ = VmFlags((other.flags.0 ^ self.flags.0) & !VmFlags::IGNORE_MERGE.0);
+        if differ != VmFlags::NONE {
+            return Err(MergeBlocker::FlagsDiffer(differ));
+        }
+        if !other.same_file(self.file.as_ref()) {
+            return Err(MergeBlocker::FileDiffers);
+        }
+        if other.anon_name != self.anon_name {
+            return Err(MergeBlocker::AnonNameDiffers);
+        }
+        Ok(())
     }
 
-    /// Linux: `is_mergeable_anon_vma()`.
-    fn is_mergeable_anon_vma(&self, tgt: &Vma) -> bool {
-        match (tgt.anon_vma, self.anon_vma) {
+    /// Linux: `is_mergeable_anon_vma()`, saying which of its conditions fails.
+    fn is_mergeable_anon_vma(&self, tgt: &Vma) -> Result<(), MergeBlocker> {
+        let ok = match (tgt.anon_vma, self.anon_vma) {
             // Case 1: src's anon_vma will be duplicated into tgt.
             (None, Some(_)) => !self.middle_forked,
             // Case 2: tgt's anon_vma will be used.
             (Some(t), None) => !t.forked,
             // Case 3: both or neither.
             (t, s) => t.map(|a| a.id) == s.map(|a| a.id),
-        }
+        };
+        if ok { Ok(()) } else { Err(MergeBlocker::AnonVmaDiffers { target: tgt.anon_vma, range: self.anon_vma }) }
     }
 
     /// Linux: `can_vma_merge_before()`: can the range go in front of `next`?
     fn can_merge_before(&self, next: &Vma) -> bool {
-        self.is_mergeable_vma(next)
-            && self.is_mergeable_anon_vma(next)
+        self.is_mergeable_vma(next).is_ok()
+            && self.is_mergeable_anon_vma(next).is_ok()
             && next.pgoff == self.pgoff.wrapping_add(pages(self.start, self.end))
     }
 
     /// Linux: `can_vma_merge_after()`: can the range follow `prev`?
     fn can_merge_after(&self, prev: &Vma) -> bool {
-        self.is_mergeable_vma(prev)
-            && self.is_mergeable_anon_vma(prev)
-            && prev.pgoff.wrapping_add(prev.pages()) == self.pgoff
+        self.why_not_after(prev).is_ok()
+    }
+
+    /// `can_vma_merge_after()`'s conditions in their order, the first that fails.
+    pub(crate) fn why_not_after(&self, prev: &Vma) -> Result<(), MergeBlocker> {
+        self.is_mergeable_vma(prev)?;
+        self.is_mergeable_anon_vma(prev)?;
+        let expected = prev.pgoff.wrapping_add(prev.pages());
+        if expected != self.pgoff {
+            return Err(MergeBlocker::PgoffNotContiguous { expected, found: self.pgoff });
+        }
+        Ok(())
     }
 
     fn can_merge_left(&self, prev: Option<&Vma>) -> bool {
@@ -112,6 +130,44 @@ impl Vmg {
         let (pa, na) = (prev.and_then(|p| p.anon_vma), next.anon_vma);
         pa.is_none() || na.is_none() || pa.map(|a| a.id) == na.map(|a| a.id)
     }
+}
+
+/// The first condition of Linux's merge code that keeps two adjacent VMAs apart (see
+/// [`AddressSpace::why_not_merged`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeBlocker {
+    /// The upper VMA has `VM_SPECIAL` flags (`VM_IO`, `VM_DONTEXPAND`, `VM_PFNMAP`,
+    /// `VM_MIXEDMAP`): `vma_merge_existing_range()` and `vma_merge_new_range()` never merge
+    /// such a range.
+    Special(VmFlags),
+    /// `is_mergeable_vma()`: these `vm_flags` differ (beyond `VM_IGNORE_MERGE`).
+    FlagsDiffer(VmFlags),
+    /// `is_mergeable_vma()`: another `vm_file` (another open file description, even of the
+    /// same inode).
+    FileDiffers,
+    /// `is_mergeable_vma()`: another `anon_vma_name`.
+    AnonNameDiffers,
+    /// `is_mergeable_anon_vma()`: different anon_vmas, or one of a fork child that still
+    /// shares its parent's (`vma_had_uncowed_parents()`).
+    AnonVmaDiffers {
+        /// The lower VMA's (the merge target's).
+        target: Option<AnonVmaRef>,
+        /// The upper VMA's (the range's).
+        range: Option<AnonVmaRef>,
+    },
+    /// `can_vma_merge_after()`: the upper VMA's `vm_pgoff` does not continue the lower one's.
+    PgoffNotContiguous {
+        /// The lower VMA's `vm_pgoff` plus its pages.
+        expected: u64,
+        /// The upper VMA's `vm_pgoff`.
+        found: u64,
+    },
+    /// `can_merge_remove_vma()`: merging would remove the upper VMA, whose `vm_ops->close`
+    /// forbids that.
+    CloseOp,
+    /// Nothing keeps them apart: Linux merges only when a call maps, changes or moves a range
+    /// beside a VMA, and no call since they met did.
+    NotAttempted,
 }
 
 /// Linux: `dup_anon_vma()`: `dst` takes `src`'s anon_vma (and chain) when it has none.
@@ -154,6 +210,28 @@ impl AddressSpace {
         let target = target?;
         let sticky = vmg.flags & VmFlags::STICKY;
         Some(self.vma_expand(target, start, end, pgoff, next.as_ref(), sticky))
+    }
+
+    /// Why the adjacent VMAs starting at `prev` and `next` (`prev`'s end is `next`'s start) are
+    /// two VMAs: the first condition that fails when Linux's merge code proposes `next`'s
+    /// whole range, with its own attributes, for a merge into `prev` (as an mprotect of `next`
+    /// to what it has would, `vma_merge_existing_range()`), in the code's own order.
+    pub fn why_not_merged(&self, prev: u64, next: u64) -> Option<MergeBlocker> {
+        let (p, n) = (self.tree.get(prev)?, self.tree.get(next)?);
+        if p.end != n.start {
+            return None;
+        }
+        if n.flags.intersects(VmFlags::SPECIAL) {
+            return Some(MergeBlocker::Special(n.flags & VmFlags::SPECIAL));
+        }
+        let vmg = Vmg::modify(n, n.start, n.end, n.flags);
+        if let Err(why) = vmg.why_not_after(p) {
+            return Some(why);
+        }
+        if !n.can_merge_remove() {
+            return Some(MergeBlocker::CloseOp);
+        }
+        Some(MergeBlocker::NotAttempted)
     }
 
     /// Linux: `vma_expand()`: grows `target` to `[start, end)`, removing `next` when the new

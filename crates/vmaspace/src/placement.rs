@@ -4,6 +4,7 @@ use crate::AddressSpace;
 use crate::addr::{PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, is_page_aligned, page_align};
 use crate::driver::{AreaRequest, GetUnmappedArea, OpenFile, UnmappedAreaSearch};
 use crate::errno::Errno;
+use crate::explain::PlacementStep;
 use crate::flags::{VmFlags, map};
 use std::sync::Arc;
 
@@ -80,6 +81,17 @@ impl AddressSpace {
         let shared = flags & map::SHARED != 0;
         let pgoff = if file.is_some() { pgoff } else { 0 };
         let req = AreaRequest { addr, len, pgoff, flags, vm_flags };
+        self.note_placement(|| {
+            PlacementStep::Allocator(match file.map(|f| (&f.ops.get_unmapped_area, f.ops.label)) {
+                Some((Some(_), label)) => format!("{label}'s f_op->get_unmapped_area"),
+                Some((None, _)) => "mm_get_unmapped_area (the file has no get_unmapped_area)".into(),
+                None if shared => "shmem_get_unmapped_area (shared anonymous memory is shmem's)".into(),
+                None if addr == 0 && len.is_multiple_of(PMD_SIZE) => {
+                    "thp_get_unmapped_area (anonymous, no hint, length a multiple of 2 MiB)".into()
+                }
+                None => "mm_get_unmapped_area".into(),
+            })
+        });
         let addr = match file.map(|f| &f.ops.get_unmapped_area) {
             // f_op->get_unmapped_area.
             Some(Some(g)) => g.get_unmapped_area(self, req)?,
@@ -110,6 +122,7 @@ impl AddressSpace {
         if let Some(a) = self.thp_aligned_area(s) {
             return Ok(a);
         }
+        self.note_placement(|| PlacementStep::ThpNotApplicable);
         self.mm_search(s)
     }
 
@@ -131,10 +144,9 @@ impl AddressSpace {
         }
         let off_sub = off.wrapping_sub(ret) & (size - 1);
         // The mm is top-down (MMF_TOPDOWN), even when MAP_32BIT searched bottom-up.
-        if off_sub == 0 {
-            return Some(ret + size);
-        }
-        Some(ret + off_sub)
+        let aligned = if off_sub == 0 { ret + size } else { ret + off_sub };
+        self.note_placement(|| PlacementStep::ThpAligned { padded_len: len_pad, found: ret, aligned });
+        Some(aligned)
     }
 
     /// The `align_mask` and `align_offset` of a search.
@@ -164,8 +176,18 @@ impl AddressSpace {
             if self.hint_valid(addr, len) {
                 let gap = self.settings.stack_guard_gap;
                 if self.tree.find_vma(addr).is_none_or(|v| addr + len <= v.start_gap(gap)) {
+                    self.note_placement(|| PlacementStep::HintTaken(addr));
                     return Ok(addr);
                 }
+                self.note_placement(|| PlacementStep::HintRefused {
+                    addr,
+                    why: "a VMA (or the stack guard gap below one) overlaps it",
+                });
+            } else {
+                self.note_placement(|| PlacementStep::HintRefused {
+                    addr,
+                    why: "it does not fit below TASK_SIZE within one address-space window (mmap_address_hint_valid)",
+                });
             }
         }
         let mut high_limit = self.settings.mmap_base;
@@ -183,7 +205,10 @@ impl AddressSpace {
         };
         match self.unmapped_area_topdown(info) {
             Some(a) => Ok(a),
-            None => self.arch_get_unmapped_area(s.without_vm_flags()),
+            None => {
+                self.note_placement(|| PlacementStep::BottomUpFallback);
+                self.arch_get_unmapped_area(s.without_vm_flags())
+            }
         }
     }
 
@@ -227,7 +252,11 @@ impl AddressSpace {
             align_offset,
             start_gap: s.start_gap(),
         };
-        self.unmapped_area(info).ok_or(Errno::ENOMEM)
+        let found = self.unmapped_area(info);
+        if found.is_none() {
+            self.note_placement(|| PlacementStep::NoGap);
+        }
+        found.ok_or(Errno::ENOMEM)
     }
 
     /// Linux: `unmapped_area_topdown()`: the highest gap that fits, respecting the guard gap
@@ -246,10 +275,27 @@ impl AddressSpace {
                 && next.start_gap(guard) < gap_end
             {
                 high_limit = next.start_gap(guard);
+                self.note_placement(|| PlacementStep::StackGuardGap { stack: next.start, limit: high_limit });
                 continue;
             }
+            self.note_placement(|| PlacementStep::Gap {
+                top_down: true,
+                length,
+                low_limit,
+                high_limit,
+                gap: self.gap_around(gap),
+                align_mask: info.align_mask,
+                addr: gap,
+            });
             return Some(gap);
         }
+    }
+
+    /// The free gap holding `addr`: from the end of the VMA below to the start of the one above.
+    fn gap_around(&self, addr: u64) -> (u64, u64) {
+        let below = self.tree.prev_of(addr.saturating_add(1)).map_or(0, |v| v.end);
+        let above = self.tree.next_from(addr.saturating_add(1)).map_or(self.settings.task_size, |v| v.start);
+        (below, above)
     }
 
     /// Linux: `unmapped_area()`: the lowest gap that fits.
@@ -267,8 +313,18 @@ impl AddressSpace {
                 && next.start_gap(guard) < gap + length - 1
             {
                 low_limit = next.end;
+                self.note_placement(|| PlacementStep::StackGuardGap { stack: next.start, limit: low_limit });
                 continue;
             }
+            self.note_placement(|| PlacementStep::Gap {
+                top_down: false,
+                length,
+                low_limit,
+                high_limit,
+                gap: self.gap_around(gap),
+                align_mask: info.align_mask,
+                addr: gap,
+            });
             return Some(gap);
         }
     }

@@ -251,7 +251,10 @@ impl AddressSpace {
         const PUD_SIZE: u64 = 1 << 30;
         let pmd_share = v.flags.contains(VmFlags::MAYSHARE)
             && size < PUD_SIZE
-            && v.start.checked_next_multiple_of(PUD_SIZE).and_then(|s| s.checked_add(PUD_SIZE)).is_some_and(|e| e <= v.end);
+            && v.start
+                .checked_next_multiple_of(PUD_SIZE)
+                .and_then(|s| s.checked_add(PUD_SIZE))
+                .is_some_and(|e| e <= v.end);
         if pmd_share {
             return None;
         }
