@@ -67,8 +67,9 @@ impl AddressSpace {
         if crate::hugetlb::hugetlb_inode(vma).is_some() {
             return self.hugetlb_fault(vma_start, addr, access);
         }
+        let locked = vma.flags.contains(VmFlags::LOCKED);
         self.drop_if_truncated(vma_start, page);
-        self.access_anon(page, access);
+        self.access_present(page, access, locked);
         if !self.needs_fault(vma_start, page, access) {
             return Ok(());
         }
@@ -95,28 +96,33 @@ impl AddressSpace {
         }
     }
 
-    /// An access to a present anonymous page sets its accessed bit; a write to a frame that
-    /// another page table maps too gets a copy of its own (Linux: `do_wp_page()` →
-    /// `wp_page_copy()`; with the last mapping left, `wp_can_reuse_anon_folio()` reuses it).
-    fn access_anon(&mut self, page: u64, access: Access) {
-        if let Some(Page::Anon(a)) = self.pages.get_mut(&page) {
-            a.young = Some(true);
-            if access == Access::Write {
-                wp_anon(a);
+    /// An access to a present page sets its entry's accessed bit (the CPU does, on x86: a
+    /// fork's child starts with old entries); a write to an anonymous frame that another page
+    /// table maps too gets a copy of its own (Linux: `do_wp_page()` → `wp_page_copy()`; with
+    /// the last mapping left, `wp_can_reuse_anon_folio()` reuses it).
+    fn access_present(&mut self, page: u64, access: Access, locked: bool) {
+        match self.pages.get_mut(&page) {
+            Some(Page::Anon(a)) => {
+                a.young = Some(true);
+                if access == Access::Write {
+                    wp_anon(a, locked);
+                }
             }
+            Some(Page::File(f)) => f.young = Some(true),
+            _ => {}
         }
     }
 
     /// get_user_pages on a present anonymous page: a write to a write-protected entry faults
     /// (`do_wp_page()`, which makes the entry young); anything else follows the entry as it is
     /// (`follow_page_pte()` does not touch the accessed bit of a small page).
-    fn gup_anon(&mut self, page: u64, access: Access) {
+    fn gup_anon(&mut self, page: u64, access: Access, locked: bool) {
         if let Some(Page::Anon(a)) = self.pages.get_mut(&page)
             && access == Access::Write
             && a.wrprotected
         {
             a.young = Some(true);
-            wp_anon(a);
+            wp_anon(a, locked);
         }
     }
 
@@ -153,7 +159,8 @@ impl AddressSpace {
             return self.hugetlb_fault(vma_start, page, access).map_err(|_| Errno::EFAULT);
         }
         self.drop_if_truncated(vma_start, page);
-        self.gup_anon(page, access);
+        let locked = self.tree.get(vma_start).is_some_and(|v| v.flags.contains(VmFlags::LOCKED));
+        self.gup_anon(page, access, locked);
         // follow_page_pte(): a write through get_user_pages to a page a shared mapping maps
         // dirties the folio.
         let shared = self.tree.get(vma_start).is_some_and(|v| v.flags.contains(VmFlags::SHARED));
@@ -384,9 +391,14 @@ impl AddressSpace {
 
 /// Linux: `do_wp_page()` on an anonymous entry: a frame another entry maps too is copied
 /// (`wp_page_copy()`), one mapped only here is reused (`wp_page_reuse()`); either way the entry
-/// is writable again.
-fn wp_anon(a: &mut crate::AnonPage) {
+/// is writable again. A copy in a locked VMA unmaps the old frame from it, which munlocks it
+/// (`folio_remove_rmap_pte()` → `munlock_vma_folio()`): its `PG_referenced` is then up to the
+/// mlock batch's drain (see [`crate::AnonFrame::forget_referenced`]).
+fn wp_anon(a: &mut crate::AnonPage, locked: bool) {
     if a.mapcount() > 1 {
+        if locked {
+            a.frame.forget_referenced();
+        }
         a.frame = std::sync::Arc::new(crate::AnonFrame::default());
     }
     a.wrprotected = false;

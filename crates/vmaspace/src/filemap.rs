@@ -152,7 +152,7 @@ impl AddressSpace {
         let mut mapped: Vec<(u64, Arc<CacheFolio>)> = Vec::new();
         let mut seen = 0u32;
         for (i, f) in cache.pages.range(first..=last) {
-            if *i >= eof_pages || f.readahead.load(Ordering::Relaxed) {
+            if *i >= eof_pages || f.readahead.load(Ordering::Relaxed) || f.not_uptodate.load(Ordering::Relaxed) {
                 continue;
             }
             seen += 1;
@@ -207,7 +207,9 @@ impl AddressSpace {
                     }
                 }
             }
-            return Ok((f, false));
+            // page_not_uptodate: the fault reads the page, dropping the lock, and is retried.
+            let retried = f.not_uptodate.swap(false, Ordering::Relaxed);
+            return Ok((f, retried));
         }
         let retried = match kind {
             CacheFault::Allocate => {

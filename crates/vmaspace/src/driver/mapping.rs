@@ -17,6 +17,10 @@ pub(crate) struct CacheFolio {
     pub(crate) readahead: AtomicBool,
     /// Removed from the cache (truncated, hole punched), so unmapped from every mapping.
     pub(crate) evicted: AtomicBool,
+    /// Not `PG_uptodate`: a page a file system put in the cache without reading it (ext4
+    /// zeroing the end of a block that is a hole). Fault-around passes it by
+    /// (`next_uptodate_folio()`); a fault on it reads it and is retried (`page_not_uptodate`).
+    pub(crate) not_uptodate: AtomicBool,
 }
 
 impl CacheFolio {
@@ -69,8 +73,11 @@ impl PageCache {
     /// that zeroes the end of a block (`SuperBlock::zeroes_eof_block`).
     pub(crate) fn zero_eof_block(&mut self, at: u64) {
         let page = crate::addr::PAGE_SIZE;
-        if !at.is_multiple_of(page) {
-            self.add(at / page, false);
+        // `__ext4_block_zero_page_range()` grabs the page (`FGP_CREAT`) and leaves a hole's
+        // block alone: a page it had to create is not read, so not uptodate. (In a trace a
+        // block is on disk only while its page is cached.)
+        if !at.is_multiple_of(page) && self.add(at / page, false) {
+            self.pages[&(at / page)].not_uptodate.store(true, Ordering::Relaxed);
         }
     }
 
