@@ -8,6 +8,7 @@ mod explain;
 mod fuzz;
 mod record;
 mod recording;
+mod render;
 mod rng;
 mod run;
 mod scenario;
@@ -83,6 +84,25 @@ enum Cmd {
         /// Stop after this line of the trace (default: run it all).
         #[arg(long)]
         at: Option<usize>,
+        /// Start from this /proc/PID/maps snapshot instead of the kernel side's process.
+        #[arg(long)]
+        initial_maps: Option<PathBuf>,
+        /// Start from an empty address space instead of the kernel side's process.
+        #[arg(long)]
+        empty: bool,
+    },
+    /// Draw a trace's address space as one self-contained HTML page.
+    ///
+    /// The page shows every process's VMAs after every call as bands (colour by kind, shade by
+    /// permissions) on an axis where a 4 KiB VMA and a 128 TiB gap are both visible, with a
+    /// step control over the calls; the VMAs a call made, split, merged, changed or unmapped
+    /// are outlined, and hovering a VMA shows its maps and smaps lines. No network access.
+    Render {
+        /// The trace.
+        trace: PathBuf,
+        /// The HTML file to write.
+        #[arg(short = 'o', long)]
+        out: PathBuf,
         /// Start from this /proc/PID/maps snapshot instead of the kernel side's process.
         #[arg(long)]
         initial_maps: Option<PathBuf>,
@@ -199,6 +219,9 @@ fn main() {
         ),
         Cmd::Explain { trace, at, initial_maps, empty } => {
             explain::main(&trace, at, &run::RunArgs { initial_maps, empty, ..run::RunArgs::default() })
+        }
+        Cmd::Render { trace, out, initial_maps, empty } => {
+            render::main(&trace, &out, &run::RunArgs { initial_maps, empty, ..run::RunArgs::default() })
         }
         Cmd::Check { every_step, any_kernel, traces } => check::main(&traces, every_step, any_kernel),
         Cmd::Fuzz { seed, cases, ops, jobs, out, keep, shard, any_kernel } => {
