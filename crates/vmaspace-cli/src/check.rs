@@ -1,7 +1,7 @@
 //! `vmaspace check`: runs traces on the model and on the live kernel and reports the first
 //! divergence.
 
-use crate::run::{RunArgs, Steps, run_scenario};
+use crate::run::{Format, RunArgs, Steps, json_string, run_scenario};
 use crate::scenario::{Scenario, apply_scope};
 use std::path::PathBuf;
 use vmaspace_oracle::{RunOptions, Snapshots};
@@ -83,8 +83,18 @@ pub fn check_one(s: &Scenario, steps: Steps) -> Result<Verdict, String> {
     Ok(Verdict::Agree)
 }
 
-/// `vmaspace check [--every-step] [--any-kernel] TRACE...`. Returns the exit status.
-pub fn main(traces: &[PathBuf], every_step: bool, any_kernel: bool) -> i32 {
+/// One trace's verdict as a JSON object (`--format json`).
+fn json_verdict(path: &std::path::Path, verdict: &str, message: Option<&str>) -> String {
+    format!(
+        "{{\"trace\": {}, \"verdict\": \"{verdict}\", \"message\": {}}}",
+        json_string(&path.display().to_string()),
+        message.map_or("null".to_string(), json_string)
+    )
+}
+
+/// `vmaspace check [--every-step] [--any-kernel] [--format F] TRACE...`. Returns the exit status.
+pub fn main(traces: &[PathBuf], every_step: bool, any_kernel: bool, format: Format) -> i32 {
+    let json = format == Format::Json;
     if let Err(e) = vmaspace_oracle::check_kernel(any_kernel) {
         eprintln!("vmaspace check: {e}");
         return 2;
@@ -99,23 +109,38 @@ pub fn main(traces: &[PathBuf], every_step: bool, any_kernel: bool) -> i32 {
     for path in traces {
         let verdict = Scenario::load(path).map_err(|e| e.0).and_then(|s| check_one(&s, steps));
         crate::exit_if_interrupted();
-        match verdict {
-            Ok(Verdict::Agree) => agree += 1,
+        let line = match verdict {
+            Ok(Verdict::Agree) => {
+                agree += 1;
+                json_verdict(path, "agree", None)
+            }
             Ok(Verdict::Skipped(why)) => {
                 skipped += 1;
                 eprintln!("{}: SKIPPED: {why}", path.display());
+                json_verdict(path, "skipped", Some(&why))
             }
             Ok(Verdict::Diverge(msg)) => {
                 diverge += 1;
                 eprintln!("{}: DIVERGES\n{msg}", path.display());
                 status = status.max(1);
+                json_verdict(path, "diverge", Some(&msg))
             }
             Err(e) => {
                 unusable += 1;
                 eprintln!("{}: cannot check: {e}", path.display());
                 status = 2;
+                json_verdict(path, "unusable", Some(&e))
             }
+        };
+        if json {
+            println!("{line}");
         }
+    }
+    if json {
+        println!(
+            "{{\"traces\": {}, \"agree\": {agree}, \"diverge\": {diverge}, \"skipped\": {skipped}, \"unusable\": {unusable}}}",
+            traces.len()
+        );
     }
     let plural = |n: usize| if n == 1 { "" } else { "s" };
     eprintln!(

@@ -27,6 +27,8 @@ pub struct FuzzArgs {
     pub keep: bool,
     /// `--shard I/N`: only the cases whose number is I-1 modulo N (1 <= I <= N).
     pub shard: (usize, usize),
+    /// Text, or JSON objects on stdout (each finding, then the summary).
+    pub format: crate::run::Format,
 }
 
 const PAGE: u64 = 0x1000;
@@ -90,25 +92,65 @@ impl Gen {
         self.protected.iter().any(|&(s, e)| start < e && end > s)
     }
 
-    /// An address near where things happen: a VMA edge (± a page) or a page of the arena.
+    /// An address for a hint, a fixed mapping or a range: mostly near where the trace works (an
+    /// edge of one of its VMAs, ± a page, or a page of the arena), and from the whole address
+    /// range too: inside any gap, at the edges of every mapping (the executor's, the stack, the
+    /// vDSO), in the lowest 64 KiB, and near the top of the address space and of the 47-bit
+    /// window. (Calls that would change the executor's own mappings are refused by their
+    /// generators: `is_protected`.)
     fn address(&mut self) -> u64 {
-        let edges: Vec<u64> = self
+        let own_edges: Vec<u64> = self
             .mm
             .vmas()
             .filter(|v| !self.protected.contains(&(v.start(), v.end())))
             .flat_map(|v| [v.start(), v.end()])
             .collect();
-        let base = if !edges.is_empty() && self.rng.chance(65) {
-            let e = self.rng.pick(&edges);
-            match self.rng.below(4) {
-                0 => e.wrapping_sub(PAGE),
-                1 => e + PAGE,
-                _ => e,
+        let all_edges: Vec<u64> = self.mm.vmas().flat_map(|v| [v.start(), v.end()]).collect();
+        let base = match self.rng.weighted(&[52, 18, 10, 8, 5, 7]) {
+            0 if !own_edges.is_empty() => self.near(&own_edges),
+            2 => self.in_some_gap(),
+            3 if !all_edges.is_empty() => self.near(&all_edges),
+            4 => self.rng.below(16) * PAGE,
+            5 => {
+                let top = self.mm.settings().task_size;
+                let window = (1u64 << 47) - PAGE;
+                let from = self.rng.pick(&[top, window, 1 << 47]);
+                from.wrapping_sub(self.rng.below(16) * PAGE)
             }
-        } else {
-            ARENA + self.rng.below(ARENA_PAGES) * PAGE
+            _ => ARENA + self.rng.below(ARENA_PAGES) * PAGE,
         };
         if self.rng.chance(4) { base + 1 + self.rng.below(PAGE - 1) } else { base }
+    }
+
+    /// One of `edges`, or a page beside it.
+    fn near(&mut self, edges: &[u64]) -> u64 {
+        let e = self.rng.pick(edges);
+        match self.rng.below(4) {
+            0 => e.wrapping_sub(PAGE),
+            1 => e + PAGE,
+            _ => e,
+        }
+    }
+
+    /// A page inside one of the free gaps of the address space, any of them.
+    fn in_some_gap(&mut self) -> u64 {
+        let top = self.mm.settings().task_size;
+        let mut gaps = Vec::new();
+        let mut prev_end = 0;
+        for v in self.mm.vmas() {
+            if v.start() > prev_end {
+                gaps.push((prev_end, v.start()));
+            }
+            prev_end = prev_end.max(v.end());
+        }
+        if top > prev_end {
+            gaps.push((prev_end, top));
+        }
+        if gaps.is_empty() {
+            return ARENA;
+        }
+        let (s, e) = self.rng.pick(&gaps);
+        s + self.rng.below((e - s) / PAGE) * PAGE
     }
 
     fn length(&mut self) -> u64 {
@@ -196,7 +238,9 @@ impl Gen {
         if placement != 0 && self.rng.chance(3) {
             flags |= map::_32BIT;
         }
-        if flags & map::FIXED != 0 && self.is_protected(addr & !(PAGE - 1), len.max(PAGE)) {
+        // A huge page mapping covers whole huge pages (1 GiB from 0 takes the executor with it).
+        let unit = if flags & map::HUGETLB != 0 { 1u64 << 30 } else { PAGE };
+        if flags & map::FIXED != 0 && self.is_protected(addr & !(unit - 1), len.max(1).saturating_add(unit)) {
             return None;
         }
         let offset = match self.rng.weighted(&[50, 40, 5, 5]) {
@@ -598,9 +642,20 @@ fn write_finding(out: &Path, seed: u64, f: &Finding, initial: &str) -> std::io::
     Ok(path)
 }
 
-/// Writes a finding to `out` and says so on stderr.
-fn report_finding(out: &Path, seed: u64, f: &Finding, initial: &str) {
-    match write_finding(out, seed, f, initial) {
+/// Writes a finding to `out` and says so on stderr (and, with `json`, as an object on stdout).
+fn report_finding(out: &Path, seed: u64, f: &Finding, initial: &str, json: bool) {
+    let written = write_finding(out, seed, f, initial);
+    if json {
+        println!(
+            "{{\"case\": {}, \"calls\": {}, \"shrunk_from\": {}, \"file\": {}, \"message\": {}}}",
+            f.case,
+            f.minimal.len(),
+            f.original_len,
+            written.as_ref().map_or("null".to_string(), |p| crate::run::json_string(&p.display().to_string())),
+            crate::run::json_string(&f.message)
+        );
+    }
+    match written {
         Ok(p) => eprintln!(
             "{}case {}: divergence, shrunk to {} calls: {}\n{}",
             if std::io::stderr().is_terminal() { "\n" } else { "" },
@@ -700,7 +755,7 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
                     };
                     if let Some(f) = finding {
                         let mut all = findings.lock().unwrap_or_else(|p| p.into_inner());
-                        report_finding(&args.out, args.seed, &f, &initial);
+                        report_finding(&args.out, args.seed, &f, &initial, args.format == crate::run::Format::Json);
                         all.push(f.case);
                     }
                     done.fetch_add(1, Ordering::Relaxed);
@@ -742,11 +797,21 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
     }
     crate::exit_if_interrupted();
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-    println!(
-        "fuzz: {}, {}, {}",
-        plural(total, "case"),
-        plural(total * args.ops, "call"),
-        plural(findings.len(), "divergence")
-    );
+    if args.format == crate::run::Format::Json {
+        println!(
+            "{{\"cases\": {total}, \"calls\": {}, \"divergences\": {}, \"seed\": {}, \"out\": {}}}",
+            total * args.ops,
+            findings.len(),
+            args.seed,
+            crate::run::json_string(&args.out.display().to_string())
+        );
+    } else {
+        println!(
+            "fuzz: {}, {}, {}",
+            plural(total, "case"),
+            plural(total * args.ops, "call"),
+            plural(findings.len(), "divergence")
+        );
+    }
     if findings.is_empty() { 0 } else { 1 }
 }

@@ -118,6 +118,10 @@ enum Cmd {
         /// Accept a kernel other than 6.18.x.
         #[arg(long)]
         any_kernel: bool,
+        /// Text (on stderr), or also one JSON object a trace on stdout (`trace`, `verdict`:
+        /// agree, diverge, skipped or unusable, `message`), then one with the totals.
+        #[arg(long, value_enum, default_value_t = run::Format::Text)]
+        format: run::Format,
         /// The traces (NAME.trace; NAME.expected and NAME.initial-maps beside them).
         #[arg(required = true)]
         traces: Vec<PathBuf>,
@@ -151,6 +155,11 @@ enum Cmd {
         /// Accept a kernel other than 6.18.x.
         #[arg(long)]
         any_kernel: bool,
+        /// Text, or JSON on stdout: one object a divergence found (`case`, `calls`,
+        /// `shrunk_from`, `file`, `message`), then one with the totals (`cases`, `calls`,
+        /// `divergences`, `seed`, `out`). Progress stays on stderr.
+        #[arg(long, value_enum, default_value_t = run::Format::Text)]
+        format: run::Format,
     },
     /// Record a real program on the live kernel.
     ///
@@ -223,9 +232,9 @@ fn main() {
         Cmd::Render { trace, out, initial_maps, empty } => {
             render::main(&trace, &out, &run::RunArgs { initial_maps, empty, ..run::RunArgs::default() })
         }
-        Cmd::Check { every_step, any_kernel, traces } => check::main(&traces, every_step, any_kernel),
-        Cmd::Fuzz { seed, cases, ops, jobs, out, keep, shard, any_kernel } => {
-            fuzz::main(&fuzz::FuzzArgs { seed, cases, ops, jobs, out, keep, shard }, any_kernel)
+        Cmd::Check { every_step, any_kernel, format, traces } => check::main(&traces, every_step, any_kernel, format),
+        Cmd::Fuzz { seed, cases, ops, jobs, out, keep, shard, any_kernel, format } => {
+            fuzz::main(&fuzz::FuzzArgs { seed, cases, ops, jobs, out, keep, shard, format }, any_kernel)
         }
         Cmd::Record { check, any_kernel, traces } => record::main(&traces, check, any_kernel),
         Cmd::Trace { out, aslr, command } => recording::trace_main(out, aslr, &command),

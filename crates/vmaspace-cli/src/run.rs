@@ -193,7 +193,8 @@ pub struct Output {
     pub expect: Option<PathBuf>,
 }
 
-fn json_string(s: &str) -> String {
+/// A JSON string literal.
+pub fn json_string(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {

@@ -43,5 +43,22 @@ fn shards_partition_a_campaign_and_kept_cases_run() {
         }
     }
     assert_eq!(seen, (0..8).collect(), "the shards together ran every case once");
+
+    // --format json: the totals (and any finding) as JSON objects on stdout.
+    let o = Command::new(env!("CARGO_BIN_EXE_vmaspace"))
+        .args(["fuzz", "--seed", "78", "--cases", "6", "--ops", "15", "--format", "json", "--out"])
+        .arg(dir.join("json"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    let objects: Vec<serde_json::Value> =
+        stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"))).collect();
+    let totals = objects.last().expect("a totals object");
+    assert_eq!(totals["cases"].as_u64(), Some(6), "{stdout}");
+    assert_eq!(totals["calls"].as_u64(), Some(90), "{stdout}");
+    assert_eq!(totals["seed"].as_u64(), Some(78), "{stdout}");
+    let findings = totals["divergences"].as_u64().unwrap() as usize;
+    assert_eq!(objects.len(), findings + 1, "one object per finding: {stdout}");
+    assert_eq!(o.status.code(), Some(if findings == 0 { 0 } else { 1 }));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -157,6 +157,28 @@ fn check_reports_a_trace_whose_expectation_the_kernel_contradicts() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("kernel returned -1 EINVAL"), "{err}");
+
+    // The same with --format json, beside a trace that agrees and one that cannot be read:
+    // one object a trace on stdout, then the totals.
+    let good = scenarios_dir().join("anon_merge_adjacent.trace");
+    let missing = scenarios_dir().join("no-such-trace.trace");
+    let out = vmaspace().args(["check", "--format", "json"]).arg(&t.path).arg(&good).arg(&missing).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let objects: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    assert_eq!(objects.len(), 4, "{objects:?}");
+    assert_eq!(objects[0]["verdict"], "diverge");
+    assert!(objects[0]["message"].as_str().unwrap().contains("kernel returned -1 EINVAL"));
+    assert_eq!(objects[1]["verdict"], "agree");
+    assert_eq!(objects[1]["message"], serde_json::Value::Null);
+    assert_eq!(objects[2]["verdict"], "unusable");
+    assert_eq!(objects[2]["trace"], missing.display().to_string());
+    let totals = &objects[3];
+    assert_eq!((totals["traces"].as_u64(), totals["agree"].as_u64()), (Some(3), Some(1)));
+    assert_eq!((totals["diverge"].as_u64(), totals["unusable"].as_u64()), (Some(1), Some(1)));
 }
 
 #[test]

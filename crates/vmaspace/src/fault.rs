@@ -355,7 +355,7 @@ impl AddressSpace {
     /// Linux: `expand_downwards()`: grows a `VM_GROWSDOWN` VMA down to `addr`. Returns the
     /// VMA's new start.
     pub(crate) fn expand_downwards(&mut self, vma_start: u64, addr: u64) -> Result<u64, Errno> {
-        if addr < self.settings.mmap_min_addr {
+        if addr < self.settings.effective_mmap_min_addr() {
             return Err(Errno::EPERM);
         }
         let guard = self.settings.stack_guard_gap;

@@ -26,6 +26,7 @@ fn close_ops() -> Arc<VmOperations> {
 fn mm() -> AddressSpace {
     let mut mm = AddressSpace::new();
     mm.settings.mmap_min_addr = 0;
+    mm.settings.lsm_mmap_min_addr = 0;
     mm
 }
 

@@ -76,8 +76,14 @@ use tree::VmaTree;
 pub struct Settings {
     /// `vm.max_map_count`.
     pub max_map_count: usize,
-    /// `vm.mmap_min_addr`.
+    /// `vm.mmap_min_addr` (`dac_mmap_min_addr`): below it, `MAP_FIXED` needs CAP_SYS_RAWIO
+    /// (`cap_mmap_addr()`).
     pub mmap_min_addr: u64,
+    /// `CONFIG_LSM_MMAP_MIN_ADDR` (0 without `CONFIG_SECURITY`): the kernel's global
+    /// `mmap_min_addr` is the larger of it and `vm.mmap_min_addr` (`update_mmap_min_addr()`),
+    /// and that is what hints are raised to and searches and stack growth stop at, even for
+    /// root. 65536 in this machine kind's kernel.
+    pub lsm_mmap_min_addr: u64,
     /// `TASK_SIZE` (= `DEFAULT_MAP_WINDOW` without 5-level paging).
     pub task_size: u64,
     /// `mm->mmap_base`: where top-down placement starts.
@@ -131,11 +137,20 @@ pub enum Overcommit {
     Always,
 }
 
+impl Settings {
+    /// The kernel's global `mmap_min_addr` (security/min_addr.c): the larger of
+    /// `vm.mmap_min_addr` and `CONFIG_LSM_MMAP_MIN_ADDR`.
+    pub fn effective_mmap_min_addr(&self) -> u64 {
+        self.mmap_min_addr.max(self.lsm_mmap_min_addr)
+    }
+}
+
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
             max_map_count: 65530,
             mmap_min_addr: 0x1000,
+            lsm_mmap_min_addr: 0x10000,
             task_size: 0x7fff_ffff_f000,
             mmap_base: 0x7fff_f7ff_f000,
             mmap_legacy_base: 0x2aaa_aaaa_b000,

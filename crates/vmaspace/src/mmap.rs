@@ -162,7 +162,7 @@ impl AddressSpace {
     /// Linux: `round_hint_to_min()`.
     fn round_hint_to_min(&self, hint: u64) -> u64 {
         let hint = hint & PAGE_MASK;
-        let min = self.settings.mmap_min_addr;
+        let min = self.settings.effective_mmap_min_addr();
         if hint != 0 && hint < min { page_align(min).unwrap_or(min) } else { hint }
     }
 

@@ -263,7 +263,7 @@ impl AddressSpace {
     /// below a stack VMA above it.
     fn unmapped_area_topdown(&self, info: UnmappedAreaInfo) -> Option<u64> {
         let length = info.length.checked_add(info.align_mask)?.checked_add(info.start_gap)?;
-        let low_limit = info.low_limit.max(self.settings.mmap_min_addr);
+        let low_limit = info.low_limit.max(self.settings.effective_mmap_min_addr());
         let mut high_limit = info.high_limit;
         let guard = self.settings.stack_guard_gap;
         loop {
@@ -301,7 +301,7 @@ impl AddressSpace {
     /// Linux: `unmapped_area()`: the lowest gap that fits.
     fn unmapped_area(&self, info: UnmappedAreaInfo) -> Option<u64> {
         let length = info.length.checked_add(info.align_mask)?.checked_add(info.start_gap)?;
-        let mut low_limit = info.low_limit.max(self.settings.mmap_min_addr);
+        let mut low_limit = info.low_limit.max(self.settings.effective_mmap_min_addr());
         let high_limit = info.high_limit;
         let guard = self.settings.stack_guard_gap;
         loop {

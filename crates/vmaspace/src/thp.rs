@@ -15,8 +15,13 @@ impl Vma {
     /// (`thp_vma_suitable_order()` at `vm_end - PMD_SIZE`). A file VMA never is: shmem's huge
     /// orders are off, and a regular file needs `CONFIG_READ_ONLY_THP_FOR_FS` or a
     /// `huge_fault` handler.
+    ///
+    /// The check runs at `vm_end - PMD_SIZE` in unsigned arithmetic, as the kernel's does: a
+    /// VMA that ends below 2 MiB wraps around and passes (so it shows eligible, though no
+    /// huge page fits in it).
     pub fn thp_eligible(&self) -> bool {
-        self.thp_advised() && self.end.checked_sub(PMD_SIZE).is_some_and(|a| self.holds_pmd_at(a))
+        let haddr = self.end.wrapping_sub(PMD_SIZE) & !(PMD_SIZE - 1);
+        self.thp_advised() && haddr >= self.start && haddr.wrapping_add(PMD_SIZE) <= self.end
     }
 
     /// Linux: `thp_vma_allowable_order(TVA_PAGEFAULT, PMD_ORDER)` and
@@ -27,12 +32,14 @@ impl Vma {
     }
 
     /// Whether the VMA may hold huge folios the model does not follow, making its counters
-    /// unknown: THPs in an eligible anonymous VMA (khugepaged collapses on its own schedule),
+    /// unknown: THPs in an advised anonymous VMA that holds an aligned 2 MiB range (khugepaged
+    /// collapses such ranges on its own schedule),
     /// and a file VMA under `MADV_HUGEPAGE`, whose read-ahead allocates PMD-order folios where
     /// the file system takes large folios (`do_sync_mmap_readahead()`). Under shmem's `never`
     /// a shmem VMA's folios stay small; hugetlb pages are hugetlb's.
     pub(crate) fn may_hold_thp(&self) -> bool {
-        self.thp_eligible()
+        let first_pmd = self.start.checked_next_multiple_of(PMD_SIZE);
+        (self.thp_advised() && first_pmd.and_then(|a| a.checked_add(PMD_SIZE)).is_some_and(|e| e <= self.end))
             || (self.flags.contains(VmFlags::HUGEPAGE)
                 && !self.is_anonymous()
                 && !self.flags.contains(VmFlags::HUGETLB)
