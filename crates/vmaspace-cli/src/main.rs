@@ -2,6 +2,7 @@
 //! live kernel.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod check;
 mod exec;
 mod explain;
@@ -177,6 +178,26 @@ enum Cmd {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Measure the model beside the live kernel: ns per operation for several numbers of VMAs.
+    ///
+    /// For each N, N non-mergeable one-page VMAs are made on the model and, in a child process,
+    /// as real mappings; then an mmap+munmap pair, an mprotect split+merge pair, maps text per
+    /// line, a fork, and a hint-less placement past N one-page holes are timed on both sides
+    /// (medians of batches), with the model's heap per VMA. The kernel side runs only where N
+    /// fits within vm.max_map_count, and only on Linux 6.18.
+    Bench {
+        /// The numbers of VMAs, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "100,10000,60000,1000000")]
+        vmas: Vec<u64>,
+        /// A Markdown table with the ratios, or JSON: one object a row, `{"vmas", "op",
+        /// "model_ns", "kernel_ns"}` (kernel_ns null where the kernel side did not run), and
+        /// `{"vmas", "op": "bytes_per_vma", "model_bytes"}` per N.
+        #[arg(long, value_enum, default_value_t = run::Format::Text)]
+        format: run::Format,
+        /// Also write an SVG plot of cost against N (model and kernel) to this file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
     /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -239,6 +260,7 @@ fn main() {
         Cmd::Record { check, any_kernel, traces } => record::main(&traces, check, any_kernel),
         Cmd::Trace { out, aslr, command } => recording::trace_main(out, aslr, &command),
         Cmd::Replay { name } => recording::replay_main(&name),
+        Cmd::Bench { vmas, format, plot } => bench::main(&bench::BenchArgs { vmas, format, plot }),
         Cmd::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "vmaspace", &mut std::io::stdout());

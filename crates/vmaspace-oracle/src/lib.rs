@@ -15,6 +15,7 @@
 //! the executor and sets its personality, limits and command pipes, the loop device ioctls and
 //! signal handling.
 
+pub mod bench;
 pub mod environment;
 pub mod jail;
 pub mod safety;
