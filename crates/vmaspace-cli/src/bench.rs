@@ -92,7 +92,7 @@ fn model_side(n: u64) -> ([f64; 5], f64) {
 /// How many VMAs the kernel side may make: `vm.max_map_count` less room for the process's own.
 fn kernel_limit() -> u64 {
     let max = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse().ok());
-    max.unwrap_or(65530u64).saturating_sub(200) / 2
+    max.unwrap_or(65530u64).saturating_sub(200)
 }
 
 fn kernel_value(k: &KernelTimes, op: usize) -> f64 {
@@ -113,7 +113,6 @@ pub fn main(args: &BenchArgs) -> i32 {
     let mut rows = Vec::new();
     for &n in &args.vmas {
         // The kernel side runs first, in a child, before the model's memory grows.
-        // (The placement pattern takes two pages per VMA: N within half of max_map_count.)
         let kernel = if kernel_ok && n <= kernel_limit() {
             match kernel_side(n) {
                 Ok(k) => Some(k),

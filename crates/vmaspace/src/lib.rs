@@ -33,7 +33,7 @@ mod fd;
 mod filemap;
 pub mod flags;
 mod fork;
-mod gap_index;
+
 pub mod hugetlb;
 mod madvise;
 mod merge;

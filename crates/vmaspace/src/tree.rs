@@ -1,22 +1,91 @@
-//! `VmaTree`: the VMAs of an address space, ordered and non-overlapping.
+//! `VmaTree`: the VMAs of an address space, ordered and non-overlapping, in one gap-augmented
+//! B+ tree (Linux keeps them in a maple tree, which tracks the free gaps the same way).
+//!
+//! Leaves hold the VMAs themselves, in address order, each with the start of the free gap below
+//! it (the end of the VMA before, or 0); inner nodes hold, for each child, the lowest start and
+//! the largest gap in its subtree. A lookup, an insertion, a removal and the search for the
+//! highest or lowest gap that fits a length all walk the one structure, O(log n), and a VMA is
+//! resized in place.
 
-use crate::gap_index::GapIndex;
 use crate::vma::Vma;
-use std::collections::BTreeMap;
-use std::ops::Bound::{Excluded, Included, Unbounded};
+use std::cell::Cell;
 
-/// Non-overlapping VMAs ordered by start (Linux keeps them in a maple tree).
+const NIL: u32 = u32::MAX;
+/// VMAs per leaf, at most (a leaf splits past it). Small, because an insertion moves the
+/// VMAs after it within its leaf.
+const LEAF_CAP: usize = 16;
+/// Children per inner node, at most.
+const CAP: usize = 32;
+
+/// A leaf: VMAs in address order, and the gap below each.
+#[derive(Debug, Clone)]
+struct Leaf {
+    vmas: Vec<Vma>,
+    /// Where the free gap below each VMA starts: the end of the VMA before it, or 0.
+    gap_start: Vec<u64>,
+    parent: u32,
+    prev: u32,
+    next: u32,
+}
+
+/// An inner node: its children with their lowest start and largest gap.
+#[derive(Debug, Clone)]
+struct Inner {
+    children: Vec<u32>,
+    mins: Vec<u64>,
+    max_gap: Vec<u64>,
+    parent: u32,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    Leaf(Leaf),
+    Inner(Inner),
+    Free,
+}
+
+/// A place in the tree: a leaf and an index into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pos {
+    leaf: u32,
+    idx: usize,
+}
+
+/// Non-overlapping VMAs ordered by start.
 ///
 /// # Invariants
 /// * For consecutive VMAs `a, b`: `a.end <= b.start`.
-/// * Every VMA has `start < end`, both page aligned, and is stored under its start.
-/// * `gaps` holds, for every VMA, the gap between it and the VMA before it.
+/// * Every VMA has `start < end`, both page aligned.
+/// * Each VMA's recorded gap start is the end of the VMA before it (0 for the first).
+/// * Every inner node's `mins` and `max_gap` are its children's lowest start and largest gap;
+///   `parent` and the leaves' `prev`/`next` links match the structure; no node is empty.
 /// * Every VMA in the tree that maps a file shared and writable counts once in that inode's
 ///   `writable_mappings` (Linux: `vma_link_file` / `mapping_allow_writable`).
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub struct VmaTree {
-    by_start: BTreeMap<u64, Vma>,
-    gaps: GapIndex,
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    root: u32,
+    first: u32,
+    last: u32,
+    len: usize,
+    /// The leaf the last lookup ended in: the calls of one operation mostly look near each
+    /// other, so a lookup first tries it (as a maple tree walk reuses its `ma_state`).
+    finger: Cell<u32>,
+}
+
+impl Default for VmaTree {
+    fn default() -> VmaTree {
+        VmaTree {
+            nodes: Vec::new(),
+            free: Vec::new(),
+            root: NIL,
+            first: NIL,
+            last: NIL,
+            len: 0,
+            finger: Cell::new(NIL),
+        }
+    }
 }
 
 /// Counts a VMA in (or out of) its inode's writable shared mappings.
@@ -31,94 +100,501 @@ fn count_writable(v: &Vma, delta: i64) {
 
 impl Clone for VmaTree {
     fn clone(&self) -> VmaTree {
-        for v in self.by_start.values() {
+        for v in self.iter() {
             count_writable(v, 1);
         }
-        VmaTree { by_start: self.by_start.clone(), gaps: self.gaps.clone() }
+        VmaTree {
+            nodes: self.nodes.clone(),
+            free: self.free.clone(),
+            root: self.root,
+            first: self.first,
+            last: self.last,
+            len: self.len,
+            finger: Cell::new(NIL),
+        }
     }
 }
 
 impl Drop for VmaTree {
     fn drop(&mut self) {
-        for v in self.by_start.values() {
+        for v in self.iter() {
             count_writable(v, -1);
         }
     }
 }
 
+/// Iterates the VMAs in address order, from both ends.
+#[derive(Debug)]
+pub struct Iter<'a> {
+    tree: &'a VmaTree,
+    front: Option<Pos>,
+    back: Option<Pos>,
+    remaining: usize,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = &'a Vma;
+    fn next(&mut self) -> Option<&'a Vma> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let p = self.front?;
+        self.remaining -= 1;
+        self.front = self.tree.next_pos(p);
+        Some(self.tree.at(p))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let p = self.back?;
+        self.remaining -= 1;
+        self.back = self.tree.prev_pos(p);
+        Some(self.tree.at(p))
+    }
+}
+
+/// Iterates forward from a position while the VMAs start below a limit.
+#[derive(Debug)]
+pub struct RangeIter<'a> {
+    tree: &'a VmaTree,
+    pos: Option<Pos>,
+    end: u64,
+}
+
+impl<'a> Iterator for RangeIter<'a> {
+    type Item = &'a Vma;
+    fn next(&mut self) -> Option<&'a Vma> {
+        let p = self.pos?;
+        let v = self.tree.at(p);
+        if v.start >= self.end {
+            self.pos = None;
+            return None;
+        }
+        self.pos = self.tree.next_pos(p);
+        Some(v)
+    }
+}
+
 impl VmaTree {
+    fn leaf(&self, i: u32) -> &Leaf {
+        match &self.nodes[i as usize] {
+            Node::Leaf(l) => l,
+            _ => unreachable!("node {i} is not a leaf"),
+        }
+    }
+    fn leaf_mut(&mut self, i: u32) -> &mut Leaf {
+        match &mut self.nodes[i as usize] {
+            Node::Leaf(l) => l,
+            _ => unreachable!("node {i} is not a leaf"),
+        }
+    }
+    fn inner_mut(&mut self, i: u32) -> &mut Inner {
+        match &mut self.nodes[i as usize] {
+            Node::Inner(n) => n,
+            _ => unreachable!("node {i} is not an inner node"),
+        }
+    }
+    fn parent_of(&self, i: u32) -> u32 {
+        match &self.nodes[i as usize] {
+            Node::Leaf(l) => l.parent,
+            Node::Inner(n) => n.parent,
+            Node::Free => NIL,
+        }
+    }
+    fn set_parent(&mut self, i: u32, p: u32) {
+        match &mut self.nodes[i as usize] {
+            Node::Leaf(l) => l.parent = p,
+            Node::Inner(n) => n.parent = p,
+            Node::Free => {}
+        }
+    }
+    fn alloc(&mut self, n: Node) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.nodes[i as usize] = n;
+                i
+            }
+            None => {
+                self.nodes.push(n);
+                (self.nodes.len() - 1) as u32
+            }
+        }
+    }
+    fn release(&mut self, i: u32) {
+        self.nodes[i as usize] = Node::Free;
+        self.free.push(i);
+    }
+
+    /// A node's lowest start and largest gap.
+    fn stats(&self, i: u32) -> (u64, u64) {
+        match &self.nodes[i as usize] {
+            Node::Leaf(l) => {
+                let max = l.vmas.iter().zip(&l.gap_start).map(|(v, g)| v.start - g).max().unwrap_or(0);
+                (l.vmas.first().map_or(u64::MAX, |v| v.start), max)
+            }
+            Node::Inner(n) => {
+                (n.mins.first().copied().unwrap_or(u64::MAX), n.max_gap.iter().copied().max().unwrap_or(0))
+            }
+            Node::Free => (u64::MAX, 0),
+        }
+    }
+
+    /// Brings the entries for `i` in its ancestors up to date.
+    fn fix_up(&mut self, mut i: u32) {
+        loop {
+            let p = self.parent_of(i);
+            if p == NIL {
+                return;
+            }
+            let (min, max) = self.stats(i);
+            let node = self.inner_mut(p);
+            let k = node.children.iter().position(|&c| c == i).expect("a child is in its parent");
+            if node.mins[k] == min && node.max_gap[k] == max {
+                return;
+            }
+            node.mins[k] = min;
+            node.max_gap[k] = max;
+            i = p;
+        }
+    }
+
+    /// The leaf whose range holds `key`: the rightmost child whose lowest start is `<= key` at
+    /// every level (the first child when none is).
+    fn find_leaf(&self, key: u64) -> u32 {
+        let f = self.finger.get();
+        if let Some(Node::Leaf(l)) = self.nodes.get(f as usize)
+            && let Some(first) = l.vmas.first()
+            && (key >= first.start || l.prev == NIL)
+            && (l.next == NIL || self.leaf(l.next).vmas.first().is_some_and(|n| key < n.start))
+        {
+            return f;
+        }
+        let mut i = self.root;
+        loop {
+            match &self.nodes[i as usize] {
+                Node::Leaf(_) => {
+                    self.finger.set(i);
+                    return i;
+                }
+                Node::Inner(n) => {
+                    let k = n.mins.partition_point(|&m| m <= key).saturating_sub(1);
+                    i = n.children[k];
+                }
+                Node::Free => unreachable!("a free node in the tree"),
+            }
+        }
+    }
+
+    fn at(&self, p: Pos) -> &Vma {
+        &self.leaf(p.leaf).vmas[p.idx]
+    }
+    fn next_pos(&self, p: Pos) -> Option<Pos> {
+        let l = self.leaf(p.leaf);
+        if p.idx + 1 < l.vmas.len() {
+            return Some(Pos { leaf: p.leaf, idx: p.idx + 1 });
+        }
+        (l.next != NIL).then_some(Pos { leaf: l.next, idx: 0 })
+    }
+    fn prev_pos(&self, p: Pos) -> Option<Pos> {
+        if p.idx > 0 {
+            return Some(Pos { leaf: p.leaf, idx: p.idx - 1 });
+        }
+        let prev = self.leaf(p.leaf).prev;
+        (prev != NIL).then(|| Pos { leaf: prev, idx: self.leaf(prev).vmas.len() - 1 })
+    }
+    /// The first VMA with start `>= key`.
+    fn lower_bound(&self, key: u64) -> Option<Pos> {
+        if self.root == NIL {
+            return None;
+        }
+        let leaf = self.find_leaf(key);
+        let l = self.leaf(leaf);
+        let idx = l.vmas.partition_point(|v| v.start < key);
+        if idx < l.vmas.len() {
+            return Some(Pos { leaf, idx });
+        }
+        (l.next != NIL).then_some(Pos { leaf: l.next, idx: 0 })
+    }
+    /// The last VMA with start `< key`.
+    fn last_below(&self, key: u64) -> Option<Pos> {
+        if self.root == NIL {
+            return None;
+        }
+        let leaf = self.find_leaf(key);
+        let idx = self.leaf(leaf).vmas.partition_point(|v| v.start < key);
+        if idx > 0 {
+            return Some(Pos { leaf, idx: idx - 1 });
+        }
+        self.prev_pos(Pos { leaf, idx: 0 })
+    }
+    fn pos_of(&self, start: u64) -> Option<Pos> {
+        self.lower_bound(start).filter(|p| self.at(*p).start == start)
+    }
+
     /// The number of VMAs.
     pub fn len(&self) -> usize {
-        self.by_start.len()
+        self.len
     }
     /// Whether there are no VMAs.
     pub fn is_empty(&self) -> bool {
-        self.by_start.is_empty()
+        self.len == 0
     }
     /// The VMAs in address order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Vma> {
-        self.by_start.values()
+    pub fn iter(&self) -> Iter<'_> {
+        let back = (self.last != NIL).then(|| Pos { leaf: self.last, idx: self.leaf(self.last).vmas.len() - 1 });
+        Iter {
+            tree: self,
+            front: (self.first != NIL).then_some(Pos { leaf: self.first, idx: 0 }),
+            back,
+            remaining: self.len,
+        }
     }
     pub(crate) fn get(&self, start: u64) -> Option<&Vma> {
-        self.by_start.get(&start)
+        self.pos_of(start).map(|p| self.at(p))
     }
     /// The VMA at `start`, to change anything but its range (which `insert`/`remove` own).
     pub(crate) fn get_mut(&mut self, start: u64) -> Option<&mut Vma> {
-        self.by_start.get_mut(&start)
+        let p = self.pos_of(start)?;
+        Some(&mut self.leaf_mut(p.leaf).vmas[p.idx])
     }
+
+    /// Sets where the gap below the VMA at `p` starts.
+    fn set_gap_start(&mut self, p: Pos, gap_start: u64) {
+        self.leaf_mut(p.leaf).gap_start[p.idx] = gap_start;
+        self.fix_up(p.leaf);
+    }
+
     pub(crate) fn insert(&mut self, vma: Vma) {
         let (start, end) = (vma.start, vma.end);
-        let gap_start = self.end_before(start);
         count_writable(&vma, 1);
-        let old = self.by_start.insert(start, vma);
-        debug_assert!(old.is_none(), "two VMAs at one start");
-        self.gaps.insert(start, gap_start);
-        self.set_next_gap_start(start, end);
+        self.len += 1;
+        if self.root == NIL {
+            let leaf =
+                self.alloc(Node::Leaf(Leaf { vmas: vec![vma], gap_start: vec![0], parent: NIL, prev: NIL, next: NIL }));
+            (self.root, self.first, self.last) = (leaf, leaf, leaf);
+            return;
+        }
+        let gap_start = self.last_below(start).map_or(0, |p| self.at(p).end);
+        let at = self.lower_bound(start);
+        debug_assert!(at.is_none_or(|p| self.at(p).start != start), "two VMAs at one start");
+        let p = at.unwrap_or(Pos { leaf: self.last, idx: self.leaf(self.last).vmas.len() });
+        let l = self.leaf_mut(p.leaf);
+        l.vmas.insert(p.idx, vma);
+        l.gap_start.insert(p.idx, gap_start);
+        self.fix_up(p.leaf);
+        if let Some(n) = self.next_pos(p) {
+            debug_assert!(self.at(n).start >= end, "VMA at {start:#x} overlaps the next");
+            self.set_gap_start(n, end);
+        }
+        if self.leaf(p.leaf).vmas.len() > LEAF_CAP {
+            self.split_leaf(p.leaf);
+        }
     }
+
+    /// Splits an overfull leaf in two, the upper half in a new leaf after it.
+    fn split_leaf(&mut self, i: u32) {
+        let l = self.leaf_mut(i);
+        let mid = l.vmas.len() / 2;
+        let vmas = l.vmas.split_off(mid);
+        let gap_start = l.gap_start.split_off(mid);
+        let (parent, next) = (l.parent, l.next);
+        let r = self.alloc(Node::Leaf(Leaf { vmas, gap_start, parent, prev: i, next }));
+        self.leaf_mut(i).next = r;
+        if next == NIL {
+            self.last = r;
+        } else {
+            self.leaf_mut(next).prev = r;
+        }
+        self.add_sibling(i, r);
+    }
+
+    /// Puts the new node `r` right after `i` in `i`'s parent (a new root above both when `i`
+    /// is the root), splitting the parent when it overflows.
+    fn add_sibling(&mut self, i: u32, r: u32) {
+        let (imin, imax) = self.stats(i);
+        let (rmin, rmax) = self.stats(r);
+        let p = self.parent_of(i);
+        if p == NIL {
+            let root = self.alloc(Node::Inner(Inner {
+                children: vec![i, r],
+                mins: vec![imin, rmin],
+                max_gap: vec![imax, rmax],
+                parent: NIL,
+            }));
+            self.set_parent(i, root);
+            self.set_parent(r, root);
+            self.root = root;
+            return;
+        }
+        self.set_parent(r, p);
+        let n = self.inner_mut(p);
+        let k = n.children.iter().position(|&c| c == i).expect("a child is in its parent");
+        n.mins[k] = imin;
+        n.max_gap[k] = imax;
+        n.children.insert(k + 1, r);
+        n.mins.insert(k + 1, rmin);
+        n.max_gap.insert(k + 1, rmax);
+        if n.children.len() > CAP {
+            let mid = n.children.len() / 2;
+            let children = n.children.split_off(mid);
+            let mins = n.mins.split_off(mid);
+            let max_gap = n.max_gap.split_off(mid);
+            let moved = children.clone();
+            let q = self.alloc(Node::Inner(Inner { children, mins, max_gap, parent: NIL }));
+            for c in moved {
+                self.set_parent(c, q);
+            }
+            self.add_sibling(p, q);
+        } else {
+            self.fix_up(p);
+        }
+    }
+
     pub(crate) fn remove(&mut self, start: u64) -> Option<Vma> {
-        let v = self.by_start.remove(&start)?;
+        let p = self.pos_of(start)?;
+        let gap_start = self.leaf(p.leaf).gap_start[p.idx];
+        let l = self.leaf_mut(p.leaf);
+        let v = l.vmas.remove(p.idx);
+        l.gap_start.remove(p.idx);
         count_writable(&v, -1);
-        self.gaps.remove(start);
-        if let Some(n) = self.next_from(start).map(|n| n.start) {
-            let gap_start = self.end_before(start);
-            self.gaps.set_gap_start(n, gap_start);
+        self.len -= 1;
+        // The VMA after it now has the removed one's gap and its own below it.
+        let next = if p.idx < self.leaf(p.leaf).vmas.len() {
+            Some(p)
+        } else {
+            let n = self.leaf(p.leaf).next;
+            (n != NIL).then_some(Pos { leaf: n, idx: 0 })
+        };
+        if self.leaf(p.leaf).vmas.is_empty() {
+            self.unlink_leaf(p.leaf);
+        } else {
+            self.fix_up(p.leaf);
+        }
+        if let Some(n) = next {
+            self.set_gap_start(n, gap_start);
         }
         Some(v)
     }
 
-    /// Moves the end of the VMA at `start` (its start stays), keeping the gap index current.
-    /// The new range must not overlap the next VMA.
-    pub(crate) fn set_end(&mut self, start: u64, end: u64) {
-        let v = self.by_start.get_mut(&start).expect("set_end of a VMA");
-        debug_assert!(start < end);
-        v.end = end;
-        self.set_next_gap_start(start, end);
+    /// Takes an empty leaf out of the list and out of its parent.
+    fn unlink_leaf(&mut self, i: u32) {
+        let (prev, next) = (self.leaf(i).prev, self.leaf(i).next);
+        if prev == NIL {
+            self.first = next;
+        } else {
+            self.leaf_mut(prev).next = next;
+        }
+        if next == NIL {
+            self.last = prev;
+        } else {
+            self.leaf_mut(next).prev = prev;
+        }
+        self.remove_node(i);
     }
 
-    /// The gap below the VMA after the one at `start` now begins at `end`.
-    fn set_next_gap_start(&mut self, start: u64, end: u64) {
-        use std::ops::Bound::{Excluded, Unbounded};
-        if let Some(&n) = self.by_start.range((Excluded(start), Unbounded)).next().map(|(k, _)| k) {
-            debug_assert!(n >= end, "VMA at {start:#x} overlaps the next at {n:#x}");
-            self.gaps.set_gap_start(n, end);
+    /// Removes an empty node from its parent, and the parent if it empties; a root left with
+    /// one child hands the root to it.
+    fn remove_node(&mut self, i: u32) {
+        let p = self.parent_of(i);
+        self.release(i);
+        if p == NIL {
+            self.root = NIL;
+            return;
+        }
+        let n = self.inner_mut(p);
+        let k = n.children.iter().position(|&c| c == i).expect("a child is in its parent");
+        n.children.remove(k);
+        n.mins.remove(k);
+        n.max_gap.remove(k);
+        let (empty, only) = (n.children.is_empty(), (n.children.len() == 1).then(|| n.children[0]));
+        if empty {
+            self.remove_node(p);
+            return;
+        }
+        if let Some(only) = only.filter(|_| self.root == p) {
+            self.release(p);
+            self.set_parent(only, NIL);
+            self.root = only;
+            return;
+        }
+        self.fix_up(p);
+    }
+
+    /// Moves the end of the VMA at `start` (its start stays), keeping the gaps current. The new
+    /// range must not overlap the next VMA.
+    pub(crate) fn set_end(&mut self, start: u64, end: u64) {
+        let p = self.pos_of(start).expect("set_end of a VMA");
+        debug_assert!(start < end);
+        self.leaf_mut(p.leaf).vmas[p.idx].end = end;
+        if let Some(n) = self.next_pos(p) {
+            debug_assert!(self.at(n).start >= end, "VMA at {start:#x} overlaps the next");
+            self.set_gap_start(n, end);
         }
     }
 
-    /// Checks that the gap index holds exactly the VMAs, each with the end of the one before.
+    /// Checks the structure: the gaps, the inner nodes' summaries, the links, the count.
     pub(crate) fn check_gap_index(&self) -> Result<(), String> {
         let mut prev_end = 0;
-        let expected: Vec<(u64, u64)> = self
-            .by_start
-            .values()
-            .map(|v| {
-                let e = (v.start, prev_end);
+        let mut count = 0;
+        let mut leaf = self.first;
+        let mut prev_leaf = NIL;
+        while leaf != NIL {
+            let l = self.leaf(leaf);
+            if l.vmas.is_empty() || l.vmas.len() != l.gap_start.len() || l.prev != prev_leaf {
+                return Err(format!("leaf {leaf} is empty, uneven or badly linked"));
+            }
+            for (v, g) in l.vmas.iter().zip(&l.gap_start) {
+                if *g != prev_end || v.start < prev_end {
+                    return Err(format!(
+                        "the VMA at {:#x} records its gap from {g:#x}, the VMA before ends at {prev_end:#x}",
+                        v.start
+                    ));
+                }
                 prev_end = v.end;
-                e
-            })
-            .collect();
-        let got = self.gaps.entries();
-        if got != expected {
-            return Err(format!("gap index {got:x?} but the VMAs say {expected:x?}"));
+                count += 1;
+            }
+            prev_leaf = leaf;
+            leaf = l.next;
+        }
+        if prev_leaf != self.last || count != self.len {
+            return Err(format!(
+                "{count} VMAs in the leaves, {} counted; last leaf {prev_leaf} vs {}",
+                self.len, self.last
+            ));
+        }
+        if self.root != NIL {
+            if self.parent_of(self.root) != NIL {
+                return Err("the root has a parent".into());
+            }
+            self.check_node(self.root)?;
+        }
+        Ok(())
+    }
+
+    fn check_node(&self, i: u32) -> Result<(), String> {
+        let Node::Inner(n) = &self.nodes[i as usize] else { return Ok(()) };
+        if n.children.is_empty() || n.children.len() > CAP {
+            return Err(format!("inner node {i} has {} children", n.children.len()));
+        }
+        for (k, &c) in n.children.iter().enumerate() {
+            if self.parent_of(c) != i {
+                return Err(format!("node {c}'s parent is not {i}"));
+            }
+            if self.stats(c) != (n.mins[k], n.max_gap[k]) {
+                return Err(format!(
+                    "inner node {i} summarises child {c} as {:?}, it is {:?}",
+                    (n.mins[k], n.max_gap[k]),
+                    self.stats(c)
+                ));
+            }
+            self.check_node(c)?;
         }
         Ok(())
     }
@@ -126,6 +602,54 @@ impl VmaTree {
     /// The end of the VMA before `key` (0 when there is none).
     fn end_before(&self, key: u64) -> u64 {
         self.prev_of(key).map_or(0, |p| p.end)
+    }
+
+    fn last_end(&self) -> u64 {
+        self.iter().next_back().map_or(0, |v| v.end)
+    }
+
+    /// The rightmost VMA with start `< below` whose gap is at least `len`: (its start, the
+    /// gap's start).
+    fn rightmost_gap(&self, below: u64, len: u64) -> Option<(u64, u64)> {
+        if self.root == NIL { None } else { self.rightmost_in(self.root, below, len) }
+    }
+
+    fn rightmost_in(&self, i: u32, below: u64, len: u64) -> Option<(u64, u64)> {
+        match &self.nodes[i as usize] {
+            Node::Leaf(l) => l
+                .vmas
+                .iter()
+                .zip(&l.gap_start)
+                .rev()
+                .find(|(v, g)| v.start < below && v.start - *g >= len)
+                .map(|(v, g)| (v.start, *g)),
+            Node::Inner(n) => (0..n.children.len())
+                .rev()
+                .filter(|&k| n.mins[k] < below && n.max_gap[k] >= len)
+                .find_map(|k| self.rightmost_in(n.children[k], below, len)),
+            Node::Free => None,
+        }
+    }
+
+    /// The leftmost VMA with start `> above` whose gap is at least `len`.
+    fn leftmost_gap(&self, above: u64, len: u64) -> Option<(u64, u64)> {
+        if self.root == NIL { None } else { self.leftmost_in(self.root, above, len) }
+    }
+
+    fn leftmost_in(&self, i: u32, above: u64, len: u64) -> Option<(u64, u64)> {
+        match &self.nodes[i as usize] {
+            Node::Leaf(l) => l
+                .vmas
+                .iter()
+                .zip(&l.gap_start)
+                .find(|(v, g)| v.start > above && v.start - *g >= len)
+                .map(|(v, g)| (v.start, *g)),
+            Node::Inner(n) => (0..n.children.len())
+                // A child holds starts below the next child's lowest.
+                .filter(|&k| n.max_gap[k] >= len && n.mins.get(k + 1).is_none_or(|&m| m > above))
+                .find_map(|k| self.leftmost_in(n.children[k], above, len)),
+            Node::Free => None,
+        }
     }
 
     /// `mas_empty_area_rev()`: the end of the highest free run of at least `length` bytes inside
@@ -137,14 +661,14 @@ impl VmaTree {
         // The gap that reaches `high` or above it, clipped.
         let (gs, ge) = match self.next_from(high) {
             Some(v) => (self.end_before(v.start), v.start),
-            None => (self.by_start.values().next_back().map_or(0, |v| v.end), u64::MAX),
+            None => (self.last_end(), u64::MAX),
         };
         let (s, e) = (gs.max(low), ge.min(high));
         if e > s && e - s >= length {
             return Some(e);
         }
         // Gaps that end below `high`: the highest long enough, clipped at `low`.
-        let (key, gs) = self.gaps.rightmost_gap(high, length)?;
+        let (key, gs) = self.rightmost_gap(high, length)?;
         (key > low && key - gs.max(low) >= length).then_some(key)
     }
 
@@ -168,32 +692,28 @@ impl VmaTree {
                 after = v.start;
             }
         } else {
-            let last_end = self.by_start.values().next_back().map_or(0, |v| v.end);
-            return fits(last_end, u64::MAX);
+            return fits(self.last_end(), u64::MAX);
         }
-        match self.gaps.leftmost_gap(after, length) {
+        match self.leftmost_gap(after, length) {
             Some((key, gs)) if gs < high => fits(gs, key),
             Some(_) => None,
-            None => {
-                let last_end = self.by_start.values().next_back().map_or(0, |v| v.end);
-                fits(last_end, u64::MAX)
-            }
+            None => fits(self.last_end(), u64::MAX),
         }
     }
 
     /// Linux: `find_vma()`: the first VMA with `end > addr`.
     pub fn find_vma(&self, addr: u64) -> Option<&Vma> {
-        if let Some((_, v)) = self.by_start.range(..=addr).next_back()
-            && v.end > addr
+        if let Some(p) = self.last_below(addr.saturating_add(1))
+            && self.at(p).end > addr
         {
-            return Some(v);
+            return Some(self.at(p));
         }
-        self.by_start.range((Excluded(addr), Unbounded)).next().map(|(_, v)| v)
+        addr.checked_add(1).and_then(|k| self.lower_bound(k)).map(|p| self.at(p))
     }
 
     /// Linux: `vma_lookup()`: the VMA containing `addr`.
     pub fn vma_lookup(&self, addr: u64) -> Option<&Vma> {
-        self.by_start.range(..=addr).next_back().map(|(_, v)| v).filter(|v| v.end > addr)
+        self.last_below(addr.saturating_add(1)).map(|p| self.at(p)).filter(|v| v.start <= addr && v.end > addr)
     }
 
     /// Linux: `find_vma_intersection()`: the first VMA intersecting `[start, end)`.
@@ -203,28 +723,27 @@ impl VmaTree {
 
     /// The last VMA that starts below `addr` (`vma_prev` from a gap or VMA at `addr`).
     pub fn prev_of(&self, addr: u64) -> Option<&Vma> {
-        self.by_start.range(..addr).next_back().map(|(_, v)| v)
+        self.last_below(addr).map(|p| self.at(p))
     }
 
     /// The first VMA that starts at or above `addr`.
     pub fn next_from(&self, addr: u64) -> Option<&Vma> {
-        self.by_start.range(addr..).next().map(|(_, v)| v)
+        self.lower_bound(addr).map(|p| self.at(p))
     }
 
     /// Starts of the VMAs intersecting `[start, end)`, in order.
     pub fn starts_in(&self, start: u64, end: u64) -> Vec<u64> {
-        let first = self.find_vma(start).map(|v| v.start);
-        match first {
-            Some(f) if f < end => self.by_start.range((Included(f), Excluded(end))).map(|(s, _)| *s).collect(),
-            _ => Vec::new(),
-        }
+        self.iter_range(start, end).map(|v| v.start).collect()
     }
 
     /// The VMAs intersecting `[start, end)`.
-    pub fn iter_range(&self, start: u64, end: u64) -> impl Iterator<Item = &Vma> {
-        let first = self.find_vma(start).map_or(u64::MAX, |v| v.start);
-        let lo = first.min(end);
-        self.by_start.range(lo..end).map(|(_, v)| v)
+    pub fn iter_range(&self, start: u64, end: u64) -> RangeIter<'_> {
+        let pos = match self.last_below(start.saturating_add(1)) {
+            Some(p) if self.at(p).end > start => Some(p),
+            Some(p) => self.next_pos(p),
+            None => (self.first != NIL).then_some(Pos { leaf: self.first, idx: 0 }),
+        };
+        RangeIter { tree: self, pos, end }
     }
 
     /// The free gaps `[gap_start, gap_end)` from the highest down, within `[0, limit)` (a linear
@@ -236,7 +755,8 @@ impl VmaTree {
         if let Some(v) = self.vma_lookup(limit.saturating_sub(1)) {
             top = v.start;
         }
-        let mut iter = self.by_start.range(..top).rev().map(|(_, v)| (v.start, v.end));
+        let below: Vec<(u64, u64)> = self.iter().filter(|v| v.start < top).map(|v| (v.start, v.end)).collect();
+        let mut iter = below.into_iter().rev();
         let mut done = false;
         std::iter::from_fn(move || {
             while !done {
@@ -267,7 +787,8 @@ impl VmaTree {
         if let Some(v) = self.vma_lookup(limit) {
             bottom = v.end;
         }
-        let mut iter = self.by_start.range(bottom..).map(|(_, v)| (v.start, v.end));
+        let above: Vec<(u64, u64)> = self.iter().filter(|v| v.start >= bottom).map(|v| (v.start, v.end)).collect();
+        let mut iter = above.into_iter();
         let mut done = false;
         std::iter::from_fn(move || {
             while !done {
@@ -328,6 +849,75 @@ mod tests {
             }
         }
         None
+    }
+
+    /// Thousands of VMAs (three levels of nodes), inserted, removed and resized at random:
+    /// after every change the structure checks itself, and every query agrees with a plain
+    /// ordered map and a linear walk.
+    #[test]
+    fn the_tree_agrees_with_an_ordered_map() {
+        use std::collections::BTreeMap;
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut t = VmaTree::default();
+        let mut reference: BTreeMap<u64, u64> = BTreeMap::new();
+        const SLOTS: u64 = 6000;
+        for step in 0..30_000 {
+            let s = rnd(SLOTS) * 0x2000;
+            match rnd(10) {
+                0..=4 => {
+                    let e = s + (1 + rnd(2)) * 0x1000;
+                    if t.find_intersection(s, e).is_none() {
+                        t.insert(Vma::new(s, e, 0, VmFlags::READ));
+                        reference.insert(s, e);
+                    }
+                }
+                5..=7 => {
+                    if let Some(v) = t.find_vma(s).map(|v| v.start) {
+                        assert_eq!(t.remove(v).map(|v| v.start), Some(v));
+                        reference.remove(&v);
+                    }
+                }
+                _ => {
+                    if let Some(v) = t.find_vma(s).map(|v| v.start) {
+                        let next = t.next_from(v + 1).map_or(u64::MAX, |n| n.start);
+                        let e = (v + (1 + rnd(2)) * 0x1000).min(next);
+                        t.set_end(v, e);
+                        reference.insert(v, e);
+                    }
+                }
+            }
+            t.check_gap_index().unwrap_or_else(|e| panic!("step {step}: {e}"));
+            assert_eq!(t.len(), reference.len());
+            if step % 97 == 0 {
+                let all: Vec<(u64, u64)> = t.iter().map(|v| (v.start, v.end)).collect();
+                let want: Vec<(u64, u64)> = reference.iter().map(|(a, b)| (*a, *b)).collect();
+                assert_eq!(all, want);
+                let back: Vec<u64> = t.iter().rev().map(|v| v.start).collect();
+                assert_eq!(back, reference.keys().rev().copied().collect::<Vec<_>>());
+            }
+            let q = rnd(SLOTS * 0x2000 + 0x4000);
+            assert_eq!(t.get(q & !0xfff).map(|v| v.end), reference.get(&(q & !0xfff)).copied());
+            let find =
+                reference.range(..=q).next_back().filter(|(_, e)| **e > q).or_else(|| reference.range(q + 1..).next());
+            assert_eq!(t.find_vma(q).map(|v| v.start), find.map(|(s, _)| *s));
+            assert_eq!(t.prev_of(q).map(|v| v.start), reference.range(..q).next_back().map(|(s, _)| *s));
+            assert_eq!(t.next_from(q).map(|v| v.start), reference.range(q..).next().map(|(s, _)| *s));
+            let hi = q + rnd(0x40000);
+            let range: Vec<u64> = t.iter_range(q, hi).map(|v| v.start).collect();
+            let want: Vec<u64> = reference.iter().filter(|(s, e)| **e > q && **s < hi).map(|(s, _)| *s).collect();
+            assert_eq!(range, want);
+            if step % 13 == 0 {
+                let len = (1 + rnd(4)) * 0x1000;
+                assert_eq!(t.highest_gap_end(q, hi, len), highest_linear(&t, q, hi, len));
+                assert_eq!(t.lowest_gap_start(q, hi, len), lowest_linear(&t, q, hi, len));
+            }
+        }
     }
 
     #[test]
