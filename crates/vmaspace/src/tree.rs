@@ -376,8 +376,11 @@ impl VmaTree {
         count_writable(&vma, 1);
         self.len += 1;
         if self.root == NIL {
-            let leaf =
-                self.alloc(Node::Leaf(Leaf { vmas: vec![vma], gap_start: vec![0], parent: NIL, prev: NIL, next: NIL }));
+            let mut vmas = Vec::with_capacity(LEAF_CAP + 1);
+            vmas.push(vma);
+            let mut gap_start = Vec::with_capacity(LEAF_CAP + 1);
+            gap_start.push(0);
+            let leaf = self.alloc(Node::Leaf(Leaf { vmas, gap_start, parent: NIL, prev: NIL, next: NIL }));
             (self.root, self.first, self.last) = (leaf, leaf, leaf);
             return;
         }
@@ -394,16 +397,22 @@ impl VmaTree {
             self.set_gap_start(n, end);
         }
         if self.leaf(p.leaf).vmas.len() > LEAF_CAP {
-            self.split_leaf(p.leaf);
+            self.split_leaf(p.leaf, p.idx);
         }
     }
 
-    /// Splits an overfull leaf in two, the upper half in a new leaf after it.
-    fn split_leaf(&mut self, i: u32) {
+    /// Splits an overfull leaf in two, the upper part in a new leaf after it: in halves, or,
+    /// when the VMA just added is the last of the last leaf (mappings made in address order),
+    /// leaving the leaf full and starting the new one with that VMA alone, so that leaves filled
+    /// in order stay full. Every leaf holds room for exactly `LEAF_CAP + 1` VMAs.
+    fn split_leaf(&mut self, i: u32, added_at: usize) {
+        let is_last = self.leaf(i).next == NIL;
         let l = self.leaf_mut(i);
-        let mid = l.vmas.len() / 2;
-        let vmas = l.vmas.split_off(mid);
-        let gap_start = l.gap_start.split_off(mid);
+        let mid = if is_last && added_at + 1 == l.vmas.len() { l.vmas.len() - 1 } else { l.vmas.len() / 2 };
+        let mut vmas = Vec::with_capacity(LEAF_CAP + 1);
+        vmas.extend(l.vmas.drain(mid..));
+        let mut gap_start = Vec::with_capacity(LEAF_CAP + 1);
+        gap_start.extend(l.gap_start.drain(mid..));
         let (parent, next) = (l.parent, l.next);
         let r = self.alloc(Node::Leaf(Leaf { vmas, gap_start, parent, prev: i, next }));
         self.leaf_mut(i).next = r;
