@@ -36,7 +36,7 @@ impl AddressSpace {
             if !c.flags.contains(VmFlags::MAYSHARE)
                 && let Some(h) = crate::hugetlb::hugetlb_inode(&c)
             {
-                c.private_data = Some(h.fork_mark());
+                c.set_private_data(Some(h.fork_mark()));
             }
             let wipe = v.flags.contains(VmFlags::WIPEONFORK);
             c.anon_vma = match (wipe, v.anon_vma) {

@@ -448,9 +448,7 @@ impl AddressSpace {
             // Reads of anything present, and writes to a page of its own, fault nothing in.
             Present::Own => Ok(()),
             Present::SharedWithFork | Present::FileCache if !write => Ok(()),
-            Present::Nothing if beyond_eof || ForkMark::is_unmapped(vma.private_data.as_ref()) => {
-                Err(FaultSignal::Sigbus)
-            }
+            Present::Nothing if beyond_eof || ForkMark::is_unmapped(vma.private_data()) => Err(FaultSignal::Sigbus),
             // A read of a page the file has maps the file's page.
             Present::Nothing if !write && inode.cache().pages.contains_key(&index) => {
                 let folio = inode.cache().pages[&index].clone();
@@ -489,7 +487,7 @@ impl AddressSpace {
         index: u64,
         present: Present,
     ) -> Result<Arc<HugePage>, FaultSignal> {
-        let owner = ResvMap::of(vma.private_data.as_ref());
+        let owner = ResvMap::of(vma.private_data());
         let consumed =
             owner.filter(|_| present != Present::SharedWithFork).is_some_and(|r| r.reserved().remove(&index));
         if let Some(page) = HugePage::take(&inode.pools, inode.size, consumed) {
@@ -512,7 +510,7 @@ impl AddressSpace {
         let keys: Vec<u64> = self.pages.range(start..end).map(|(a, _)| *a).collect();
         for a in keys {
             let own = matches!(self.pages.remove(&a), Some(Page::Huge(_)));
-            if let Some(r) = ResvMap::of(vma.private_data.as_ref()).filter(|_| own) {
+            if let Some(r) = ResvMap::of(vma.private_data()).filter(|_| own) {
                 r.restore(vma.pgoff_at(a) / inode.size.small_pages());
             }
         }

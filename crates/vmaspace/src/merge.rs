@@ -57,7 +57,7 @@ impl Vmg {
             flags,
             file: vma.file.clone(),
             anon_vma: vma.anon_vma,
-            anon_name: vma.anon_name.clone(),
+            anon_name: vma.anon_name().cloned(),
             middle: Some(vma.start),
             middle_forked: vma.anon_vma.is_some_and(|a| a.forked),
             just_expand: false,
@@ -73,7 +73,7 @@ impl Vmg {
         if !other.same_file(self.file.as_ref()) {
             return Err(MergeBlocker::FileDiffers);
         }
-        if other.anon_name != self.anon_name {
+        if other.anon_name() != self.anon_name.as_ref() {
             return Err(MergeBlocker::AnonNameDiffers);
         }
         Ok(())

@@ -319,7 +319,7 @@ impl AddressSpace {
             if user.vm_ops.is_some() {
                 vma.ops = user.vm_ops;
             }
-            vma.private_data = user.private_data;
+            vma.set_private_data(user.private_data);
         }
         let flags = vma.flags;
         // __mmap_complete(): these cannot be locked. (Droppable memory too, as measured on
@@ -454,7 +454,7 @@ impl AddressSpace {
         vma.page_prot = l.page_prot;
         vma.file = l.vm_file;
         vma.ops = l.vm_ops;
-        vma.private_data = l.private_data;
+        vma.set_private_data(l.private_data);
         for (start, size) in l.remapped {
             self.map_pfn_pages(start, size);
         }

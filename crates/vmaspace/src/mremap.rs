@@ -284,7 +284,7 @@ impl AddressSpace {
         // fixup_hugetlb_reservations(): the reservations went with the copy; unmapping the
         // source must not give them back.
         if vma.flags.contains(VmFlags::HUGETLB) {
-            self.tree.get_mut(vrm.vma).expect("source VMA").private_data = None;
+            self.tree.get_mut(vrm.vma).expect("source VMA").set_private_data(None);
         }
         if vrm.flags & DONTUNMAP != 0 {
             self.dontunmap_complete(vrm, new_vma);
@@ -302,7 +302,7 @@ impl AddressSpace {
         // VMG_VMA_STATE of the source for the new range, with no middle.
         let mut vmg = Vmg::new_range(addr, addr + len, pgoff, vma.flags, vma.file.clone());
         vmg.anon_vma = vma.anon_vma;
-        vmg.anon_name = vma.anon_name.clone();
+        vmg.anon_name = vma.anon_name().cloned();
         if let Some(merged) = self.vma_merge_new_range(&vmg) {
             if !vma.pages_exact {
                 self.tree.get_mut(merged).expect("merged VMA").pages_exact = false;

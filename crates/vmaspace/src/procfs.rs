@@ -193,7 +193,7 @@ impl AddressSpace {
         if self.start_stack != 0 && v.start <= self.start_stack && v.end >= self.start_stack {
             return Some("[stack]".into());
         }
-        v.anon_name.as_ref().map(|n| format!("[anon:{n}]"))
+        v.anon_name().map(|n| format!("[anon:{n}]"))
     }
 }
 

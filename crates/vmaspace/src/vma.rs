@@ -19,6 +19,13 @@ pub struct AnonVmaRef {
     pub forked: bool,
 }
 
+/// The rarely set parts of a [`Vma`].
+#[derive(Clone, Default)]
+pub(crate) struct VmaExtra {
+    pub(crate) private_data: Option<PrivateData>,
+    pub(crate) anon_name: Option<Arc<str>>,
+}
+
 /// A VMA.
 ///
 /// # Invariants
@@ -37,10 +44,10 @@ pub struct Vma {
     pub(crate) file: Option<Arc<OpenFile>>,
     /// `vm_ops`: None is an anonymous VMA (`vma_is_anonymous`).
     pub(crate) ops: Option<Arc<VmOperations>>,
-    pub(crate) private_data: Option<PrivateData>,
+    /// The parts few VMAs have (`vm_private_data`, `anon_vma_name`), behind one pointer so
+    /// that the common VMA stays small.
+    pub(crate) extra: Option<Box<VmaExtra>>,
     pub(crate) anon_vma: Option<AnonVmaRef>,
-    /// `anon_vma_name` (set by `prctl(PR_SET_VMA_ANON_NAME)`; compared when merging).
-    pub(crate) anon_name: Option<Arc<str>>,
     /// Whether the model knows this VMA's pages exactly, so smaps may print its page counters:
     /// false for VMAs seeded from a snapshot, pages shared with a fork, and memory that
     /// khugepaged, KSM or reclaim may change behind the process's back.
@@ -57,9 +64,8 @@ impl Vma {
             page_prot: PageProt::from_flags(flags),
             file: None,
             ops: None,
-            private_data: None,
+            extra: None,
             anon_vma: None,
-            anon_name: None,
             pages_exact: true,
         }
     }
@@ -94,7 +100,19 @@ impl Vma {
     }
     /// `vm_private_data`.
     pub fn private_data(&self) -> Option<&PrivateData> {
-        self.private_data.as_ref()
+        self.extra.as_ref().and_then(|e| e.private_data.as_ref())
+    }
+    /// Sets `vm_private_data`.
+    pub(crate) fn set_private_data(&mut self, data: Option<PrivateData>) {
+        match (&mut self.extra, data) {
+            (Some(e), data) => e.private_data = data,
+            (None, None) => {}
+            (None, data) => self.extra = Some(Box::new(VmaExtra { private_data: data, anon_name: None })),
+        }
+    }
+    /// `anon_vma_name` (set by `prctl(PR_SET_VMA_ANON_NAME)`; compared when merging).
+    pub(crate) fn anon_name(&self) -> Option<&Arc<str>> {
+        self.extra.as_ref().and_then(|e| e.anon_name.as_ref())
     }
     /// Pages in the VMA (`vma_pages`).
     pub fn pages(&self) -> u64 {
@@ -139,7 +157,7 @@ impl Vma {
             end: self.end,
             pgoff: self.pgoff,
             flags: self.flags,
-            private_data: self.private_data.clone(),
+            private_data: self.private_data().cloned(),
         }
     }
 }
