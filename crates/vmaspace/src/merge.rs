@@ -277,13 +277,14 @@ impl AddressSpace {
     /// `vmg.flags`; merges it into the neighbours where possible. Returns the VMA that now
     /// covers the range (still carrying its old flags), or None when nothing merged.
     pub(crate) fn vma_merge_existing_range(&mut self, vmg: &Vmg) -> Option<u64> {
-        let middle = self.tree.get(vmg.middle?)?.clone();
         let (start, end) = (vmg.start, vmg.end);
-        let left_side = start == middle.start;
-        let right_side = end == middle.end;
+        let m = self.tree.get(vmg.middle?)?;
+        let left_side = start == m.start;
+        let right_side = end == m.end;
         if vmg.flags.intersects(VmFlags::SPECIAL) || (!left_side && !right_side) {
             return None;
         }
+        let middle = m.clone();
         let prev = if left_side { self.tree.prev_of(middle.start).cloned() } else { None };
         let merge_left = left_side && vmg.can_merge_left(prev.as_ref());
         let next =
@@ -379,17 +380,17 @@ impl AddressSpace {
     /// that can take `flags`: merged into a neighbour, or split out. Returns its start; the
     /// caller writes the new attributes.
     pub(crate) fn vma_modify(&mut self, vma_start: u64, start: u64, end: u64, flags: VmFlags) -> Result<u64, Errno> {
-        let vma = self.tree.get(vma_start).expect("vma_modify of a VMA").clone();
-        let vmg = Vmg::modify(&vma, start, end, flags);
+        let vma = self.tree.get(vma_start).expect("vma_modify of a VMA");
+        let (vma_end, vmg) = (vma.end, Vmg::modify(vma, start, end, flags));
         if let Some(merged) = self.vma_merge_existing_range(&vmg) {
             return Ok(merged);
         }
         let mut cur = vma_start;
-        if vma.start < start {
+        if vma_start < start {
             self.split_vma(cur, start, SplitKeep::Upper)?;
             cur = start;
         }
-        if vma.end > end {
+        if vma_end > end {
             self.split_vma(cur, end, SplitKeep::Lower)?;
         }
         Ok(cur)

@@ -99,21 +99,22 @@ impl AddressSpace {
         let mut tmp = first.start;
         let mut nstart = start;
         let mut cursor = start;
-        while let Some(vma) = self.tree.find_intersection(cursor, end).cloned() {
-            if vma.start != tmp {
+        while let Some((vma_start, vma_end, flags)) =
+            self.tree.find_intersection(cursor, end).map(|v| (v.start, v.end, v.flags))
+        {
+            if vma_start != tmp {
                 return Err(Errno::ENOMEM);
             }
-            let new_pkey = self.override_mprotect_pkey(&vma.flags, prot, pkey);
-            let newflags =
-                calc_vm_prot_bits(prot, new_pkey) | (vma.flags & !(VmFlags::ACCESS_FLAGS | VmFlags::PKEY_MASK));
+            let new_pkey = self.override_mprotect_pkey(&flags, prot, pkey);
+            let newflags = calc_vm_prot_bits(prot, new_pkey) | (flags & !(VmFlags::ACCESS_FLAGS | VmFlags::PKEY_MASK));
             // Each of READ/WRITE/EXEC needs its MAY* bit, four bits higher.
             if newflags.0 & !(newflags.0 >> 4) & VmFlags::ACCESS_FLAGS.0 != 0 {
                 return Err(Errno::EACCES);
             }
-            tmp = vma.end.min(end);
+            tmp = vma_end.min(end);
             // Continue after the VMA the change left the iterator on (`vma_iter_end`), which
             // a merge may have extended.
-            tmp = self.mprotect_fixup(vma.start, nstart, tmp, newflags)?;
+            tmp = self.mprotect_fixup(vma_start, nstart, tmp, newflags)?;
             nstart = tmp;
             cursor = tmp;
             if cursor >= end {
@@ -145,7 +146,7 @@ impl AddressSpace {
     /// Linux: `mprotect_fixup()`: `[start, end)` of the VMA at `vma_start` takes `newflags`.
     /// Returns the end of the VMA that now holds the range.
     fn mprotect_fixup(&mut self, vma_start: u64, start: u64, end: u64, mut newflags: VmFlags) -> Result<u64, Errno> {
-        let vma = self.tree.get(vma_start).expect("mprotect of a VMA").clone();
+        let vma = self.tree.get(vma_start).expect("mprotect of a VMA");
         if vma.is_sealed() {
             return Err(Errno::EPERM);
         }
@@ -153,6 +154,7 @@ impl AddressSpace {
         if newflags == oldflags {
             return Ok(vma.end);
         }
+        let unfaulted_anon = vma.is_anonymous() && vma.anon_vma.is_none();
         let nrpages = (end - start) / PAGE_SIZE;
         if newflags.contains(VmFlags::WRITE) {
             if !self.may_expand_vm(newflags, nrpages) && self.may_expand_vm(oldflags, nrpages) {
@@ -166,7 +168,7 @@ impl AddressSpace {
                 }
                 newflags |= VmFlags::ACCOUNT;
             }
-        } else if oldflags.contains(VmFlags::ACCOUNT) && vma.is_anonymous() && vma.anon_vma.is_none() {
+        } else if oldflags.contains(VmFlags::ACCOUNT) && unfaulted_anon {
             // An unfaulted anonymous VMA made non-writable gives its commitment back.
             newflags.remove(VmFlags::ACCOUNT);
         }

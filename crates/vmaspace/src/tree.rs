@@ -11,6 +11,8 @@ use crate::vma::Vma;
 use std::cell::Cell;
 
 const NIL: u32 = u32::MAX;
+/// No finger: an empty key range.
+const NO_FINGER: (u32, u64, u64) = (NIL, 1, 0);
 /// VMAs per leaf, at most (a leaf splits past it). Small, because an insertion moves the
 /// VMAs after it within its leaf.
 const LEAF_CAP: usize = 16;
@@ -21,6 +23,8 @@ const CAP: usize = 32;
 #[derive(Debug, Clone)]
 struct Leaf {
     vmas: Vec<Vma>,
+    /// Each VMA's start, kept beside it so that searching a leaf reads one cache line or two.
+    starts: Vec<u64>,
     /// Where the free gap below each VMA starts: the end of the VMA before it, or 0.
     gap_start: Vec<u64>,
     parent: u32,
@@ -69,9 +73,10 @@ pub struct VmaTree {
     first: u32,
     last: u32,
     len: usize,
-    /// The leaf the last lookup ended in: the calls of one operation mostly look near each
-    /// other, so a lookup first tries it (as a maple tree walk reuses its `ma_state`).
-    finger: Cell<u32>,
+    /// The leaf the last lookup ended in, with the keys it answers for (`lo..hi`): the calls of
+    /// one operation mostly look near each other, so a lookup first tries it (as a maple tree
+    /// walk reuses its `ma_state`). Its bounds are recomputed after every change.
+    finger: Cell<(u32, u64, u64)>,
 }
 
 impl Default for VmaTree {
@@ -83,7 +88,7 @@ impl Default for VmaTree {
             first: NIL,
             last: NIL,
             len: 0,
-            finger: Cell::new(NIL),
+            finger: Cell::new(NO_FINGER),
         }
     }
 }
@@ -110,7 +115,7 @@ impl Clone for VmaTree {
             first: self.first,
             last: self.last,
             len: self.len,
-            finger: Cell::new(NIL),
+            finger: Cell::new(NO_FINGER),
         }
     }
 }
@@ -236,8 +241,8 @@ impl VmaTree {
     fn stats(&self, i: u32) -> (u64, u64) {
         match &self.nodes[i as usize] {
             Node::Leaf(l) => {
-                let max = l.vmas.iter().zip(&l.gap_start).map(|(v, g)| v.start - g).max().unwrap_or(0);
-                (l.vmas.first().map_or(u64::MAX, |v| v.start), max)
+                let max = l.starts.iter().zip(&l.gap_start).map(|(s, g)| s - g).max().unwrap_or(0);
+                (l.starts.first().copied().unwrap_or(u64::MAX), max)
             }
             Node::Inner(n) => {
                 (n.mins.first().copied().unwrap_or(u64::MAX), n.max_gap.iter().copied().max().unwrap_or(0))
@@ -268,19 +273,17 @@ impl VmaTree {
     /// The leaf whose range holds `key`: the rightmost child whose lowest start is `<= key` at
     /// every level (the first child when none is).
     fn find_leaf(&self, key: u64) -> u32 {
-        let f = self.finger.get();
-        if let Some(Node::Leaf(l)) = self.nodes.get(f as usize)
-            && let Some(first) = l.vmas.first()
-            && (key >= first.start || l.prev == NIL)
-            && (l.next == NIL || self.leaf(l.next).vmas.first().is_some_and(|n| key < n.start))
-        {
+        let (f, lo, hi) = self.finger.get();
+        if lo <= key && key < hi {
             return f;
         }
         let mut i = self.root;
         loop {
             match &self.nodes[i as usize] {
-                Node::Leaf(_) => {
-                    self.finger.set(i);
+                Node::Leaf(l) => {
+                    let lo = if l.prev == NIL { 0 } else { l.starts[0] };
+                    let hi = if l.next == NIL { u64::MAX } else { self.leaf(l.next).starts[0] };
+                    self.finger.set((i, lo, hi));
                     return i;
                 }
                 Node::Inner(n) => {
@@ -316,7 +319,7 @@ impl VmaTree {
         }
         let leaf = self.find_leaf(key);
         let l = self.leaf(leaf);
-        let idx = l.vmas.partition_point(|v| v.start < key);
+        let idx = l.starts.partition_point(|&s| s < key);
         if idx < l.vmas.len() {
             return Some(Pos { leaf, idx });
         }
@@ -328,14 +331,14 @@ impl VmaTree {
             return None;
         }
         let leaf = self.find_leaf(key);
-        let idx = self.leaf(leaf).vmas.partition_point(|v| v.start < key);
+        let idx = self.leaf(leaf).starts.partition_point(|&s| s < key);
         if idx > 0 {
             return Some(Pos { leaf, idx: idx - 1 });
         }
         self.prev_pos(Pos { leaf, idx: 0 })
     }
     fn pos_of(&self, start: u64) -> Option<Pos> {
-        self.lower_bound(start).filter(|p| self.at(*p).start == start)
+        self.lower_bound(start).filter(|p| self.leaf(p.leaf).starts[p.idx] == start)
     }
 
     /// The number of VMAs.
@@ -372,6 +375,26 @@ impl VmaTree {
     }
 
     pub(crate) fn insert(&mut self, vma: Vma) {
+        self.insert_vma(vma);
+        self.refresh_finger();
+    }
+
+    /// Recomputes the finger's bounds from the structure after a change (which may have moved
+    /// a leaf's first start, or split, linked or freed leaves).
+    fn refresh_finger(&self) {
+        let (f, _, _) = self.finger.get();
+        let bounds = match self.nodes.get(f as usize) {
+            Some(Node::Leaf(l)) if !l.starts.is_empty() => {
+                let lo = if l.prev == NIL { 0 } else { l.starts[0] };
+                let hi = if l.next == NIL { u64::MAX } else { self.leaf(l.next).starts[0] };
+                (f, lo, hi)
+            }
+            _ => NO_FINGER,
+        };
+        self.finger.set(bounds);
+    }
+
+    fn insert_vma(&mut self, vma: Vma) {
         let (start, end) = (vma.start, vma.end);
         count_writable(&vma, 1);
         self.len += 1;
@@ -380,7 +403,9 @@ impl VmaTree {
             vmas.push(vma);
             let mut gap_start = Vec::with_capacity(LEAF_CAP + 1);
             gap_start.push(0);
-            let leaf = self.alloc(Node::Leaf(Leaf { vmas, gap_start, parent: NIL, prev: NIL, next: NIL }));
+            let mut starts = Vec::with_capacity(LEAF_CAP + 1);
+            starts.push(start);
+            let leaf = self.alloc(Node::Leaf(Leaf { vmas, starts, gap_start, parent: NIL, prev: NIL, next: NIL }));
             (self.root, self.first, self.last) = (leaf, leaf, leaf);
             return;
         }
@@ -391,6 +416,7 @@ impl VmaTree {
         let l = self.leaf_mut(p.leaf);
         l.vmas.insert(p.idx, vma);
         l.gap_start.insert(p.idx, gap_start);
+        l.starts.insert(p.idx, start);
         self.fix_up(p.leaf);
         if let Some(n) = self.next_pos(p) {
             debug_assert!(self.at(n).start >= end, "VMA at {start:#x} overlaps the next");
@@ -413,8 +439,10 @@ impl VmaTree {
         vmas.extend(l.vmas.drain(mid..));
         let mut gap_start = Vec::with_capacity(LEAF_CAP + 1);
         gap_start.extend(l.gap_start.drain(mid..));
+        let mut starts = Vec::with_capacity(LEAF_CAP + 1);
+        starts.extend(l.starts.drain(mid..));
         let (parent, next) = (l.parent, l.next);
-        let r = self.alloc(Node::Leaf(Leaf { vmas, gap_start, parent, prev: i, next }));
+        let r = self.alloc(Node::Leaf(Leaf { vmas, starts, gap_start, parent, prev: i, next }));
         self.leaf_mut(i).next = r;
         if next == NIL {
             self.last = r;
@@ -467,11 +495,18 @@ impl VmaTree {
     }
 
     pub(crate) fn remove(&mut self, start: u64) -> Option<Vma> {
+        let v = self.remove_vma(start);
+        self.refresh_finger();
+        v
+    }
+
+    fn remove_vma(&mut self, start: u64) -> Option<Vma> {
         let p = self.pos_of(start)?;
         let gap_start = self.leaf(p.leaf).gap_start[p.idx];
         let l = self.leaf_mut(p.leaf);
         let v = l.vmas.remove(p.idx);
         l.gap_start.remove(p.idx);
+        l.starts.remove(p.idx);
         count_writable(&v, -1);
         self.len -= 1;
         // The VMA after it now has the removed one's gap and its own below it.
@@ -556,7 +591,8 @@ impl VmaTree {
         let mut prev_leaf = NIL;
         while leaf != NIL {
             let l = self.leaf(leaf);
-            if l.vmas.is_empty() || l.vmas.len() != l.gap_start.len() || l.prev != prev_leaf {
+            let starts_ok = l.starts.len() == l.vmas.len() && l.vmas.iter().zip(&l.starts).all(|(v, s)| v.start == *s);
+            if l.vmas.is_empty() || l.vmas.len() != l.gap_start.len() || !starts_ok || l.prev != prev_leaf {
                 return Err(format!("leaf {leaf} is empty, uneven or badly linked"));
             }
             for (v, g) in l.vmas.iter().zip(&l.gap_start) {

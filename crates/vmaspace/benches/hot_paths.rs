@@ -1,0 +1,62 @@
+//! Statistical benches of the model's hot paths (divan): the op streams of `vmaspace bench`
+//! (which puts them beside the live kernel) with N non-mergeable one-page VMAs present.
+//! `cargo bench -p vmaspace --bench hot_paths`.
+
+use divan::Bencher;
+use vmaspace::AddressSpace;
+use vmaspace::flags::{map, prot};
+
+const PAGE: u64 = 0x1000;
+const BASE: u64 = 0x2000_0000_0000;
+const WORK: u64 = 0x3000_0000_0000;
+const SIZES: [u64; 3] = [100, 10_000, 1_000_000];
+
+fn model_with(n: u64) -> AddressSpace {
+    let mut mm = AddressSpace::new();
+    mm.settings_mut().max_map_count = usize::MAX / 2;
+    let fixed = map::PRIVATE | map::ANONYMOUS | map::FIXED;
+    for i in 0..n {
+        let p = if i % 2 == 0 { prot::READ | prot::WRITE } else { prot::READ };
+        mm.mmap(BASE + i * PAGE, PAGE, p, fixed, -1, 0).unwrap();
+    }
+    mm.mmap(WORK, 3 * PAGE, prot::READ | prot::WRITE, fixed, -1, 0).unwrap();
+    mm
+}
+
+fn main() {
+    divan::main();
+}
+
+/// A hint-less one-page mmap and its munmap.
+#[divan::bench(args = SIZES)]
+fn mmap_munmap_pair(b: Bencher, n: u64) {
+    let mut mm = model_with(n);
+    b.bench_local(|| {
+        let a = mm.mmap(0, PAGE, prot::READ | prot::WRITE, map::PRIVATE | map::ANONYMOUS, -1, 0).unwrap();
+        mm.munmap(a, PAGE).unwrap();
+    });
+}
+
+/// mprotect of the middle page of a 3-page VMA and back: a split into three, a merge into one.
+#[divan::bench(args = SIZES)]
+fn mprotect_pair(b: Bencher, n: u64) {
+    let mut mm = model_with(n);
+    b.bench_local(|| {
+        mm.mprotect(WORK + PAGE, PAGE, prot::READ).unwrap();
+        mm.mprotect(WORK + PAGE, PAGE, prot::READ | prot::WRITE).unwrap();
+    });
+}
+
+/// The maps text of the whole address space.
+#[divan::bench(args = [100, 10_000])]
+fn maps_text(b: Bencher, n: u64) {
+    let mm = model_with(n);
+    b.bench_local(|| divan::black_box(mm.maps()));
+}
+
+/// A fork of the address space.
+#[divan::bench(args = [100, 10_000])]
+fn fork(b: Bencher, n: u64) {
+    let mut mm = model_with(n);
+    b.bench_local(|| drop(divan::black_box(mm.fork().unwrap())));
+}
