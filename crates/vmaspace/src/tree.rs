@@ -38,7 +38,20 @@ struct Inner {
     children: Vec<u32>,
     mins: Vec<u64>,
     max_gap: Vec<u64>,
+    /// The largest of `max_gap`, kept so that an update need not scan them.
+    max: u64,
     parent: u32,
+}
+
+impl Inner {
+    fn new(children: Vec<u32>, mins: Vec<u64>, max_gap: Vec<u64>) -> Inner {
+        let max = max_gap.iter().copied().max().unwrap_or(0);
+        Inner { children, mins, max_gap, max, parent: NIL }
+    }
+    /// Recomputes `max` after entries were added or removed.
+    fn recount(&mut self) {
+        self.max = self.max_gap.iter().copied().max().unwrap_or(0);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -244,28 +257,33 @@ impl VmaTree {
                 let max = l.starts.iter().zip(&l.gap_start).map(|(s, g)| s - g).max().unwrap_or(0);
                 (l.starts.first().copied().unwrap_or(u64::MAX), max)
             }
-            Node::Inner(n) => {
-                (n.mins.first().copied().unwrap_or(u64::MAX), n.max_gap.iter().copied().max().unwrap_or(0))
-            }
+            Node::Inner(n) => (n.mins.first().copied().unwrap_or(u64::MAX), n.max),
             Node::Free => (u64::MAX, 0),
         }
     }
 
     /// Brings the entries for `i` in its ancestors up to date.
     fn fix_up(&mut self, mut i: u32) {
+        let (mut min, mut max) = self.stats(i);
         loop {
             let p = self.parent_of(i);
             if p == NIL {
                 return;
             }
-            let (min, max) = self.stats(i);
             let node = self.inner_mut(p);
             let k = node.children.iter().position(|&c| c == i).expect("a child is in its parent");
-            if node.mins[k] == min && node.max_gap[k] == max {
+            let old = node.max_gap[k];
+            if node.mins[k] == min && old == max {
                 return;
             }
             node.mins[k] = min;
             node.max_gap[k] = max;
+            if max >= node.max {
+                node.max = max;
+            } else if old == node.max {
+                node.recount();
+            }
+            (min, max) = (node.mins[0], node.max);
             i = p;
         }
     }
@@ -459,12 +477,7 @@ impl VmaTree {
         let (rmin, rmax) = self.stats(r);
         let p = self.parent_of(i);
         if p == NIL {
-            let root = self.alloc(Node::Inner(Inner {
-                children: vec![i, r],
-                mins: vec![imin, rmin],
-                max_gap: vec![imax, rmax],
-                parent: NIL,
-            }));
+            let root = self.alloc(Node::Inner(Inner::new(vec![i, r], vec![imin, rmin], vec![imax, rmax])));
             self.set_parent(i, root);
             self.set_parent(r, root);
             self.root = root;
@@ -478,13 +491,15 @@ impl VmaTree {
         n.children.insert(k + 1, r);
         n.mins.insert(k + 1, rmin);
         n.max_gap.insert(k + 1, rmax);
+        n.recount();
         if n.children.len() > CAP {
             let mid = n.children.len() / 2;
             let children = n.children.split_off(mid);
             let mins = n.mins.split_off(mid);
             let max_gap = n.max_gap.split_off(mid);
+            n.recount();
             let moved = children.clone();
-            let q = self.alloc(Node::Inner(Inner { children, mins, max_gap, parent: NIL }));
+            let q = self.alloc(Node::Inner(Inner::new(children, mins, max_gap)));
             for c in moved {
                 self.set_parent(c, q);
             }
@@ -557,6 +572,7 @@ impl VmaTree {
         n.children.remove(k);
         n.mins.remove(k);
         n.max_gap.remove(k);
+        n.recount();
         let (empty, only) = (n.children.is_empty(), (n.children.len() == 1).then(|| n.children[0]));
         if empty {
             self.remove_node(p);
@@ -627,6 +643,9 @@ impl VmaTree {
         let Node::Inner(n) = &self.nodes[i as usize] else { return Ok(()) };
         if n.children.is_empty() || n.children.len() > CAP {
             return Err(format!("inner node {i} has {} children", n.children.len()));
+        }
+        if Some(n.max) != n.max_gap.iter().copied().max() {
+            return Err(format!("inner node {i} keeps {:#x} as its largest gap", n.max));
         }
         for (k, &c) in n.children.iter().enumerate() {
             if self.parent_of(c) != i {
