@@ -137,40 +137,48 @@ impl AddressSpace {
             Some(f) => (v.pgoff << PAGE_SHIFT, f.inode.dev, f.inode.ino),
             None => (0, (0, 0), 0),
         };
-        let line_start = out.len();
         let f = v.flags;
-        push_hex(out, v.start, 8);
-        out.push('-');
-        push_hex(out, v.end, 8);
-        out.push(' ');
-        out.push(if f.contains(VmFlags::READ) { 'r' } else { '-' });
-        out.push(if f.contains(VmFlags::WRITE) { 'w' } else { '-' });
-        out.push(if f.contains(VmFlags::EXEC) { 'x' } else { '-' });
-        out.push(if f.contains(VmFlags::MAYSHARE) { 's' } else { 'p' });
-        out.push(' ');
-        push_hex(out, offset, 8);
-        out.push(' ');
-        push_hex(out, u64::from(dev.0), 2);
-        out.push(':');
-        push_hex(out, u64::from(dev.1), 2);
-        out.push(' ');
-        push_dec(out, ino);
-        out.push(' ');
-        if let Some(name) = self.vma_name(v) {
-            push_name(out, line_start, &name);
+        let mut line = LineBuf::default();
+        line.hex(v.start, 8);
+        line.byte(b'-');
+        line.hex(v.end, 8);
+        line.byte(b' ');
+        line.byte(if f.contains(VmFlags::READ) { b'r' } else { b'-' });
+        line.byte(if f.contains(VmFlags::WRITE) { b'w' } else { b'-' });
+        line.byte(if f.contains(VmFlags::EXEC) { b'x' } else { b'-' });
+        line.byte(if f.contains(VmFlags::MAYSHARE) { b's' } else { b'p' });
+        line.byte(b' ');
+        line.hex(offset, 8);
+        line.byte(b' ');
+        line.hex(u64::from(dev.0), 2);
+        line.byte(b':');
+        line.hex(u64::from(dev.1), 2);
+        line.byte(b' ');
+        line.dec(ino);
+        line.byte(b' ');
+        match self.vma_name(v) {
+            Some(name) => {
+                line.pad_name();
+                line.flush(out);
+                out.push_str(&name);
+            }
+            None => line.flush(out),
         }
         out.push('\n');
     }
 
     fn show_gate(&self, out: &mut String) {
         if let Some(g) = self.gate {
-            let line_start = out.len();
-            push_hex(out, g.start, 8);
-            out.push('-');
-            push_hex(out, g.end, 8);
-            out.push_str(" --xp 00000000 00:00 0 ");
-            push_name(out, line_start, "[vsyscall]");
-            out.push('\n');
+            let mut line = LineBuf::default();
+            line.hex(g.start, 8);
+            line.byte(b'-');
+            line.hex(g.end, 8);
+            for &b in b" --xp 00000000 00:00 0 " {
+                line.byte(b);
+            }
+            line.pad_name();
+            line.flush(out);
+            out.push_str("[vsyscall]\n");
         }
     }
 
@@ -197,46 +205,52 @@ impl AddressSpace {
     }
 }
 
-/// `show_vma_header_prefix()` then `seq_pad()`: the name starts at column 73, after at least
-/// one space.
-fn push_name(out: &mut String, line_start: usize, name: &str) {
-    let width = out.len() - line_start;
-    for _ in width..NAME_PAD {
-        out.push(' ');
-    }
-    out.push(' ');
-    out.push_str(name);
+/// One maps line's fixed part, built in place and appended at once (Linux's `seq_file`
+/// writes the same digits straight into its buffer).
+struct LineBuf {
+    buf: [u8; 128],
+    len: usize,
 }
 
-/// `seq_put_hex_ll()`: lower-case hex, zero-padded to `width` digits.
-fn push_hex(out: &mut String, value: u64, width: usize) {
-    let mut buf = [b'0'; 16];
-    let mut i = buf.len();
-    let mut v = value;
-    while v != 0 {
-        i -= 1;
-        buf[i] = b"0123456789abcdef"[(v & 0xf) as usize];
-        v >>= 4;
+impl Default for LineBuf {
+    fn default() -> LineBuf {
+        LineBuf { buf: [b' '; 128], len: 0 }
     }
-    let first = i.min(buf.len() - width.min(buf.len()));
-    // ASCII digits only, so the conversion cannot fail.
-    out.push_str(std::str::from_utf8(&buf[first..]).unwrap_or_default());
 }
 
-/// `seq_put_decimal_ull()`.
-fn push_dec(out: &mut String, value: u64) {
-    let mut buf = [b'0'; 20];
-    let mut i = buf.len();
-    let mut v = value;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
+impl LineBuf {
+    fn byte(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+    /// `seq_put_hex_ll()`: lower-case hex, zero-padded to `width` digits.
+    fn hex(&mut self, value: u64, width: usize) {
+        let digits = (((64 - value.leading_zeros()) as usize).div_ceil(4)).max(width);
+        let mut v = value;
+        for i in (0..digits).rev() {
+            self.buf[self.len + i] = b"0123456789abcdef"[(v & 0xf) as usize];
+            v >>= 4;
         }
+        self.len += digits;
     }
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+    /// `seq_put_decimal_ull()`.
+    fn dec(&mut self, value: u64) {
+        let digits = value.checked_ilog10().map_or(1, |l| l as usize + 1);
+        let mut v = value;
+        for i in (0..digits).rev() {
+            self.buf[self.len + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        self.len += digits;
+    }
+    /// `seq_pad()`: spaces up to the name's column, then one more.
+    fn pad_name(&mut self) {
+        self.len = self.len.max(NAME_PAD) + 1;
+    }
+    fn flush(&self, out: &mut String) {
+        // ASCII only, so the conversion cannot fail.
+        out.push_str(std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default());
+    }
 }
 
 impl AddressSpace {
@@ -425,7 +439,7 @@ fn escape_path(path: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{push_dec, push_hex};
+    use super::LineBuf;
 
     #[test]
     fn number_writers_match_printf_formats() {
@@ -433,12 +447,14 @@ mod tests {
             [0, 1, 9, 10, 0xf, 0x10, 0xfff, 0x1234_5678, 0xffff_ffff, 0x1_0000_0000, 0x7fff_ffff_f000, u64::MAX];
         for v in values {
             for width in [2, 8, 16] {
-                let mut s = String::new();
-                push_hex(&mut s, v, width);
+                let (mut line, mut s) = (LineBuf::default(), String::new());
+                line.hex(v, width);
+                line.flush(&mut s);
                 assert_eq!(s, format!("{v:0width$x}"), "hex {v:#x} width {width}");
             }
-            let mut s = String::new();
-            push_dec(&mut s, v);
+            let (mut line, mut s) = (LineBuf::default(), String::new());
+            line.dec(v);
+            line.flush(&mut s);
             assert_eq!(s, v.to_string());
         }
     }
