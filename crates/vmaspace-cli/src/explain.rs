@@ -4,7 +4,7 @@
 
 use crate::exec::Model;
 use crate::run::{RunArgs, apply_checked, result_text, start_model};
-use crate::scenario::{InputError, Scenario};
+use crate::scenario::Scenario;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -17,12 +17,9 @@ type AnonOrigins = HashMap<(Option<u32>, u64), (usize, String)>;
 
 /// `vmaspace explain TRACE [--at LINE]`. Returns the exit status.
 pub fn main(trace: &Path, at: Option<usize>, args: &RunArgs) -> i32 {
-    let s = match Scenario::load(trace) {
+    let s = match crate::scenario::load_for("explain", trace) {
         Ok(s) => s,
-        Err(InputError(e)) => {
-            eprintln!("vmaspace explain: {e}");
-            return 2;
-        }
+        Err(status) => return status,
     };
     match explain(&s, at, args) {
         Ok(text) => {

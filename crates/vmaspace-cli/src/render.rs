@@ -5,9 +5,8 @@
 //! page draws them with a step control; its script and style are in `render.html`.
 
 use crate::run::{RunArgs, apply_checked, result_text, start_model};
-use crate::scenario::{InputError, Scenario};
+use crate::scenario::Scenario;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::Path;
 use vmaspace::{AddressSpace, Vma};
 use vmaspace_trace::format_call;
@@ -20,12 +19,9 @@ const MAX_STEPS: usize = 20_000;
 
 /// `vmaspace render TRACE -o FILE`. Returns the exit status.
 pub fn main(trace: &Path, out: &Path, args: &RunArgs) -> i32 {
-    let s = match Scenario::load(trace) {
+    let s = match crate::scenario::load_for("render", trace) {
         Ok(s) => s,
-        Err(InputError(e)) => {
-            eprintln!("vmaspace render: {e}");
-            return 2;
-        }
+        Err(status) => return status,
     };
     let title = trace.file_name().map_or("trace".into(), |n| n.to_string_lossy().into_owned());
     let html = match render(&s, &title, args) {
@@ -130,25 +126,6 @@ fn views(mm: &AddressSpace) -> Vec<VmaView> {
         .collect()
 }
 
-fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            // Keeps the JSON safe inside a <script> element.
-            '<' => out.push_str("\\u003c"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// The page for a scenario.
 fn render(s: &Scenario, title: &str, args: &RunArgs) -> Result<String, String> {
     let (mut model, _, _) = start_model(s, args)?;
@@ -182,11 +159,15 @@ fn render(s: &Scenario, title: &str, args: &RunArgs) -> Result<String, String> {
                 }
             }
             let label = pid.map_or("the trace's process".to_string(), |p| format!("pid {p}"));
-            procs.push(format!("{{\"pid\":{},\"vmas\":[{}]}}", json_str(&label), items.join(",")));
+            procs.push(format!("{{\"pid\":{},\"vmas\":[{}]}}", crate::run::json_string(&label), items.join(",")));
             previous.insert(pid, now);
         }
         previous.retain(|p, _| model.procs.contains_key(p));
-        data.steps.push(format!("{{\"caption\":{},\"procs\":[{}]}}", json_str(&caption), procs.join(",")));
+        data.steps.push(format!(
+            "{{\"caption\":{},\"procs\":[{}]}}",
+            crate::run::json_string(&caption),
+            procs.join(",")
+        ));
     };
     snapshot(&model, &mut data, &mut previous, "the address space the trace starts from".into());
     for line in &s.runnable().lines {
@@ -211,15 +192,15 @@ fn render(s: &Scenario, title: &str, args: &RunArgs) -> Result<String, String> {
                 v.start,
                 v.end,
                 v.kind,
-                json_str(&v.perms),
-                json_str(&v.maps),
-                json_str(&v.smaps)
+                crate::run::json_string(&v.perms),
+                crate::run::json_string(&v.maps),
+                crate::run::json_string(&v.smaps)
             )
         })
         .collect();
     let json = format!(
         "{{\"title\":{},\"vmas\":[{}],\"steps\":[{}]}}",
-        json_str(title),
+        crate::run::json_string(title),
         vmas.join(",\n"),
         data.steps.join(",\n")
     );

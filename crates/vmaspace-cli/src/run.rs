@@ -1,7 +1,7 @@
 //! `vmaspace run`: runs a trace on the model.
 
 use crate::exec::{Model, ModelOptions, check_runnable};
-use crate::scenario::{InputError, Scenario};
+use crate::scenario::Scenario;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use vmaspace_trace::{Call, Outcome, Scope, format_call, format_outcome, print::returns_address};
@@ -201,6 +201,8 @@ pub fn json_string(s: &str) -> String {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
+            // `<` escaped keeps the text safe inside an HTML <script> element (`render`).
+            '<' => out.push_str("\\u003c"),
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -281,12 +283,9 @@ pub fn main_all(traces: &[std::path::PathBuf], args: &RunArgs, output: &Output) 
 }
 
 pub fn main(trace: &Path, args: &RunArgs, output: &Output) -> i32 {
-    let s = match Scenario::load(trace) {
+    let s = match crate::scenario::load_for("run", trace) {
         Ok(s) => s,
-        Err(InputError(e)) => {
-            eprintln!("vmaspace run: {e}");
-            return 2;
-        }
+        Err(status) => return status,
     };
     match crate::scenario::strace_report(&s, args.initial_maps.is_some()) {
         Ok(r) if r.is_empty() => {}

@@ -30,6 +30,15 @@ pub const MAX_INPUT_BYTES: u64 = 64 << 20;
 /// Reads a text file of at most [`MAX_INPUT_BYTES`] (a device such as `/dev/zero` ends the
 /// read there instead of filling memory).
 /// `-` is standard input.
+/// Loads a trace for `command`, or says on standard error why it cannot (then the error is the
+/// exit status, 2).
+pub fn load_for(command: &str, trace: &Path) -> Result<Scenario, i32> {
+    Scenario::load(trace).map_err(|InputError(e)| {
+        eprintln!("vmaspace {command}: {e}");
+        2
+    })
+}
+
 pub fn read_limited(path: &Path) -> Result<String, String> {
     use std::io::Read;
     let f: Box<dyn Read> = if path == Path::new("-") {

@@ -278,17 +278,22 @@ impl AddressSpace {
                 self.note_placement(|| PlacementStep::StackGuardGap { stack: next.start, limit: high_limit });
                 continue;
             }
-            self.note_placement(|| PlacementStep::Gap {
-                top_down: true,
-                length,
-                low_limit,
-                high_limit,
-                gap: self.gap_around(gap),
-                align_mask: info.align_mask,
-                addr: gap,
-            });
+            self.note_gap(true, length, (low_limit, high_limit), info.align_mask, gap);
             return Some(gap);
         }
+    }
+
+    /// Records the gap a search took (for `explain`).
+    fn note_gap(&self, top_down: bool, length: u64, (low_limit, high_limit): (u64, u64), align_mask: u64, addr: u64) {
+        self.note_placement(|| PlacementStep::Gap {
+            top_down,
+            length,
+            low_limit,
+            high_limit,
+            gap: self.gap_around(addr),
+            align_mask,
+            addr,
+        });
     }
 
     /// The free gap holding `addr`: from the end of the VMA below to the start of the one above.
@@ -316,15 +321,7 @@ impl AddressSpace {
                 self.note_placement(|| PlacementStep::StackGuardGap { stack: next.start, limit: low_limit });
                 continue;
             }
-            self.note_placement(|| PlacementStep::Gap {
-                top_down: false,
-                length,
-                low_limit,
-                high_limit,
-                gap: self.gap_around(gap),
-                align_mask: info.align_mask,
-                addr: gap,
-            });
+            self.note_gap(false, length, (low_limit, high_limit), info.align_mask, gap);
             return Some(gap);
         }
     }
