@@ -13,6 +13,8 @@ use std::cell::Cell;
 const NIL: u32 = u32::MAX;
 /// No finger: an empty key range.
 const NO_FINGER: (u32, u64, u64) = (NIL, 1, 0);
+/// No last hit.
+const NO_HIT: Pos = Pos { leaf: NIL, idx: 0 };
 /// VMAs per leaf, at most (a leaf splits past it). Small, because an insertion moves the
 /// VMAs after it within its leaf.
 const LEAF_CAP: usize = 16;
@@ -90,6 +92,10 @@ pub struct VmaTree {
     /// one operation mostly look near each other, so a lookup first tries it (as a maple tree
     /// walk reuses its `ma_state`). Its bounds are recomputed after every change.
     finger: Cell<(u32, u64, u64)>,
+    /// Where the last VMA found by its start was: the calls of one operation come back to the
+    /// same VMA again and again. Checked before use (a start names one VMA at most), so it is
+    /// never stale.
+    last_hit: Cell<Pos>,
 }
 
 impl Default for VmaTree {
@@ -102,6 +108,7 @@ impl Default for VmaTree {
             last: NIL,
             len: 0,
             finger: Cell::new(NO_FINGER),
+            last_hit: Cell::new(NO_HIT),
         }
     }
 }
@@ -129,6 +136,7 @@ impl Clone for VmaTree {
             last: self.last,
             len: self.len,
             finger: Cell::new(NO_FINGER),
+            last_hit: Cell::new(NO_HIT),
         }
     }
 }
@@ -356,7 +364,15 @@ impl VmaTree {
         self.prev_pos(Pos { leaf, idx: 0 })
     }
     fn pos_of(&self, start: u64) -> Option<Pos> {
-        self.lower_bound(start).filter(|p| self.leaf(p.leaf).starts[p.idx] == start)
+        let hit = self.last_hit.get();
+        if let Some(Node::Leaf(l)) = self.nodes.get(hit.leaf as usize)
+            && l.starts.get(hit.idx) == Some(&start)
+        {
+            return Some(hit);
+        }
+        let p = self.lower_bound(start).filter(|p| self.leaf(p.leaf).starts[p.idx] == start)?;
+        self.last_hit.set(p);
+        Some(p)
     }
 
     /// The number of VMAs.
