@@ -815,3 +815,34 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
     }
     if findings.is_empty() { 0 } else { 1 }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The generator's addresses reach the whole address range, not only the arena: the lowest
+    /// 64 KiB, the gaps and edges outside the arena, and near the top of the address space
+    /// (checked on the addresses of mmap, which takes them as hints and fixed addresses).
+    #[test]
+    fn addresses_come_from_the_whole_range() {
+        let initial = crate::run::EXECUTOR_LAYOUT;
+        let (mut low, mut high, mut elsewhere, mut arena) = (0, 0, 0, 0);
+        for case in 0..300 {
+            let trace = Gen::new(case_seed(7, case), initial).trace(40);
+            for line in &trace.lines {
+                if let Call::Mmap { addr, .. } = line.call {
+                    let arena_end = ARENA + (ARENA_PAGES + 64) * PAGE;
+                    match addr {
+                        0 => {}
+                        a if a < 0x10000 => low += 1,
+                        a if a >= 0x7fff_0000_0000 => high += 1,
+                        a if (ARENA - 64 * PAGE..arena_end).contains(&a) => arena += 1,
+                        _ => elsewhere += 1,
+                    }
+                }
+            }
+        }
+        assert!(arena > low + high + elsewhere, "most addresses stay near the trace's own VMAs");
+        assert!(low >= 20 && high >= 20 && elsewhere >= 50, "low {low}, high {high}, elsewhere {elsewhere}");
+    }
+}
