@@ -53,10 +53,18 @@ pub fn explain(s: &Scenario, at: Option<usize>, args: &RunArgs) -> Result<String
         if at.is_some_and(|at| line.lineno > at) {
             break;
         }
-        if line.call.is_checkpoint() {
+        // A process's exit would take its address space with it: the explanation is of the
+        // address spaces as the trace leaves them.
+        if line.call.is_checkpoint() || matches!(line.call, vmaspace_trace::Call::ExitGroup { .. }) {
             continue;
         }
         let got = apply_checked(&mut model, line)?;
+        // exec gives the process a new address space: record its placements too.
+        if matches!(line.call, vmaspace_trace::Call::Execve { .. })
+            && let Some(mm) = model.procs.get_mut(&line.pid)
+        {
+            mm.record_placement(true);
+        }
         let call = format_call(&line.call);
         let steps = model.procs.get(&line.pid).map(AddressSpace::take_placement_steps).unwrap_or_default();
         // MAP_FIXED goes through the allocators too, which return its address as it is.

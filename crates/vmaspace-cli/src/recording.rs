@@ -413,7 +413,7 @@ pub fn trace_main(out: Option<PathBuf>, aslr: bool, command: &[String]) -> i32 {
 }
 
 /// The `# cwd:` and `# file:` header lines of a recording.
-fn recording_header(s: &Scenario) -> (Option<String>, Vec<OutsideFile>, Vec<String>) {
+pub fn recording_header(s: &Scenario) -> (Option<String>, Vec<OutsideFile>, Vec<String>) {
     let mut cwd = None;
     let mut files = Vec::new();
     let mut dirs = Vec::new();
@@ -453,6 +453,34 @@ fn recording_header(s: &Scenario) -> (Option<String>, Vec<OutsideFile>, Vec<Stri
     (cwd, files, dirs)
 }
 
+/// Whether a trace is a recording made by `vmaspace trace` (its first line says so).
+pub fn is_recording(s: &Scenario) -> bool {
+    s.text.starts_with("# vmaspace trace:")
+}
+
+/// The model a recording starts from: its working directory, the files and directories that
+/// existed before the program ran, its protection keys setting (from `# pkeys:`, or, for older
+/// recordings, from whether its exit smaps show `ProtectionKey` lines), and the accesses a
+/// recording cannot show.
+pub fn recording_model(s: &Scenario, exit_smaps_text: &str) -> Result<Model, String> {
+    let (cwd, files, dirs) = recording_header(s);
+    let opts = ModelOptions {
+        cwd: cwd.unwrap_or_else(|| "/".into()),
+        outside_files: files,
+        directories: dirs,
+        pkeys: s
+            .trace
+            .setup
+            .pkeys
+            .or_else(|| (!exit_smaps_text.is_empty()).then(|| exit_smaps_text.contains("ProtectionKey:"))),
+        hidden_accesses: true,
+        ..ModelOptions::default()
+    };
+    let mut model = Model::new(&opts)?;
+    model.fork_labels = s.trace.fork_labels().into();
+    Ok(model)
+}
+
 /// `vmaspace replay NAME`: exit 0 when every call replayed and agreed, 1 when something
 /// differs or could not be expressed, 2 when the recording cannot be used.
 pub fn replay_main(name: &Path) -> i32 {
@@ -473,30 +501,14 @@ pub fn replay_main(name: &Path) -> i32 {
         .collect();
     let expected = crate::scenario::read_limited(&name.with_extension("expected")).unwrap_or_default();
     let blocks: BTreeMap<usize, String> = numbered_blocks(&expected);
-    let (cwd, files, dirs) = recording_header(&s);
     let exit_smaps_text = crate::scenario::read_limited(&name.with_extension("smaps")).unwrap_or_default();
-    let opts = ModelOptions {
-        cwd: cwd.unwrap_or_else(|| "/".into()),
-        outside_files: files,
-        directories: dirs,
-        // Recordings made before `# pkeys:` was written say it in their smaps: ProtectionKey
-        // lines appear only on a CPU with protection keys.
-        pkeys: s
-            .trace
-            .setup
-            .pkeys
-            .or_else(|| (!exit_smaps_text.is_empty()).then(|| exit_smaps_text.contains("ProtectionKey:"))),
-        hidden_accesses: true,
-        ..ModelOptions::default()
-    };
-    let mut model = match Model::new(&opts) {
+    let mut model = match recording_model(&s, &exit_smaps_text) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("vmaspace replay: {e}");
             return 2;
         }
     };
-    model.fork_labels = s.trace.fork_labels().into();
     let mut procs = std::collections::BTreeSet::new();
     let mut calls = 0;
     // The process label of each unexpressible call (its real pid; the first process is None).

@@ -127,6 +127,13 @@ pub fn apply_checked(model: &mut Model, line: &vmaspace_trace::Line) -> Result<O
 /// default), the scope its checkpoints print, and its working directory.
 pub fn start_model(s: &Scenario, args: &RunArgs) -> Result<(Model, Option<Scope>, String), String> {
     let scope = args.window.map(|(start, end)| Scope::Window { start, end }).or(Some(s.trace.effective_scope()));
+    // A recording of a real program starts from its own image and files.
+    if crate::recording::is_recording(s) {
+        let smaps = crate::scenario::read_limited(&s.path.with_extension("smaps")).unwrap_or_default();
+        let model = crate::recording::recording_model(s, &smaps)?;
+        let cwd = crate::recording::recording_header(s).0.unwrap_or_else(|| "/".into());
+        return Ok((model, scope, cwd));
+    }
     let initial_maps = match (&args.initial_maps_text, &args.initial_maps, s.is_whole_space()) {
         (Some(t), _, _) => Some(t.clone()),
         (None, Some(p), _) => Some(read(p)?),
