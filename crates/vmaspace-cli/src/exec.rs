@@ -210,10 +210,13 @@ impl Model {
 
     /// Runs one line; None for checkpoints.
     pub fn apply(&mut self, line: &Line) -> Option<Outcome> {
-        if let Call::Execve { image, fds, .. } = &line.call {
+        if let Call::Execve { image, fds, brk, .. } = &line.call {
             let mm = self.procs.get_mut(&line.pid)?;
             return Some(match mm.exec(image) {
                 Ok(mut new) => {
+                    if let Some(b) = brk {
+                        new.set_brk(*b);
+                    }
                     if let Some(keep) = fds {
                         new.keep_only_fds(keep);
                     }

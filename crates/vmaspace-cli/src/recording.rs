@@ -254,13 +254,13 @@ pub fn write_recording(rec: &Recording, command: &str, out: &Path) -> std::io::R
                         })
                         .map(|k| i + 1 + k)
                         .filter(|k| matches!(rec.events[*k], Event::Exec { .. }));
-                    if let Some(Event::Exec { maps: image, fds, .. }) = image_at.map(|k| &rec.events[k]) {
+                    if let Some(Event::Exec { maps: image, fds, start_brk, .. }) = image_at.map(|k| &rec.events[k]) {
                         lineno += 1;
                         let path = string.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
                         let line = Line {
                             lineno,
                             pid: label(*pid),
-                            call: Call::Execve { path, image: String::new(), fds: None },
+                            call: Call::Execve { path, image: String::new(), fds: None, brk: None },
                             result: Some(Outcome::Value(0)),
                         };
                         push(&mut trace, &line, "");
@@ -271,6 +271,10 @@ pub fn write_recording(rec: &Recording, command: &str, out: &Path) -> std::io::R
                         let list: Vec<String> = fds.iter().map(|f| f.to_string()).collect();
                         let _ = writeln!(trace, "#fds: {}", list.join(" "));
                         lineno += 1;
+                        if let Some(b) = start_brk {
+                            let _ = writeln!(trace, "#brk: {b:#x}");
+                            lineno += 1;
+                        }
                         calls += 1;
                         consumed.insert(image_at.unwrap_or(i));
                     }

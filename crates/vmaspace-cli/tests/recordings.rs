@@ -110,14 +110,24 @@ fn programs_recorded_now_replay_call_by_call() {
         ("node", vec!["node", "-e", "1"]),
         ("gcc", vec!["gcc", "-c", "cprog.c", "-o", "cprog.o"]),
         ("vmaspace", vec![vm, "--version"]),
+        // With address-space randomisation on: the model takes mmap_base from the exec image
+        // and the program break from the recording's `#brk:`.
+        ("aslr-python3", vec!["--aslr", "python3", "-c", "import json"]),
+        ("aslr-cprog", vec!["--aslr", "./cprog"]),
     ];
     for (name, argv) in programs {
+        let (aslr, argv) = match argv.split_first() {
+            Some((&"--aslr", rest)) => (true, rest.to_vec()),
+            _ => (false, argv),
+        };
         if !argv[0].starts_with('.') && !argv[0].starts_with('/') && !have(argv[0]) {
             eprintln!("\n!!!!! SKIPPED recording {name}: {} is not installed !!!!!\n", argv[0]);
             continue;
         }
         let out = vmaspace()
-            .args(["trace", "-o"])
+            .arg("trace")
+            .args(aslr.then_some("--aslr"))
+            .arg("-o")
             .arg(dir.join(name))
             .arg("--")
             .args(&argv)
@@ -126,6 +136,11 @@ fn programs_recorded_now_replay_call_by_call() {
             .unwrap();
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
         let trace = dir.join(format!("{name}.trace"));
+        if aslr {
+            // Randomised: the image does not end at the default mmap_base, and the break is given.
+            let text = std::fs::read_to_string(&trace).unwrap();
+            assert!(!text.contains("-7ffff7fff000 ") && text.contains("\n#brk: 0x"), "{name} was not randomised");
+        }
         let (code, err) = replay(&trace);
         assert_agrees(&trace, code, &err);
     }

@@ -179,6 +179,15 @@ pub struct OutsideFile {
     pub ino: u64,
 }
 
+/// `mm->start_brk` of a process: field 47 of `/proc/PID/stat` (counted after the command's
+/// closing parenthesis, since the command may hold spaces).
+fn start_brk_of(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    // Fields from 3 on follow the command: field 47 is the 45th of them.
+    after.split_whitespace().nth(44)?.parse().ok()
+}
+
 /// One thing that happened, in order.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -190,6 +199,10 @@ pub enum Event {
         maps: String,
         /// The descriptors open after the exec (close-on-exec ones are gone).
         fds: Vec<i64>,
+        /// `mm->start_brk` after the exec (`/proc/PID/stat` field 47): with address-space
+        /// randomisation on, the kernel moves it away from the end of the bss
+        /// (`arch_randomize_brk()`), which the maps do not show.
+        start_brk: Option<u64>,
     },
     /// A system call that finished (or, for exit calls, was made).
     Call {
@@ -660,7 +673,8 @@ pub fn trace(program: &Path, args: &[String], opts: &TraceOptions) -> Result<Rec
                             [0, 1, 2].into_iter().filter(|f| Path::new(&format!("/proc/{pid}/fd/{f}")).exists()),
                         );
                         fds.sort();
-                        t.rec.events.push(Event::Exec { pid, maps, fds });
+                        let start_brk = start_brk_of(pid);
+                        t.rec.events.push(Event::Exec { pid, maps, fds, start_brk });
                         t.rec.started = true;
                         if pid == child && !t.rec.events.iter().any(|e| matches!(e, Event::Inherited { .. })) {
                             t.rec.events.push(Event::Inherited { pid, fds: open_fds(pid) });

@@ -147,11 +147,14 @@ pub enum Call {
     /// `execve(path)` in a recording: the process's address space becomes `image` (the maps
     /// the kernel showed right after the exec, written as `#| ` lines after the call), and its
     /// descriptors those of `fds` (the ones open right after the exec, written as a `#fds:`
-    /// line: close-on-exec ones are gone). None keeps every descriptor.
+    /// line: close-on-exec ones are gone). None keeps every descriptor. `brk` is the program
+    /// break the exec set (a `#brk:` line; with address-space randomisation it is not the end
+    /// of the image's bss); None derives it from the image.
     Execve {
         path: Vec<u8>,
         image: String,
         fds: Option<Vec<i64>>,
+        brk: Option<u64>,
     },
     /// `placeholder(fd, what)` in a recording: a descriptor the program got from a call the
     /// model has no file for (a socket, a pipe); it can be closed and duplicated, not mapped.

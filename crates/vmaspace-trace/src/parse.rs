@@ -46,6 +46,22 @@ pub fn parse_trace(text: &str) -> Result<Trace, ParseError> {
             }
             continue;
         }
+        // `#brk:` after an execve: the program break it set.
+        if let Some(value) = trimmed.strip_prefix("#brk:") {
+            let v = value.trim();
+            let parsed = v.strip_prefix("0x").and_then(|h| u64::from_str_radix(h, 16).ok());
+            match (trace.lines.last_mut(), parsed) {
+                (Some(Line { call: Call::Execve { brk: slot, .. }, .. }), Some(b)) => *slot = Some(b),
+                _ => {
+                    return Err(ParseError {
+                        line: lineno,
+                        column: 1,
+                        message: "`#brk:` gives a hex address after an execve".into(),
+                    });
+                }
+            }
+            continue;
+        }
         // `#| ` lines after an execve are the image it loaded.
         if let Some(maps_line) = trimmed.strip_prefix("#|") {
             match trace.lines.last_mut() {
@@ -666,7 +682,7 @@ fn build_call(name: &str, col: usize, args: Vec<Arg>, line: usize) -> Result<Cal
         "peek" => Call::Peek { addr: a.int(Hex)?, len: a.int(Dec)? },
         "maps" => Call::Maps,
         "smaps" => Call::Smaps,
-        "execve" => Call::Execve { path: a.string()?, image: String::new(), fds: None },
+        "execve" => Call::Execve { path: a.string()?, image: String::new(), fds: None, brk: None },
         "placeholder" => Call::Placeholder { fd: a.signed(Fd)?, what: a.string()? },
         "resize" => Call::Resize { fd: a.signed(Fd)?, size: a.int(Dec)? },
         other => {

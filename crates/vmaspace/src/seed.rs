@@ -236,10 +236,21 @@ impl AddressSpace {
     /// the kernel showed right after the exec), with the same settings, files and descriptors
     /// (the model does not track `O_CLOEXEC`, so every descriptor stays). The old address space
     /// is the caller's to release ([`AddressSpace::exit_mmap`]).
+    ///
+    /// The exec placed the image's first hint-less mappings (the interpreter, or a static
+    /// program's vDSO) top-down from `mmap_base`, so the highest mapping below the stack ends at
+    /// it: with address-space randomisation `mmap_base` is not the default
+    /// (`arch_pick_mmap_layout()`), and the new address space takes it from there.
     pub fn exec(&self, image: &str) -> Result<AddressSpace, SeedError> {
         let mut mm = AddressSpace::bare(self.settings.clone(), self.vfs.clone());
         mm.fds = self.fds.clone();
         mm.seed_from_maps(image)?;
+        if mm.start_stack != 0
+            && let Some(below) =
+                mm.tree.iter().filter(|v| v.end <= mm.start_stack && !v.flags.contains(VmFlags::GROWSDOWN)).last()
+        {
+            mm.settings.mmap_base = below.end;
+        }
         Ok(mm)
     }
 }
