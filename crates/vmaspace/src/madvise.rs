@@ -297,6 +297,9 @@ impl AddressSpace {
         let mut p = start;
         self.begin_page_walk();
         while p < end && self.page_step() {
+            // A present page is zapped first: a page-cache entry hands its dirty and accessed
+            // bits to the folio (`zap_present_folio_ptes()`).
+            self.pages.remove(&p);
             self.pages.insert(p, Page::Guard);
             p += PAGE_SIZE;
         }
