@@ -315,7 +315,9 @@ fn ram_and_swap_pages() -> Option<u64> {
 
 fn outcome(r: Result<u64, Errno>) -> Outcome {
     match r {
-        Ok(v) => Outcome::Value(v),
+        // The syscall ABI: a value in the last page reads as an error number, whatever made it
+        // (mmap passes such an address through: see `AddressSpace::mmap`).
+        Ok(v) => Outcome::from_raw(v as i64),
         Err(e) => Outcome::Error(e.number() as u16),
     }
 }

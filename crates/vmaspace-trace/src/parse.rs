@@ -506,7 +506,12 @@ impl Cursor {
         self.skip_ws();
         let ecol = self.col();
         let (name, _) = self.ident().ok_or_else(|| self.error("expected an errno name after -1"))?;
-        let n = consts::errno_number(&name).ok_or_else(|| self.error_at(ecol, format!("unknown errno `{name}`")))?;
+        // `E<number>`: an error number no errno names (as the printer writes it: a MAP_FIXED
+        // address in the last page comes back from mmap as one).
+        let numbered = name.strip_prefix('E').and_then(|d| d.parse::<u16>().ok()).filter(|n| (1..4096).contains(n));
+        let n = consts::errno_number(&name)
+            .or(numbered)
+            .ok_or_else(|| self.error_at(ecol, format!("unknown errno `{name}`")))?;
         Ok(Outcome::Error(n))
     }
 }

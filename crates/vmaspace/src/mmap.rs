@@ -34,6 +34,9 @@ impl AddressSpace {
     ///
     /// Linux: x86's `sys_mmap` → `ksys_mmap_pgoff()` → `vm_mmap_pgoff()`. Returns the address
     /// mapped, which may lie inside a larger VMA when the new range merged with a neighbour.
+    /// As the syscall does, it returns a `MAP_FIXED` address in the last page of the 64-bit
+    /// space unchanged and maps nothing (`IS_ERR_VALUE`): callers of the raw ABI read such a
+    /// value as an error number, as `vmaspace_trace::Outcome::from_raw` does.
     pub fn mmap(&mut self, addr: u64, len: u64, prot: u64, flags: u64, fd: i64, offset: u64) -> SysResult {
         if offset & !PAGE_MASK != 0 {
             return Err(Errno::EINVAL);
@@ -118,6 +121,10 @@ impl AddressSpace {
             | VmFlags::MAYWRITE
             | VmFlags::MAYEXEC;
         addr = self.get_unmapped_area(file.as_ref(), addr, len, pgoff, flags, vm_flags)?;
+        // do_mmap(): `if (IS_ERR_VALUE(addr)) return addr;` (see `get_unmapped_area`).
+        if crate::placement::is_err_value(addr) {
+            return Ok((addr, Populate::No));
+        }
         if flags & map::FIXED_NOREPLACE != 0 && self.tree.find_intersection(addr, addr + len).is_some() {
             return Err(Errno::EEXIST);
         }

@@ -60,6 +60,12 @@ impl UnmappedAreaSearch for AddressSpace {
     }
 }
 
+/// Linux: `IS_ERR_VALUE()`: a value in the last page of the address space, which the syscall
+/// ABI reads as a negated error number.
+pub(crate) fn is_err_value(v: u64) -> bool {
+    v >= (-4095i64) as u64
+}
+
 /// `DEFAULT_MAP_WINDOW` (47 bits minus a page).
 const DEFAULT_MAP_WINDOW: u64 = (1 << 47) - PAGE_SIZE;
 
@@ -101,6 +107,12 @@ impl AddressSpace {
             None if addr == 0 && len.is_multiple_of(PMD_SIZE) => self.thp_search(req.into())?,
             None => self.mm_search(req.into())?,
         };
+        // `IS_ERR_VALUE(addr)`: a MAP_FIXED address in the last page of the 64-bit space comes
+        // back from the allocator as it went in, and is returned as it is, before any check: the
+        // caller sees it as an error number (`-1 E2295` for 0xfffffffffffff709).
+        if is_err_value(addr) {
+            return Ok(addr);
+        }
         if addr > task_size - len {
             return Err(Errno::ENOMEM);
         }

@@ -357,7 +357,10 @@ fn unit(r: Result<u64, Errno>) -> Result<(), Errno> {
 /// The typed calls (each the raw call of its family, with typed arguments and results).
 impl AddressSpace {
     /// `mmap`: maps `len` bytes at `addr` (a hint, or the address with `MAP_FIXED`) of `file`
-    /// from `offset`, or anonymous memory with `None` (and `MAP_ANONYMOUS`).
+    /// from `offset`, or anonymous memory with `None` (and `MAP_ANONYMOUS`). Like the raw call,
+    /// a `MAP_FIXED` address in the last page of the 64-bit space comes back unchanged with
+    /// nothing mapped (Linux returns it, and the syscall ABI reads it as an error number that
+    /// is no errno).
     pub fn map(
         &mut self,
         addr: u64,
