@@ -92,7 +92,8 @@ impl AddressSpace {
             _ => false,
         };
         if gone {
-            self.pages.remove(&page);
+            let recency = self.tree.get(vma_start).is_some_and(|v| v.has_recency());
+            self.pages.zap(&page, recency);
         }
     }
 

@@ -191,13 +191,13 @@ impl AddressSpace {
     /// access there raises SIGBUS.
     fn truncate_pages(&mut self, inode: &Arc<Inode>, size: u64) {
         let end_index = size.div_ceil(crate::addr::PAGE_SIZE);
-        let vmas: Vec<(u64, u64, u64)> = self
+        let vmas: Vec<(u64, u64, u64, bool)> = self
             .tree
             .iter()
             .filter(|v| v.file.as_ref().is_some_and(|vf| Arc::ptr_eq(&vf.inode, inode)))
-            .map(|v| (v.start, v.end, v.pgoff))
+            .map(|v| (v.start, v.end, v.pgoff, v.has_recency()))
             .collect();
-        for (start, end, pgoff) in vmas {
+        for (start, end, pgoff, recency) in vmas {
             let past = end_index.saturating_sub(pgoff).saturating_mul(crate::addr::PAGE_SIZE);
             let first_gone = start.saturating_add(past);
             if first_gone >= end {
@@ -207,7 +207,7 @@ impl AddressSpace {
             let gone: Vec<u64> =
                 self.pages.range(first_gone..end).filter(|(_, p)| **p != crate::Page::Guard).map(|(a, _)| *a).collect();
             for a in gone {
-                self.pages.remove(&a);
+                self.pages.zap(&a, recency);
             }
         }
     }

@@ -213,7 +213,8 @@ impl AddressSpace {
             self.madvise_free_pte_range(start, end);
             return Ok(());
         }
-        self.zap_pages_keeping_guards(start, end);
+        let recency = self.tree.get(vs).expect("VMA").has_recency();
+        self.zap_pages_keeping_guards(start, end, recency);
         Ok(())
     }
 
@@ -275,7 +276,7 @@ impl AddressSpace {
         let first = v.pgoff_at(start);
         file.inode.cache().evict(first, first + ((end - start) >> crate::addr::PAGE_SHIFT));
         if !v.flags.contains(VmFlags::HUGETLB) {
-            self.zap_pages_keeping_guards(start, end);
+            self.zap_pages_keeping_guards(start, end, v.has_recency());
         }
         Ok(())
     }
@@ -288,6 +289,7 @@ impl AddressSpace {
         if f.intersects(VmFlags::SPECIAL | VmFlags::HUGETLB | VmFlags::LOCKED) {
             return Err(Errno::EINVAL);
         }
+        let recency = self.tree.get(vs).expect("VMA").has_recency();
         self.tree.get_mut(vs).expect("VMA").flags |= VmFlags::MAYBE_GUARD;
         // Only anonymous VMAs get an anon_vma for their guard markers (as in 6.19, which the
         // 6.18.44 kernel follows here: a guarded shared mapping still merges after fork).
@@ -299,7 +301,7 @@ impl AddressSpace {
         while p < end && self.page_step() {
             // A present page is zapped first: a page-cache entry hands its dirty and accessed
             // bits to the folio (`zap_present_folio_ptes()`).
-            self.pages.remove(&p);
+            self.pages.zap(&p, recency);
             self.pages.insert(p, Page::Guard);
             p += PAGE_SIZE;
         }
@@ -320,11 +322,11 @@ impl AddressSpace {
         Ok(())
     }
 
-    fn zap_pages_keeping_guards(&mut self, start: u64, end: u64) {
+    fn zap_pages_keeping_guards(&mut self, start: u64, end: u64, recency: bool) {
         let gone: Vec<u64> =
             self.pages.range(start..end).filter(|(_, p)| **p != Page::Guard).map(|(a, _)| *a).collect();
         for a in gone {
-            self.pages.remove(&a);
+            self.pages.zap(&a, recency);
         }
     }
 

@@ -367,8 +367,8 @@ impl AddressSpace {
     pub(crate) fn vma_shrink(&mut self, vma_start: u64, start: u64, end: u64, pgoff: u64) -> u64 {
         let mut v = self.tree.remove(vma_start).expect("shrink of a VMA");
         debug_assert!(v.start <= start && end <= v.end && start < end);
-        self.zap_pages(v.start, start);
-        self.zap_pages(end, v.end);
+        self.zap_pages(v.start, start, v.has_recency());
+        self.zap_pages(end, v.end, v.has_recency());
         v.start = start;
         v.end = end;
         v.pgoff = pgoff;

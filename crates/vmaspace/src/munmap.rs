@@ -96,7 +96,7 @@ impl AddressSpace {
             if v.flags.contains(crate::flags::VmFlags::LOCKED) {
                 self.munlock_frames(v.start, v.end);
             }
-            self.zap_pages(v.start, v.end);
+            self.zap_pages(v.start, v.end, v.has_recency());
             if let Some(close) = v.ops.as_ref().and_then(|o| o.close.clone()) {
                 close(&v.view());
             }
@@ -127,7 +127,7 @@ impl AddressSpace {
             if v.flags.contains(crate::flags::VmFlags::LOCKED) {
                 self.munlock_frames(v.start, v.end);
             }
-            self.zap_pages(v.start, v.end);
+            self.zap_pages(v.start, v.end, v.has_recency());
             if let Some(close) = v.ops.as_ref().and_then(|o| o.close.clone()) {
                 close(&v.view());
             }
@@ -148,11 +148,12 @@ impl AddressSpace {
         }
     }
 
-    /// Forgets the pages of `[start, end)` (page tables cleared).
-    pub(crate) fn zap_pages(&mut self, start: u64, end: u64) {
+    /// Forgets the pages of `[start, end)` of a VMA that has `recency` or not (page tables
+    /// cleared: see [`crate::pages`]'s `PageMap::zap`).
+    pub(crate) fn zap_pages(&mut self, start: u64, end: u64, recency: bool) {
         let keys: Vec<u64> = self.pages.range(start..end).map(|(k, _)| *k).collect();
         for k in keys {
-            self.pages.remove(&k);
+            self.pages.zap(&k, recency);
         }
         debug_assert!(start.is_multiple_of(PAGE_SIZE));
     }

@@ -98,20 +98,25 @@ impl PageMap {
         old
     }
 
-    /// Removes a page's entry; an entry of a page-cache page passes its dirty and accessed
-    /// bits to the folio (`zap_present_folio_ptes()`: `folio_mark_dirty()`,
-    /// `folio_mark_accessed()`; the model does not except `VM_RAND_READ`/`VM_SEQ_READ` VMAs,
-    /// whose zaps skip the latter).
+    /// Removes a page's entry as a zap does in a VMA with recency (see [`PageMap::zap`]).
     pub fn remove(&mut self, page: &u64) -> Option<Page> {
+        self.zap(page, true)
+    }
+
+    /// Removes a page's entry; an entry of a page-cache page passes its dirty bit to the folio,
+    /// and its accessed bit too where the VMA keeps recency (`zap_present_folio_ptes()`:
+    /// `folio_mark_dirty()`, and `folio_mark_accessed()` only if `vma_has_recency()`, which
+    /// `VM_SEQ_READ`/`VM_RAND_READ` VMAs do not).
+    pub fn zap(&mut self, page: &u64, recency: bool) -> Option<Page> {
         let old = self.take(page);
         if let Some(Page::File(f)) = &old {
             if f.dirty {
                 f.folio.mark_dirty();
             }
             match f.young {
-                Some(true) => f.folio.referenced.mark_accessed(),
-                Some(false) => {}
-                None => f.folio.referenced.forget_referenced(),
+                Some(true) if recency => f.folio.referenced.mark_accessed(),
+                None if recency => f.folio.referenced.forget_referenced(),
+                _ => {}
             }
         }
         old

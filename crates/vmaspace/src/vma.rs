@@ -118,6 +118,11 @@ impl Vma {
     pub fn pages(&self) -> u64 {
         pages(self.start, self.end)
     }
+    /// Linux: `vma_has_recency()`: whether accesses through the VMA count for the page's
+    /// reclaim age (not for `MADV_SEQUENTIAL`/`MADV_RANDOM` VMAs).
+    pub(crate) fn has_recency(&self) -> bool {
+        !self.flags.intersects(VmFlags::SEQ_READ | VmFlags::RAND_READ)
+    }
     /// `vma_is_anonymous`: no vm_ops.
     pub fn is_anonymous(&self) -> bool {
         self.ops.is_none()
