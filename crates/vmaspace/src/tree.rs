@@ -443,18 +443,30 @@ impl VmaTree {
             (self.root, self.first, self.last) = (leaf, leaf, leaf);
             return;
         }
-        let gap_start = self.last_below(start).map_or(0, |p| self.at(p).end);
         let at = self.lower_bound(start);
         debug_assert!(at.is_none_or(|p| self.at(p).start != start), "two VMAs at one start");
         let p = at.unwrap_or(Pos { leaf: self.last, idx: self.leaf(self.last).vmas.len() });
+        // The gap below the new VMA starts at the end of the one before it: in this leaf, or
+        // the last of the leaf before.
+        let gap_start = match p.idx {
+            0 => self.prev_pos(p).map_or(0, |q| self.at(q).end),
+            i => self.leaf(p.leaf).vmas[i - 1].end,
+        };
         let l = self.leaf_mut(p.leaf);
         l.vmas.insert(p.idx, vma);
         l.gap_start.insert(p.idx, gap_start);
         l.starts.insert(p.idx, start);
-        self.fix_up(p.leaf);
-        if let Some(n) = self.next_pos(p) {
-            debug_assert!(self.at(n).start >= end, "VMA at {start:#x} overlaps the next");
-            self.set_gap_start(n, end);
+        // The gap below the VMA after it now starts at the new VMA's end.
+        if p.idx + 1 < l.vmas.len() {
+            debug_assert!(l.starts[p.idx + 1] >= end, "VMA at {start:#x} overlaps the next");
+            l.gap_start[p.idx + 1] = end;
+            self.fix_up(p.leaf);
+        } else {
+            self.fix_up(p.leaf);
+            if let Some(n) = self.next_pos(p) {
+                debug_assert!(self.at(n).start >= end, "VMA at {start:#x} overlaps the next");
+                self.set_gap_start(n, end);
+            }
         }
         if self.leaf(p.leaf).vmas.len() > LEAF_CAP {
             self.split_leaf(p.leaf, p.idx);
@@ -533,27 +545,28 @@ impl VmaTree {
 
     fn remove_vma(&mut self, start: u64) -> Option<Vma> {
         let p = self.pos_of(start)?;
-        let gap_start = self.leaf(p.leaf).gap_start[p.idx];
         let l = self.leaf_mut(p.leaf);
+        let gap_start = l.gap_start.remove(p.idx);
         let v = l.vmas.remove(p.idx);
-        l.gap_start.remove(p.idx);
         l.starts.remove(p.idx);
         count_writable(&v, -1);
         self.len -= 1;
-        // The VMA after it now has the removed one's gap and its own below it.
-        let next = if p.idx < self.leaf(p.leaf).vmas.len() {
-            Some(p)
-        } else {
-            let n = self.leaf(p.leaf).next;
-            (n != NIL).then_some(Pos { leaf: n, idx: 0 })
-        };
-        if self.leaf(p.leaf).vmas.is_empty() {
+        // The VMA after it now has the removed one's gap and its own below it: in this leaf,
+        // or the first of the next.
+        let l = self.leaf_mut(p.leaf);
+        if p.idx < l.vmas.len() {
+            l.gap_start[p.idx] = gap_start;
+            self.fix_up(p.leaf);
+            return Some(v);
+        }
+        let next = l.next;
+        if l.vmas.is_empty() {
             self.unlink_leaf(p.leaf);
         } else {
             self.fix_up(p.leaf);
         }
-        if let Some(n) = next {
-            self.set_gap_start(n, gap_start);
+        if next != NIL {
+            self.set_gap_start(Pos { leaf: next, idx: 0 }, gap_start);
         }
         Some(v)
     }
