@@ -151,8 +151,19 @@ impl AddressSpace {
         let eof_pages = file.inode.state().size.div_ceil(PAGE_SIZE);
         let mut mapped: Vec<(u64, Arc<CacheFolio>)> = Vec::new();
         let mut seen = 0u32;
+        let mappable = |i: u64, f: &CacheFolio| {
+            i < eof_pages && !f.readahead.load(Ordering::Relaxed) && !f.not_uptodate.load(Ordering::Relaxed)
+        };
+        // filemap_map_pages(): when the first page it would map is the file's last, it installs
+        // no page table (filemap_map_pmd() is skipped "to preserve SIGBUS semantics", shmem
+        // excepted), so where the region has none yet it maps nothing.
+        let first_is_last =
+            cache.pages.range(first..=last).find(|(i, f)| mappable(**i, f)).is_some_and(|(i, _)| i + 1 >= eof_pages);
+        if first_is_last && !cache.allocates && !self.pages.has_page_table(page) {
+            return;
+        }
         for (i, f) in cache.pages.range(first..=last) {
-            if *i >= eof_pages || f.readahead.load(Ordering::Relaxed) || f.not_uptodate.load(Ordering::Relaxed) {
+            if !mappable(*i, f) {
                 continue;
             }
             seen += 1;

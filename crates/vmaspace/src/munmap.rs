@@ -103,6 +103,12 @@ impl AddressSpace {
             // vma_close() leaves the dummy operations behind: close runs once.
             v.ops = None;
         }
+        // vms_clear_ptes() → free_pgtables(): between the VMAs left on either side.
+        if let (Some(first), Some(last)) = (d.vmas.first().map(|v| v.start), d.vmas.last().map(|v| v.end)) {
+            let floor = self.tree.prev_of(first).map_or(0, |v| v.end.min(first));
+            let ceiling = self.tree.next_from(last).map_or(0, |v| v.start);
+            self.pages.free_pgtables(first, last, floor, ceiling);
+        }
         d.cleaned_up = true;
     }
 

@@ -16,7 +16,7 @@
 //! - `PageBudget::tracked` equals the sum of the sizes of the live page maps drawing on it.
 
 use crate::{AddressSpace, Page};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeBounds;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -58,11 +58,47 @@ pub(crate) struct PageMap {
     budget: Arc<PageBudget>,
     /// `Settings::max_tracked_pages` when the map was made.
     limit: u64,
+    /// The 2 MiB regions (by `addr >> PMD_SHIFT`) that have a page table: made when an entry
+    /// is first put there, kept when entries go (`MADV_DONTNEED` frees no page table), freed by
+    /// [`PageMap::free_pgtables`] when an unmap leaves the region without VMAs.
+    page_tables: BTreeSet<u64>,
 }
+
+/// log2 of `PMD_SIZE`.
+const PMD_SHIFT: u32 = 21;
 
 impl PageMap {
     pub fn new(budget: Arc<PageBudget>, limit: u64) -> PageMap {
-        PageMap { map: BTreeMap::new(), budget, limit }
+        PageMap { map: BTreeMap::new(), budget, limit, page_tables: BTreeSet::new() }
+    }
+
+    /// Whether the 2 MiB region holding `addr` has a page table (`!pmd_none()`).
+    pub fn has_page_table(&self, addr: u64) -> bool {
+        self.page_tables.contains(&(addr >> PMD_SHIFT))
+    }
+
+    /// Linux: `free_pgd_range()` at the page-table level, as `free_pgtables()` calls it for an
+    /// unmapped range `[start, end)` between the VMA ending at `floor` and the one starting at
+    /// `ceiling` (0: none above): the page tables of the 2 MiB regions no remaining VMA shares.
+    pub fn free_pgtables(&mut self, start: u64, end: u64, floor: u64, ceiling: u64) {
+        let pmd = crate::addr::PMD_SIZE;
+        let mut addr = start & !(pmd - 1);
+        if addr < floor {
+            addr += pmd;
+        }
+        let ceiling = ceiling & !(pmd - 1);
+        let mut end = end;
+        if end.wrapping_sub(1) > ceiling.wrapping_sub(1) {
+            end = end.wrapping_sub(pmd);
+        }
+        if addr > end.wrapping_sub(1) || end == 0 {
+            return;
+        }
+        let (first, last) = (addr >> PMD_SHIFT, (end - 1) >> PMD_SHIFT);
+        let gone: Vec<u64> = self.page_tables.range(first..=last).copied().collect();
+        for r in gone {
+            self.page_tables.remove(&r);
+        }
     }
 
     pub fn get(&self, page: &u64) -> Option<&Page> {
@@ -71,6 +107,7 @@ impl PageMap {
 
     /// Inserts a page; a new one counts in the budget (past its limit, the budget is exceeded).
     pub fn insert(&mut self, page: u64, p: Page) -> Option<Page> {
+        self.page_tables.insert(page >> PMD_SHIFT);
         let old = self.map.insert(page, p);
         if old.is_none() {
             let n = self.budget.tracked.fetch_add(1, Ordering::Relaxed) + 1;
@@ -139,7 +176,12 @@ impl PageMap {
 impl Clone for PageMap {
     fn clone(&self) -> PageMap {
         self.budget.tracked.fetch_add(self.map.len() as u64, Ordering::Relaxed);
-        PageMap { map: self.map.clone(), budget: self.budget.clone(), limit: self.limit }
+        PageMap {
+            map: self.map.clone(),
+            budget: self.budget.clone(),
+            limit: self.limit,
+            page_tables: self.page_tables.clone(),
+        }
     }
 }
 
