@@ -88,7 +88,7 @@ impl AddressSpace {
         let past_eof = vma.pgoff_at(page) >= f.inode.state().size.div_ceil(PAGE_SIZE);
         let gone = match self.pages.get(&page) {
             Some(Page::File(fp)) => past_eof || fp.folio.is_evicted(),
-            Some(Page::Anon(_)) => past_eof,
+            Some(Page::Anon(a)) => past_eof || a.copy_truncated(f, vma.pgoff_at(page)),
             _ => false,
         };
         if gone {
@@ -313,7 +313,8 @@ impl AddressSpace {
             }
         }
         if cow {
-            self.pages.insert(page, crate::AnonPage::fresh());
+            let generation = vma.file.as_ref().map_or(0, |f| f.inode.cache().generation());
+            self.pages.insert(page, crate::AnonPage::copy_of_file_page(generation));
         } else {
             self.pages.insert(page, crate::filemap::FilePage::detached(write));
         }
@@ -400,7 +401,10 @@ fn wp_anon(a: &mut crate::AnonPage, locked: bool) {
         if locked {
             a.frame.forget_referenced();
         }
-        a.frame = std::sync::Arc::new(crate::AnonFrame::default());
+        // A copy of a private copy of a file page is one too, as old as the truncations go:
+        // a truncated one was dropped before the fault got here.
+        let generation = a.frame.file_generation.load(std::sync::atomic::Ordering::Relaxed);
+        a.frame = std::sync::Arc::new(crate::AnonFrame { file_generation: generation.into(), ..Default::default() });
     }
     a.wrprotected = false;
 }

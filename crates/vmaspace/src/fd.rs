@@ -181,6 +181,11 @@ impl AddressSpace {
         if inode.sb.zeroes_eof_block && len != old {
             cache.zero_eof_block(len.min(old));
         }
+        // ext4_setattr() calls ext4_truncate() for any size not above the old one, which marks
+        // a file left empty for write-back at its next release.
+        if inode.sb.auto_da_alloc && len == 0 && len <= old {
+            cache.write_back_on_release = true;
+        }
         drop(cache);
         self.truncate_pages(inode, len);
         Ok(())

@@ -91,7 +91,8 @@ impl AddressSpace {
                 return Ok(());
             }
             self.anon_vma_prepare(vma.start);
-            self.pages.insert(page, crate::AnonPage::fresh());
+            let generation = file.inode.cache().generation();
+            self.pages.insert(page, crate::AnonPage::copy_of_file_page(generation));
             return Ok(());
         }
         if !write {
@@ -112,7 +113,8 @@ impl AddressSpace {
             // do_cow_fault(): the anon_vma first, then the file's page, copied.
             self.anon_vma_prepare(vma.start);
             self.cache_get_folio(vma, file, kind, index)?;
-            self.pages.insert(page, crate::AnonPage::fresh());
+            let generation = file.inode.cache().generation();
+            self.pages.insert(page, crate::AnonPage::copy_of_file_page(generation));
             return Ok(());
         }
         let (folio, _) = self.cache_get_folio(vma, file, kind, index)?;

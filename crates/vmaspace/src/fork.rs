@@ -55,8 +55,14 @@ impl AddressSpace {
                     if child.pages.budget().is_exceeded() {
                         break;
                     }
-                    // Gone from the file's cache, so from every mapping.
+                    // Gone from the file's cache, so from every mapping; a private copy a truncation
+                    // unmapped is gone too.
                     if matches!(p, crate::Page::File(f) if f.folio.is_evicted()) {
+                        continue;
+                    }
+                    if let (crate::Page::Anon(anon), Some(f)) = (p, v.file.as_ref().filter(|_| !v.is_anonymous()))
+                        && anon.copy_truncated(f, v.pgoff_at(*a))
+                    {
                         continue;
                     }
                     let shared = c.flags.contains(VmFlags::SHARED);

@@ -227,6 +227,9 @@ pub(crate) struct AnonFrame {
     /// The folio's `PG_referenced`, as far as the model knows it: [`AnonFrame::UNREFERENCED`],
     /// [`AnonFrame::REFERENCED`] or [`AnonFrame::UNKNOWN`].
     referenced: std::sync::atomic::AtomicU8,
+    /// For a private copy of a file page: the file's truncation generation when it was made
+    /// (see `PageCache::truncated_since`); 0 otherwise.
+    pub(crate) file_generation: std::sync::atomic::AtomicU64,
 }
 
 impl PartialEq for AnonFrame {
@@ -290,6 +293,20 @@ impl AnonPage {
     /// A newly faulted page: its own frame, just accessed.
     pub(crate) fn fresh() -> Page {
         Page::Anon(AnonPage { frame: Arc::new(AnonFrame::default()), young: Some(true), wrprotected: false })
+    }
+
+    /// Whether this private copy of page `index` of `file` was unmapped by a truncation since
+    /// it was made (in whichever process truncated).
+    pub(crate) fn copy_truncated(&self, file: &driver::OpenFile, index: u64) -> bool {
+        let made = self.frame.file_generation.load(std::sync::atomic::Ordering::Relaxed);
+        file.inode.cache().truncated_since(made, index)
+    }
+
+    /// A private copy of a file page, made when the file's truncation generation was
+    /// `generation`.
+    pub(crate) fn copy_of_file_page(generation: u64) -> Page {
+        let frame = AnonFrame { file_generation: generation.into(), ..AnonFrame::default() };
+        Page::Anon(AnonPage { frame: Arc::new(frame), young: Some(true), wrprotected: false })
     }
 
     /// How many page table entries map the frame (Linux: `folio_mapcount()` of a small folio).

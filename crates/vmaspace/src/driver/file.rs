@@ -226,6 +226,19 @@ pub struct OpenFile {
     pub(crate) ra: super::mapping::FileRaState,
 }
 
+/// Linux: `__fput()` → `f_op->release`: ext4's `ext4_release_file()` writes back a file that
+/// was truncated to nothing since (`auto_da_alloc`).
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        if self.inode.sb.auto_da_alloc {
+            let mut cache = self.inode.cache();
+            if std::mem::take(&mut cache.write_back_on_release) {
+                cache.write_back();
+            }
+        }
+    }
+}
+
 impl OpenFile {
     /// An open file description; `id` is its identity for merging (distinct per `open`).
     pub fn new(id: u64, inode: Arc<Inode>, mode: FMode, ops: Arc<FileOperations>) -> OpenFile {

@@ -37,6 +37,11 @@ pub struct SuperBlock {
     /// block through the page cache (ext4's `ext4_block_truncate_page()` on a shrink, the old
     /// end's block on a growth), which leaves that page cached even over a hole.
     pub zeroes_eof_block: bool,
+    /// ext4's `auto_da_alloc` (on by default): a file truncated to nothing has its delayed
+    /// allocations forced, its dirty pages written back, when a file description of it is
+    /// released (`ext4_release_file()` → `ext4_alloc_da_blocks()` → `filemap_flush()`), so a
+    /// program that truncates and rewrites a file does not lose it in a crash.
+    pub auto_da_alloc: bool,
 }
 
 impl SuperBlock {
@@ -53,6 +58,7 @@ impl Default for SuperBlock {
             noexec: false,
             ra_pages: SuperBlock::VM_READAHEAD_PAGES,
             zeroes_eof_block: false,
+            auto_da_alloc: false,
         }
     }
 }

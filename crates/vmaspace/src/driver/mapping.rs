@@ -45,9 +45,36 @@ pub(crate) struct PageCache {
     /// The file system allocates its pages (shmem: `CacheFault::Allocate`) rather than reading
     /// them from a disk.
     pub(crate) allocates: bool,
+    /// Every shrink of the file, numbered from 1, with the size in pages it left: a truncation
+    /// unmaps private copies of the pages past it from every process (`unmap_mapping_range()`
+    /// with `even_cows`), which the model applies lazily, each copy knowing which truncations
+    /// came after it ([`PageCache::truncated_since`]).
+    pub(crate) truncations: Vec<(u64, u64)>,
+    /// ext4's `EXT4_STATE_DA_ALLOC_CLOSE`: truncated to nothing, so the next release of a file
+    /// description writes the dirty pages back ([`crate::driver::SuperBlock::auto_da_alloc`]).
+    pub(crate) write_back_on_release: bool,
 }
 
 impl PageCache {
+    /// The number of truncations so far (what a private copy made now remembers).
+    pub(crate) fn generation(&self) -> u64 {
+        self.truncations.last().map_or(0, |t| t.0)
+    }
+
+    /// Whether a truncation after generation `since` cut the file at or below page `index`.
+    pub(crate) fn truncated_since(&self, since: u64, index: u64) -> bool {
+        self.truncations.iter().rev().take_while(|t| t.0 > since).any(|t| t.1 <= index)
+    }
+
+    /// `filemap_flush()` as far as the mappings see it: every dirty page is written back, and
+    /// `folio_mkclean()` write-protects and cleans the entries that map it (the next write
+    /// through a shared mapping faults and dirties it again).
+    pub(crate) fn write_back(&mut self) {
+        for f in self.pages.values() {
+            f.dirty.store(false, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn forget(&mut self) {
         self.unknown = true;
     }
@@ -60,6 +87,7 @@ impl PageCache {
     /// (`shmem_undo_range()`; ext4 zeroes only blocks it has on disk, which a hole is not).
     pub(crate) fn truncate(&mut self, size: u64) {
         let page = crate::addr::PAGE_SIZE;
+        self.truncations.push((self.generation() + 1, size.div_ceil(page)));
         self.evict(size.div_ceil(page), u64::MAX);
         if self.allocates
             && !size.is_multiple_of(page)

@@ -78,6 +78,7 @@ impl FileSystem for Ext4 {
             noexec: false,
             ra_pages: self.ra_pages,
             zeroes_eof_block: true,
+            auto_da_alloc: true,
         })
     }
     fn snapshot_vm_ops(&self) -> Option<Arc<VmOperations>> {
