@@ -163,9 +163,11 @@ impl AddressSpace {
         let locked = self.tree.get(vma_start).is_some_and(|v| v.flags.contains(VmFlags::LOCKED));
         self.gup_anon(page, access, locked);
         // follow_page_pte(): a write through get_user_pages to a page a shared mapping maps
-        // dirties the folio.
+        // dirties the folio, unless its entry is dirty already (`!pte_dirty()`).
         let shared = self.tree.get(vma_start).is_some_and(|v| v.flags.contains(VmFlags::SHARED));
-        if let (Some(Page::File(f)), Access::Write, true) = (self.pages.get(&page), access, shared) {
+        if let (Some(Page::File(f)), Access::Write, true) = (self.pages.get(&page), access, shared)
+            && !f.dirty
+        {
             f.folio.mark_dirty();
         }
         match self.pages.get(&page) {
