@@ -307,9 +307,7 @@ impl VmaTree {
         loop {
             match &self.nodes[i as usize] {
                 Node::Leaf(l) => {
-                    let lo = if l.prev == NIL { 0 } else { l.starts[0] };
-                    let hi = if l.next == NIL { u64::MAX } else { self.leaf(l.next).starts[0] };
-                    self.finger.set((i, lo, hi));
+                    self.finger.set(self.finger_on(i, l));
                     return i;
                 }
                 Node::Inner(n) => {
@@ -418,14 +416,18 @@ impl VmaTree {
     fn refresh_finger(&self) {
         let (f, _, _) = self.finger.get();
         let bounds = match self.nodes.get(f as usize) {
-            Some(Node::Leaf(l)) if !l.starts.is_empty() => {
-                let lo = if l.prev == NIL { 0 } else { l.starts[0] };
-                let hi = if l.next == NIL { u64::MAX } else { self.leaf(l.next).starts[0] };
-                (f, lo, hi)
-            }
+            Some(Node::Leaf(l)) if !l.starts.is_empty() => self.finger_on(f, l),
             _ => NO_FINGER,
         };
         self.finger.set(bounds);
+    }
+
+    /// A finger on leaf `i`: the keys `find_leaf` would end in it for, from its first start
+    /// (0 for the first leaf) to the next leaf's (the top for the last).
+    fn finger_on(&self, i: u32, l: &Leaf) -> (u32, u64, u64) {
+        let lo = if l.prev == NIL { 0 } else { l.starts[0] };
+        let hi = if l.next == NIL { u64::MAX } else { self.leaf(l.next).starts[0] };
+        (i, lo, hi)
     }
 
     fn insert_vma(&mut self, vma: Vma) {
