@@ -88,7 +88,7 @@ impl AddressSpace {
         let past_eof = vma.pgoff_at(page) >= f.inode.state().size.div_ceil(PAGE_SIZE);
         let gone = match self.pages.get(&page) {
             Some(Page::File(fp)) => past_eof || fp.folio.is_evicted(),
-            Some(Page::Anon(a)) => past_eof || a.copy_truncated(f, vma.pgoff_at(page)),
+            Some(p @ Page::Anon(_)) => past_eof || vma.copy_truncated(page, p),
             _ => false,
         };
         if gone {
@@ -315,8 +315,7 @@ impl AddressSpace {
             }
         }
         if cow {
-            let generation = vma.file.as_ref().map_or(0, |f| f.inode.cache().generation());
-            self.pages.insert(page, crate::AnonPage::copy_of_file_page(generation));
+            self.pages.insert(page, crate::AnonPage::copy_of_file_page(vma.file.as_deref()));
         } else {
             self.pages.insert(page, crate::filemap::FilePage::detached(write));
         }

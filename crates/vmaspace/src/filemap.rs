@@ -52,7 +52,12 @@ impl FilePage {
         if dirty {
             folio.mark_dirty();
         }
-        Page::File(FilePage { folio: Arc::new(folio), young: Some(true), dirty: false })
+        FilePage::mapped(Arc::new(folio))
+    }
+
+    /// The entry a fault (or fault-around) makes for `folio`: accessed, clean.
+    pub(crate) fn mapped(folio: Arc<CacheFolio>) -> Page {
+        Page::File(FilePage { folio, young: Some(true), dirty: false })
     }
 
     /// How many page table entries map the folio (the cache holds one more reference).
@@ -75,7 +80,6 @@ impl AddressSpace {
     ) -> Result<(), crate::driver::FaultSignal> {
         let shared = vma.flags.contains(VmFlags::SHARED);
         let index = vma.pgoff_at(page);
-        let young = Some(true);
         if let Some(Page::File(fp)) = self.pages.get_mut(&page) {
             // A write to a mapped page: a private mapping copies it (`wp_page_copy()`). A shared
             // one: a file system that allocates its pages (shmem) mapped it writable, so the
@@ -91,8 +95,7 @@ impl AddressSpace {
                 return Ok(());
             }
             self.anon_vma_prepare(vma.start);
-            let generation = file.inode.cache().generation();
-            self.pages.insert(page, crate::AnonPage::copy_of_file_page(generation));
+            self.pages.insert(page, crate::AnonPage::copy_of_file_page(Some(file)));
             return Ok(());
         }
         if !write {
@@ -106,20 +109,19 @@ impl AddressSpace {
             if retried && fault_around && self.fault_around_maps(vma, file, page) {
                 return Ok(());
             }
-            self.pages.insert(page, Page::File(FilePage { folio, young, dirty: false }));
+            self.pages.insert(page, FilePage::mapped(folio));
             return Ok(());
         }
         if !shared {
             // do_cow_fault(): the anon_vma first, then the file's page, copied.
             self.anon_vma_prepare(vma.start);
             self.cache_get_folio(vma, file, kind, index)?;
-            let generation = file.inode.cache().generation();
-            self.pages.insert(page, crate::AnonPage::copy_of_file_page(generation));
+            self.pages.insert(page, crate::AnonPage::copy_of_file_page(Some(file)));
             return Ok(());
         }
         let (folio, _) = self.cache_get_folio(vma, file, kind, index)?;
         folio.mark_dirty();
-        self.pages.insert(page, Page::File(FilePage { folio, young, dirty: false }));
+        self.pages.insert(page, FilePage::mapped(folio));
         Ok(())
     }
 
@@ -183,7 +185,7 @@ impl AddressSpace {
         }
         drop(cache);
         for (addr, folio) in mapped {
-            self.pages.insert(addr, Page::File(FilePage { folio, young: Some(true), dirty: false }));
+            self.pages.insert(addr, FilePage::mapped(folio));
         }
         let ra = &file.ra;
         ra.set_miss(ra.miss().saturating_sub(seen));

@@ -57,12 +57,7 @@ impl AddressSpace {
                     }
                     // Gone from the file's cache, so from every mapping; a private copy a truncation
                     // unmapped is gone too.
-                    if matches!(p, crate::Page::File(f) if f.folio.is_evicted()) {
-                        continue;
-                    }
-                    if let (crate::Page::Anon(anon), Some(f)) = (p, v.file.as_ref().filter(|_| !v.is_anonymous()))
-                        && anon.copy_truncated(f, v.pgoff_at(*a))
-                    {
+                    if matches!(p, crate::Page::File(f) if f.folio.is_evicted()) || v.copy_truncated(*a, p) {
                         continue;
                     }
                     let shared = c.flags.contains(VmFlags::SHARED);

@@ -435,11 +435,13 @@ impl AddressSpace {
         if vma.flags.contains(VmFlags::MAYSHARE) {
             if self.pages.get(&base).is_none() {
                 let folio = hugetlb_fault_shared(inode, index, beyond_eof)?;
-                self.pages.insert(base, Page::File(FilePage { folio, young: Some(true), dirty: false }));
+                self.pages.insert(base, FilePage::mapped(folio));
             }
             return Ok(());
         }
         let write = access == Access::Write;
+        // A read of a page the file has maps the file's page.
+        let cached = if write { None } else { inode.cache().pages.get(&index).cloned() };
         match self.private_huge_page(base) {
             Present::TakenAway => {
                 self.pages.remove(&base);
@@ -449,10 +451,8 @@ impl AddressSpace {
             Present::Own => Ok(()),
             Present::SharedWithFork | Present::FileCache if !write => Ok(()),
             Present::Nothing if beyond_eof || ForkMark::is_unmapped(vma.private_data()) => Err(FaultSignal::Sigbus),
-            // A read of a page the file has maps the file's page.
-            Present::Nothing if !write && inode.cache().pages.contains_key(&index) => {
-                let folio = inode.cache().pages[&index].clone();
-                self.pages.insert(base, Page::File(FilePage { folio, young: Some(true), dirty: false }));
+            Present::Nothing if cached.is_some() => {
+                self.pages.insert(base, FilePage::mapped(cached.expect("checked by the guard")));
                 Ok(())
             }
             present => {

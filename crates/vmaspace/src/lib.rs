@@ -302,9 +302,10 @@ impl AnonPage {
         file.inode.cache().truncated_since(made, index)
     }
 
-    /// A private copy of a file page, made when the file's truncation generation was
-    /// `generation`.
-    pub(crate) fn copy_of_file_page(generation: u64) -> Page {
+    /// A private copy of a page of `file`, made now (it remembers the file's truncation
+    /// generation: see [`AnonPage::copy_truncated`]).
+    pub(crate) fn copy_of_file_page(file: Option<&driver::OpenFile>) -> Page {
+        let generation = file.map_or(0, |f| f.inode.cache().generation());
         let frame = AnonFrame { file_generation: generation.into(), ..AnonFrame::default() };
         Page::Anon(AnonPage { frame: Arc::new(frame), young: Some(true), wrprotected: false })
     }

@@ -114,15 +114,8 @@ impl AddressSpace {
         let cache_known = self.settings.accesses_visible
             && v.ops.as_ref().is_some_and(|o| o.cache_fault.is_some())
             && v.file.as_ref().is_some_and(|f| !f.inode.cache().is_unknown());
-        let file = v.file.as_ref().filter(|_| !v.is_anonymous());
         for (a, p) in self.pages.range(v.start..v.end) {
-            if eof.is_some_and(|e| v.pgoff_at(*a) >= e) {
-                continue;
-            }
-            // A private copy a truncation since unmapped (in whichever process truncated).
-            if let (crate::Page::Anon(anon), Some(f)) = (p, file)
-                && anon.copy_truncated(f, v.pgoff_at(*a))
-            {
+            if eof.is_some_and(|e| v.pgoff_at(*a) >= e) || v.copy_truncated(*a, p) {
                 continue;
             }
             match p {

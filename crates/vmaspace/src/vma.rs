@@ -118,6 +118,15 @@ impl Vma {
     pub fn pages(&self) -> u64 {
         pages(self.start, self.end)
     }
+    /// Whether `p`, the entry at `addr`, is a private copy of a file page that a truncation
+    /// since unmapped (in whichever process truncated): gone, though the model forgets it only
+    /// at its next look.
+    pub(crate) fn copy_truncated(&self, addr: u64, p: &crate::Page) -> bool {
+        match (p, self.file.as_ref().filter(|_| !self.is_anonymous())) {
+            (crate::Page::Anon(a), Some(f)) => a.copy_truncated(f, self.pgoff_at(addr)),
+            _ => false,
+        }
+    }
     /// Linux: `vma_has_recency()`: whether accesses through the VMA count for the page's
     /// reclaim age (not for `MADV_SEQUENTIAL`/`MADV_RANDOM` VMAs).
     pub(crate) fn has_recency(&self) -> bool {
