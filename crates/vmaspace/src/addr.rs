@@ -6,8 +6,10 @@ pub const PAGE_SIZE: u64 = 0x1000;
 pub const PAGE_SHIFT: u32 = 12;
 /// Clears the offset within a page.
 pub const PAGE_MASK: u64 = !(PAGE_SIZE - 1);
+/// log2 of [`PMD_SIZE`].
+pub const PMD_SHIFT: u32 = 21;
 /// `PMD_SIZE`: 2 MiB.
-pub const PMD_SIZE: u64 = 0x20_0000;
+pub const PMD_SIZE: u64 = 1 << PMD_SHIFT;
 
 /// `PAGE_ALIGN`: rounds up; None when it wraps past the top of the address space.
 pub fn page_align(x: u64) -> Option<u64> {

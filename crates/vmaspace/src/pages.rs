@@ -15,6 +15,7 @@
 //!
 //! - `PageBudget::tracked` equals the sum of the sizes of the live page maps drawing on it.
 
+use crate::addr::PMD_SHIFT;
 use crate::{AddressSpace, Page};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeBounds;
@@ -63,9 +64,6 @@ pub(crate) struct PageMap {
     /// [`PageMap::free_pgtables`] when an unmap leaves the region without VMAs.
     page_tables: BTreeSet<u64>,
 }
-
-/// log2 of `PMD_SIZE`.
-const PMD_SHIFT: u32 = 21;
 
 impl PageMap {
     pub fn new(budget: Arc<PageBudget>, limit: u64) -> PageMap {

@@ -87,25 +87,31 @@ impl AddressSpace {
         let shared = flags & map::SHARED != 0;
         let pgoff = if file.is_some() { pgoff } else { 0 };
         let req = AreaRequest { addr, len, pgoff, flags, vm_flags };
-        self.note_placement(|| {
-            PlacementStep::Allocator(match file.map(|f| (&f.ops.get_unmapped_area, f.ops.label)) {
-                Some((Some(_), label)) => format!("{label}'s f_op->get_unmapped_area"),
-                Some((None, _)) => "mm_get_unmapped_area (the file has no get_unmapped_area)".into(),
-                None if shared => "shmem_get_unmapped_area (shared anonymous memory is shmem's)".into(),
-                None if addr == 0 && len.is_multiple_of(PMD_SIZE) => {
-                    "thp_get_unmapped_area (anonymous, no hint, length a multiple of 2 MiB)".into()
-                }
-                None => "mm_get_unmapped_area".into(),
-            })
-        });
-        let addr = match file.map(|f| &f.ops.get_unmapped_area) {
+        // Each allocator is named for `explain` as it is chosen.
+        let allocator = |name: &dyn Fn() -> String| self.note_placement(|| PlacementStep::Allocator(name()));
+        let addr = match file.map(|f| (&f.ops.get_unmapped_area, f.ops.label)) {
             // f_op->get_unmapped_area.
-            Some(Some(g)) => g.get_unmapped_area(self, req)?,
-            Some(None) => self.mm_search(req.into())?,
+            Some((Some(g), label)) => {
+                allocator(&|| format!("{label}'s f_op->get_unmapped_area"));
+                g.get_unmapped_area(self, req)?
+            }
+            Some((None, _)) => {
+                allocator(&|| "mm_get_unmapped_area (the file has no get_unmapped_area)".into());
+                self.mm_search(req.into())?
+            }
             // Shared anonymous memory is shmem's.
-            None if shared => crate::drivers::shmem::ShmemPlacement.get_unmapped_area(self, req)?,
-            None if addr == 0 && len.is_multiple_of(PMD_SIZE) => self.thp_search(req.into())?,
-            None => self.mm_search(req.into())?,
+            None if shared => {
+                allocator(&|| "shmem_get_unmapped_area (shared anonymous memory is shmem's)".into());
+                crate::drivers::shmem::ShmemPlacement.get_unmapped_area(self, req)?
+            }
+            None if addr == 0 && len.is_multiple_of(PMD_SIZE) => {
+                allocator(&|| "thp_get_unmapped_area (anonymous, no hint, length a multiple of 2 MiB)".into());
+                self.thp_search(req.into())?
+            }
+            None => {
+                allocator(&|| "mm_get_unmapped_area".into());
+                self.mm_search(req.into())?
+            }
         };
         // `IS_ERR_VALUE(addr)`: a MAP_FIXED address in the last page of the 64-bit space comes
         // back from the allocator as it went in, and is returned as it is, before any check: the
