@@ -79,6 +79,10 @@ pub fn explain(s: &Scenario, at: Option<usize>, args: &RunArgs) -> Result<String
             }
         }
         note_anon_origins(&model, line.pid, line.lineno, &call, &mut origins);
+        // A fork's child got its anon_vmas from this line too.
+        if let (vmaspace_trace::Call::Fork { .. }, vmaspace_trace::Outcome::Value(child)) = (&line.call, got) {
+            note_anon_origins(&model, u32::try_from(child).ok(), line.lineno, &call, &mut origins);
+        }
     }
     if placed == 0 {
         out.push_str("\n(no call of the trace chose an address)\n");
@@ -111,19 +115,8 @@ pub fn explain(s: &Scenario, at: Option<usize>, args: &RunArgs) -> Result<String
 /// Remembers the line that gave each new anon_vma of `pid`'s VMAs.
 fn note_anon_origins(model: &Model, pid: Option<u32>, lineno: usize, call: &str, origins: &mut AnonOrigins) {
     let Some(mm) = model.procs.get(&pid) else { return };
-    for v in mm.vmas() {
-        if let Some(a) = v.anon_vma() {
-            origins.entry((pid, a.id)).or_insert_with(|| (lineno, call.to_string()));
-        }
-    }
-    // A fork's child got its anon_vmas from this line too.
-    for (child, mm) in &model.procs {
-        if *child == pid {
-            continue;
-        }
-        for a in mm.vmas().filter_map(Vma::anon_vma) {
-            origins.entry((*child, a.id)).or_insert_with(|| (lineno, call.to_string()));
-        }
+    for a in mm.vmas().filter_map(Vma::anon_vma) {
+        origins.entry((pid, a.id)).or_insert_with(|| (lineno, call.to_string()));
     }
 }
 

@@ -417,7 +417,7 @@ pub fn trace_main(out: Option<PathBuf>, aslr: bool, command: &[String]) -> i32 {
 }
 
 /// The `# cwd:` and `# file:` header lines of a recording.
-pub fn recording_header(s: &Scenario) -> (Option<String>, Vec<OutsideFile>, Vec<String>) {
+fn recording_header(s: &Scenario) -> (Option<String>, Vec<OutsideFile>, Vec<String>) {
     let mut cwd = None;
     let mut files = Vec::new();
     let mut dirs = Vec::new();
@@ -465,8 +465,8 @@ pub fn is_recording(s: &Scenario) -> bool {
 /// The model a recording starts from: its working directory, the files and directories that
 /// existed before the program ran, its protection keys setting (from `# pkeys:`, or, for older
 /// recordings, from whether its exit smaps show `ProtectionKey` lines), and the accesses a
-/// recording cannot show.
-pub fn recording_model(s: &Scenario, exit_smaps_text: &str) -> Result<Model, String> {
+/// recording cannot show. Also returns the working directory.
+pub fn recording_model(s: &Scenario, exit_smaps_text: &str) -> Result<(Model, String), String> {
     let (cwd, files, dirs) = recording_header(s);
     let opts = ModelOptions {
         cwd: cwd.unwrap_or_else(|| "/".into()),
@@ -482,7 +482,7 @@ pub fn recording_model(s: &Scenario, exit_smaps_text: &str) -> Result<Model, Str
     };
     let mut model = Model::new(&opts)?;
     model.fork_labels = s.trace.fork_labels().into();
-    Ok(model)
+    Ok((model, opts.cwd))
 }
 
 /// `vmaspace replay NAME`: exit 0 when every call replayed and agreed, 1 when something
@@ -507,7 +507,7 @@ pub fn replay_main(name: &Path) -> i32 {
     let blocks: BTreeMap<usize, String> = numbered_blocks(&expected);
     let exit_smaps_text = crate::scenario::read_limited(&name.with_extension("smaps")).unwrap_or_default();
     let mut model = match recording_model(&s, &exit_smaps_text) {
-        Ok(m) => m,
+        Ok((m, _)) => m,
         Err(e) => {
             eprintln!("vmaspace replay: {e}");
             return 2;

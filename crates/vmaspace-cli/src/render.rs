@@ -55,11 +55,11 @@ struct VmaView {
 }
 
 /// What happened to a VMA (or a range) at a step.
-fn change_of(v: &VmaView, before: &[&VmaView]) -> Option<&'static str> {
-    if before.contains(&v) {
+fn change_of(v: &VmaView, before: &[VmaView]) -> Option<&'static str> {
+    if before.contains(v) {
         return None;
     }
-    let overlapping: Vec<&&VmaView> = before.iter().filter(|b| b.start < v.end && v.start < b.end).collect();
+    let overlapping: Vec<&VmaView> = before.iter().filter(|b| b.start < v.end && v.start < b.end).collect();
     Some(match overlapping.as_slice() {
         [] => "new",
         [one] if one.start <= v.start && v.end <= one.end && (one.start, one.end) != (v.start, v.end) => "split",
@@ -140,11 +140,11 @@ fn render(s: &Scenario, title: &str, args: &RunArgs) -> Result<String, String> {
         let mut procs = Vec::new();
         for pid in pids {
             let now = views(&model.procs[&pid]);
-            let before = previous.get(&pid).cloned().unwrap_or_default();
-            let before_refs: Vec<&VmaView> = before.iter().collect();
+            // What the process had at the step before (nothing new to say at its first).
+            let before = previous.remove(&pid);
             let mut items = Vec::new();
             for v in &now {
-                let change = if previous.contains_key(&pid) { change_of(v, &before_refs) } else { None };
+                let change = before.as_deref().and_then(|b| change_of(v, b));
                 let i = data.intern(v.clone());
                 items.push(match change {
                     Some(c) => format!("[{i},\"{c}\"]"),
@@ -152,7 +152,7 @@ fn render(s: &Scenario, title: &str, args: &RunArgs) -> Result<String, String> {
                 });
             }
             // Ranges that held a VMA before and hold none now: unmapped.
-            for b in &before {
+            for b in before.iter().flatten() {
                 if !now.iter().any(|v| v.start < b.end && b.start < v.end) {
                     let i = data.intern(b.clone());
                     items.push(format!("[{i},\"unmapped\"]"));

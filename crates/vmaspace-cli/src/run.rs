@@ -130,8 +130,7 @@ pub fn start_model(s: &Scenario, args: &RunArgs) -> Result<(Model, Option<Scope>
     // A recording of a real program starts from its own image and files.
     if crate::recording::is_recording(s) {
         let smaps = crate::scenario::read_limited(&s.path.with_extension("smaps")).unwrap_or_default();
-        let model = crate::recording::recording_model(s, &smaps)?;
-        let cwd = crate::recording::recording_header(s).0.unwrap_or_else(|| "/".into());
+        let (model, cwd) = crate::recording::recording_model(s, &smaps)?;
         return Ok((model, scope, cwd));
     }
     let initial_maps = match (&args.initial_maps_text, &args.initial_maps, s.is_whole_space()) {
