@@ -348,8 +348,8 @@ fn dup_anon_vma() {
     link(&mut mm, 0, 0x3000, 0, BASE);
     link(&mut mm, 0x3000, 0x5000, 3, BASE);
     set(&mut mm, 0x3000, |v| v.anon_vma = Some(DUMMY));
-    let next = vma(&mm, 0x3000).clone();
-    mm.vma_expand(0, 0, 0x5000, 0, Some(&next), VmFlags::NONE);
+    let next = vma(&mm, 0x3000);
+    mm.vma_expand(0, 0, 0x5000, 0, Some((next.start, next.end)), VmFlags::NONE);
     assert_eq!(vma(&mm, 0).anon_vma, Some(DUMMY));
     assert_eq!(mm.map_count(), 1);
     // b. Merge both with next's anon_vma.

@@ -170,6 +170,23 @@ pub enum MergeBlocker {
     NotAttempted,
 }
 
+/// What a merge of existing VMAs needs to know of one taking part, copied out so that the tree
+/// can change under it.
+#[derive(Debug, Clone, Copy)]
+struct MergePart {
+    start: u64,
+    end: u64,
+    flags: VmFlags,
+    anon_vma: Option<AnonVmaRef>,
+    pages_exact: bool,
+}
+
+impl MergePart {
+    fn of(v: &Vma) -> MergePart {
+        MergePart { start: v.start, end: v.end, flags: v.flags, anon_vma: v.anon_vma, pages_exact: v.pages_exact }
+    }
+}
+
 /// Linux: `dup_anon_vma()`: `dst` takes `src`'s anon_vma (and chain) when it has none.
 fn dup_anon_vma(dst: &mut Vma, src: Option<AnonVmaRef>) {
     if dst.anon_vma.is_none() && src.is_some() {
@@ -184,32 +201,33 @@ impl AddressSpace {
         if vmg.flags.intersects(VmFlags::SPECIAL) {
             return None;
         }
-        let prev = self.tree.prev_of(vmg.start).cloned();
-        let next = self.tree.next_from(vmg.end).cloned();
+        let prev = self.tree.prev_of(vmg.start);
+        let next = self.tree.next_from(vmg.end);
         if prev.is_none() && next.is_none() {
             return None;
         }
-        let left = vmg.can_merge_left(prev.as_ref());
-        let right = !vmg.just_expand && vmg.can_merge_right(prev.as_ref(), next.as_ref(), left);
+        let left = vmg.can_merge_left(prev);
+        let right = !vmg.just_expand && vmg.can_merge_right(prev, next, left);
         let (mut start, mut end, mut pgoff) = (vmg.start, vmg.end, vmg.pgoff);
         let mut target = None;
         if right {
-            let n = next.as_ref()?;
+            let n = next?;
             end = n.end;
             target = Some(n.start);
         }
         if left {
-            let p = prev.as_ref()?;
+            let p = prev?;
             start = p.start;
             pgoff = p.pgoff;
             target = Some(p.start);
-            if right && !next.as_ref().is_some_and(|n| n.can_merge_remove()) {
+            if right && !next.is_some_and(|n| n.can_merge_remove()) {
                 end = vmg.end;
             }
         }
         let target = target?;
+        let next = next.map(|n| (n.start, n.end));
         let sticky = vmg.flags & VmFlags::STICKY;
-        Some(self.vma_expand(target, start, end, pgoff, next.as_ref(), sticky))
+        Some(self.vma_expand(target, start, end, pgoff, next, sticky))
     }
 
     /// Why the adjacent VMAs starting at `prev` and `next` (`prev`'s end is `next`'s start) are
@@ -234,8 +252,8 @@ impl AddressSpace {
         Some(MergeBlocker::NotAttempted)
     }
 
-    /// Linux: `vma_expand()`: grows `target` to `[start, end)`, removing `next` when the new
-    /// range swallows it. Returns the target's new start.
+    /// Linux: `vma_expand()`: grows `target` to `[start, end)`, removing `next` (given by its
+    /// start and end) when the new range swallows it. Returns the target's new start.
     ///
     /// The target keeps the sticky flags of every VMA taking part and `sticky` (the proposal's).
     pub(crate) fn vma_expand(
@@ -244,12 +262,12 @@ impl AddressSpace {
         start: u64,
         end: u64,
         pgoff: u64,
-        next: Option<&Vma>,
+        next: Option<(u64, u64)>,
         sticky: VmFlags,
     ) -> u64 {
         let removed = next
-            .filter(|n| n.start != target && n.end == end)
-            .map(|n| self.tree.remove(n.start).expect("merged next exists"));
+            .filter(|&(n_start, n_end)| n_start != target && n_end == end)
+            .map(|(n_start, _)| self.tree.remove(n_start).expect("merged next exists"));
         let update = |t: &mut Vma| {
             t.flags |= sticky;
             if let Some(r) = &removed {
@@ -284,37 +302,31 @@ impl AddressSpace {
         if vmg.flags.intersects(VmFlags::SPECIAL) || (!left_side && !right_side) {
             return None;
         }
-        let middle = m.clone();
-        let prev = if left_side { self.tree.prev_of(middle.start).cloned() } else { None };
-        let merge_left = left_side && vmg.can_merge_left(prev.as_ref());
-        let next =
-            if right_side { self.tree.next_from(middle.end).filter(|n| n.start == middle.end).cloned() } else { None };
-        let mut merge_right = right_side && vmg.can_merge_right(prev.as_ref(), next.as_ref(), merge_left);
+        let prev_vma = if left_side { self.tree.prev_of(m.start) } else { None };
+        let merge_left = left_side && vmg.can_merge_left(prev_vma);
+        let next_vma = if right_side { self.tree.next_from(m.end).filter(|n| n.start == m.end) } else { None };
+        let mut merge_right = right_side && vmg.can_merge_right(prev_vma, next_vma, merge_left);
         if !merge_left && !merge_right {
             return None;
         }
         let remove_middle = left_side && right_side;
-        if remove_middle && !middle.can_merge_remove() {
+        if remove_middle && !m.can_merge_remove() {
             return None;
         }
-        if merge_left && merge_right && !next.as_ref().is_some_and(|n| n.can_merge_remove()) {
+        if merge_left && merge_right && !next_vma.is_some_and(|n| n.can_merge_remove()) {
             merge_right = false;
         }
-        let mid_anon = middle.anon_vma;
+        // What the merge needs of the three, so that the tree can change under it.
+        let (middle, prev, next) = (MergePart::of(m), prev_vma.map(MergePart::of), next_vma.map(MergePart::of));
         // Sticky flags of every VMA taking part end up on the target.
-        let sticky = |others: &[Option<&Vma>]| {
-            others
-                .iter()
-                .flatten()
-                .fold((vmg.flags | middle.flags) & VmFlags::STICKY, |acc, v| acc | (v.flags & VmFlags::STICKY))
-        };
+        let sticky = |other: &MergePart| (vmg.flags | middle.flags | other.flags) & VmFlags::STICKY;
         if merge_left && merge_right {
             let (p, n) = (prev?, next?);
             self.tree.remove(middle.start);
             self.tree.remove(n.start);
             let t = self.tree.get_mut(p.start)?;
-            dup_anon_vma(t, if n.anon_vma.is_some() { n.anon_vma } else { mid_anon });
-            t.flags |= sticky(&[Some(&p), Some(&n)]);
+            dup_anon_vma(t, if n.anon_vma.is_some() { n.anon_vma } else { middle.anon_vma });
+            t.flags |= sticky(&p) | sticky(&n);
             t.pages_exact &= middle.pages_exact && n.pages_exact;
             self.tree.set_end(p.start, n.end);
             return Some(p.start);
@@ -323,8 +335,8 @@ impl AddressSpace {
             let p = prev?;
             let mut m = self.tree.remove(middle.start)?;
             let t = self.tree.get_mut(p.start)?;
-            dup_anon_vma(t, mid_anon);
-            t.flags |= sticky(&[Some(&p)]);
+            dup_anon_vma(t, middle.anon_vma);
+            t.flags |= sticky(&p);
             t.pages_exact &= middle.pages_exact;
             self.tree.set_end(p.start, end);
             if !remove_middle {
@@ -337,8 +349,8 @@ impl AddressSpace {
         // Merge right: next grows down over the range (a new start, so it is re-keyed).
         let n = next?;
         let mut t = self.tree.remove(n.start)?;
-        dup_anon_vma(&mut t, mid_anon);
-        t.flags |= sticky(&[Some(&n)]);
+        dup_anon_vma(&mut t, middle.anon_vma);
+        t.flags |= sticky(&n);
         t.pages_exact &= middle.pages_exact;
         t.pgoff = t.pgoff.wrapping_sub((n.start - start) >> PAGE_SHIFT);
         t.start = start;

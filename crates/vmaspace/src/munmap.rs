@@ -45,30 +45,33 @@ impl AddressSpace {
     /// takes those inside out of the tree. On error the VMAs are put back, but a split already
     /// made at `start` stays (as in Linux).
     pub(crate) fn gather_munmap_vmas(&mut self, start: u64, end: u64) -> Result<Detached, Errno> {
-        let first = self.tree.find_intersection(start, end).expect("gather of a mapped range").clone();
-        if start > first.start {
-            if end < first.end && self.map_count() >= self.settings.max_map_count {
+        let (first_start, first_end, first_sealed) = self.edges_of_first(start, end).expect("gather of a mapped range");
+        if start > first_start {
+            if end < first_end && self.map_count() >= self.settings.max_map_count {
                 return Err(Errno::ENOMEM);
             }
-            if first.is_sealed() {
+            if first_sealed {
                 return Err(Errno::EPERM);
             }
-            self.__split_vma(first.start, start, SplitKeep::Upper)?;
+            self.__split_vma(first_start, start, SplitKeep::Upper)?;
         }
         let mut d = Detached::default();
-        for vs in self.tree.starts_in(start, end) {
-            let vma = self.tree.get(vs).expect("listed VMA").clone();
-            if vma.is_sealed() {
+        let mut cursor = start;
+        while cursor < end
+            && let Some((vs, ve, sealed)) = self.edges_of_first(cursor, end)
+        {
+            if sealed {
                 self.reattach(d);
                 return Err(Errno::EPERM);
             }
-            if vma.end > end
+            if ve > end
                 && let Err(e) = self.__split_vma(vs, end, SplitKeep::Lower)
             {
                 self.reattach(d);
                 return Err(e);
             }
             let vma = self.tree.remove(vs).expect("listed VMA");
+            cursor = vma.end;
             d.nr_pages += vma.pages();
             if vma.flags.contains(VmFlags::ACCOUNT) {
                 d.nr_accounted += vma.pages();
@@ -76,6 +79,11 @@ impl AddressSpace {
             d.vmas.push(vma);
         }
         Ok(d)
+    }
+
+    /// The first VMA intersecting `[start, end)`: its start, its end, whether it is sealed.
+    fn edges_of_first(&self, start: u64, end: u64) -> Option<(u64, u64, bool)> {
+        self.tree.find_intersection(start, end).map(|v| (v.start, v.end, v.is_sealed()))
     }
 
     /// Linux: `reattach_vmas()`.
@@ -104,7 +112,9 @@ impl AddressSpace {
             v.ops = None;
         }
         // vms_clear_ptes() → free_pgtables(): between the VMAs left on either side.
-        if let (Some(first), Some(last)) = (d.vmas.first().map(|v| v.start), d.vmas.last().map(|v| v.end)) {
+        if let (Some(first), Some(last)) = (d.vmas.first().map(|v| v.start), d.vmas.last().map(|v| v.end))
+            && self.pages.has_page_tables_near(first, last)
+        {
             let floor = self.tree.prev_of(first).map_or(0, |v| v.end.min(first));
             let ceiling = self.tree.next_from(last).map_or(0, |v| v.start);
             self.pages.free_pgtables(first, last, floor, ceiling);

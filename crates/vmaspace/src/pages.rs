@@ -75,6 +75,13 @@ impl PageMap {
         self.page_tables.contains(&(addr >> PMD_SHIFT))
     }
 
+    /// Whether any 2 MiB region that `[start, end)` touches has a page table: when none does,
+    /// [`PageMap::free_pgtables`] has nothing to free there.
+    pub fn has_page_tables_near(&self, start: u64, end: u64) -> bool {
+        !self.page_tables.is_empty()
+            && self.page_tables.range(start >> PMD_SHIFT..=(end.saturating_sub(1) >> PMD_SHIFT)).next().is_some()
+    }
+
     /// Linux: `free_pgd_range()` at the page-table level, as `free_pgtables()` calls it for an
     /// unmapped range `[start, end)` between the VMA ending at `floor` and the one starting at
     /// `ceiling` (0: none above): the page tables of the 2 MiB regions no remaining VMA shares.

@@ -47,13 +47,34 @@ struct Inner {
 
 impl Inner {
     fn new(children: Vec<u32>, mins: Vec<u64>, max_gap: Vec<u64>) -> Inner {
-        let max = max_gap.iter().copied().max().unwrap_or(0);
+        let max = largest(&max_gap);
         Inner { children, mins, max_gap, max, parent: NIL }
     }
     /// Recomputes `max` after entries were added or removed.
     fn recount(&mut self) {
-        self.max = self.max_gap.iter().copied().max().unwrap_or(0);
+        self.max = largest(&self.max_gap);
     }
+}
+
+/// The largest of `xs` (0 for none): a plain loop the compiler turns into compares and
+/// conditional moves, the hot part of keeping gaps current.
+fn largest(xs: &[u64]) -> u64 {
+    let mut m = 0;
+    for &x in xs {
+        m = if x > m { x } else { m };
+    }
+    m
+}
+
+/// The largest gap below the VMAs of a leaf: `starts[k] - gap_start[k]`.
+fn largest_gap(starts: &[u64], gap_start: &[u64]) -> u64 {
+    let mut m = 0;
+    for (&s, &g) in starts.iter().zip(gap_start) {
+        // A gap starts at or below its VMA (the tree's invariant): no overflow to check.
+        let x = s.wrapping_sub(g);
+        m = if x > m { x } else { m };
+    }
+    m
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +104,9 @@ struct Pos {
 #[derive(Debug)]
 pub struct VmaTree {
     nodes: Vec<Node>,
+    /// For each node, where it last was among its parent's children: checked before use, so a
+    /// stale hint costs only the scan it would have saved.
+    slot_hint: Vec<u32>,
     free: Vec<u32>,
     root: u32,
     first: u32,
@@ -102,6 +126,7 @@ impl Default for VmaTree {
     fn default() -> VmaTree {
         VmaTree {
             nodes: Vec::new(),
+            slot_hint: Vec::new(),
             free: Vec::new(),
             root: NIL,
             first: NIL,
@@ -130,6 +155,7 @@ impl Clone for VmaTree {
         }
         VmaTree {
             nodes: self.nodes.clone(),
+            slot_hint: self.slot_hint.clone(),
             free: self.free.clone(),
             root: self.root,
             first: self.first,
@@ -249,6 +275,7 @@ impl VmaTree {
             }
             None => {
                 self.nodes.push(n);
+                self.slot_hint.push(0);
                 (self.nodes.len() - 1) as u32
             }
         }
@@ -258,13 +285,22 @@ impl VmaTree {
         self.free.push(i);
     }
 
+    /// Where child `i` is among the children of its parent `p`.
+    fn slot_in(&mut self, p: u32, i: u32) -> usize {
+        let hint = self.slot_hint[i as usize] as usize;
+        let Node::Inner(n) = &self.nodes[p as usize] else { unreachable!("node {p} is not an inner node") };
+        if n.children.get(hint) == Some(&i) {
+            return hint;
+        }
+        let k = n.children.iter().position(|&c| c == i).expect("a child is in its parent");
+        self.slot_hint[i as usize] = k as u32;
+        k
+    }
+
     /// A node's lowest start and largest gap.
     fn stats(&self, i: u32) -> (u64, u64) {
         match &self.nodes[i as usize] {
-            Node::Leaf(l) => {
-                let max = l.starts.iter().zip(&l.gap_start).map(|(s, g)| s - g).max().unwrap_or(0);
-                (l.starts.first().copied().unwrap_or(u64::MAX), max)
-            }
+            Node::Leaf(l) => (l.starts.first().copied().unwrap_or(u64::MAX), largest_gap(&l.starts, &l.gap_start)),
             Node::Inner(n) => (n.mins.first().copied().unwrap_or(u64::MAX), n.max),
             Node::Free => (u64::MAX, 0),
         }
@@ -278,8 +314,8 @@ impl VmaTree {
             if p == NIL {
                 return;
             }
+            let k = self.slot_in(p, i);
             let node = self.inner_mut(p);
-            let k = node.children.iter().position(|&c| c == i).expect("a child is in its parent");
             let old = node.max_gap[k];
             if node.mins[k] == min && old == max {
                 return;
@@ -514,8 +550,8 @@ impl VmaTree {
             return;
         }
         self.set_parent(r, p);
+        let k = self.slot_in(p, i);
         let n = self.inner_mut(p);
-        let k = n.children.iter().position(|&c| c == i).expect("a child is in its parent");
         n.mins[k] = imin;
         n.max_gap[k] = imax;
         n.children.insert(k + 1, r);
@@ -598,8 +634,8 @@ impl VmaTree {
             self.root = NIL;
             return;
         }
+        let k = self.slot_in(p, i);
         let n = self.inner_mut(p);
-        let k = n.children.iter().position(|&c| c == i).expect("a child is in its parent");
         n.children.remove(k);
         n.mins.remove(k);
         n.max_gap.remove(k);
