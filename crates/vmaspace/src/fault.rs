@@ -380,14 +380,14 @@ impl AddressSpace {
         {
             return Err(Errno::ENOMEM);
         }
-        let mut v = self.tree.remove(vma_start).expect("stack VMA");
-        v.start = addr;
+        let v = self.tree.get_mut(vma_start).expect("stack VMA");
         v.pgoff -= grow;
-        if v.flags.contains(VmFlags::LOCKED) {
+        let (flags, end) = (v.flags, v.end);
+        self.tree.set_range(vma_start, addr, end);
+        if flags.contains(VmFlags::LOCKED) {
             self.counters.locked_vm += grow;
         }
-        self.counters.account(v.flags, grow as i64);
-        self.tree.insert(v);
+        self.counters.account(flags, grow as i64);
         Ok(addr)
     }
 }

@@ -282,11 +282,8 @@ impl AddressSpace {
             update(self.tree.get_mut(target).expect("merge target exists"));
             self.tree.set_end(target, end);
         } else {
-            let mut t = self.tree.remove(target).expect("merge target exists");
-            update(&mut t);
-            t.start = start;
-            t.end = end;
-            self.tree.insert(t);
+            update(self.tree.get_mut(target).expect("merge target exists"));
+            self.tree.set_range(target, start, end);
         }
         start
     }
@@ -322,44 +319,43 @@ impl AddressSpace {
         let sticky = |other: &MergePart| (vmg.flags | middle.flags | other.flags) & VmFlags::STICKY;
         if merge_left && merge_right {
             let (p, n) = (prev?, next?);
-            self.tree.remove(middle.start);
-            self.tree.remove(n.start);
+            self.tree.absorb_next(p.start, 2);
             let t = self.tree.get_mut(p.start)?;
             dup_anon_vma(t, if n.anon_vma.is_some() { n.anon_vma } else { middle.anon_vma });
             t.flags |= sticky(&p) | sticky(&n);
             t.pages_exact &= middle.pages_exact && n.pages_exact;
-            self.tree.set_end(p.start, n.end);
             return Some(p.start);
         }
         if merge_left {
             let p = prev?;
-            let mut m = self.tree.remove(middle.start)?;
+            if remove_middle {
+                self.tree.absorb_next(p.start, 1);
+            } else {
+                // The middle gives up its lower part first, so that the two never overlap.
+                let m = self.tree.get_mut(middle.start)?;
+                m.pgoff = m.pgoff_at(end);
+                self.tree.set_range(middle.start, end, middle.end);
+                self.tree.set_end(p.start, end);
+            }
             let t = self.tree.get_mut(p.start)?;
             dup_anon_vma(t, middle.anon_vma);
             t.flags |= sticky(&p);
             t.pages_exact &= middle.pages_exact;
-            self.tree.set_end(p.start, end);
-            if !remove_middle {
-                m.pgoff = m.pgoff_at(end);
-                m.start = end;
-                self.tree.insert(m);
-            }
             return Some(p.start);
         }
         // Merge right: next grows down over the range (a new start, so it is re-keyed).
         let n = next?;
-        let mut t = self.tree.remove(n.start)?;
-        dup_anon_vma(&mut t, middle.anon_vma);
+        let t = self.tree.get_mut(n.start)?;
+        dup_anon_vma(t, middle.anon_vma);
         t.flags |= sticky(&n);
         t.pages_exact &= middle.pages_exact;
         t.pgoff = t.pgoff.wrapping_sub((n.start - start) >> PAGE_SHIFT);
-        t.start = start;
         if remove_middle {
             self.tree.remove(middle.start);
         } else {
             self.tree.set_end(middle.start, start);
         }
-        self.tree.insert(t);
+        self.tree.set_range(n.start, start, n.end);
         Some(start)
     }
 
@@ -377,14 +373,13 @@ impl AddressSpace {
     /// pages outside are dropped.
     #[cfg_attr(not(test), allow(dead_code))] // mremap's shrink (not modelled yet)
     pub(crate) fn vma_shrink(&mut self, vma_start: u64, start: u64, end: u64, pgoff: u64) -> u64 {
-        let mut v = self.tree.remove(vma_start).expect("shrink of a VMA");
+        let v = self.tree.get_mut(vma_start).expect("shrink of a VMA");
         debug_assert!(v.start <= start && end <= v.end && start < end);
-        self.zap_pages(v.start, start, v.has_recency());
-        self.zap_pages(end, v.end, v.has_recency());
-        v.start = start;
-        v.end = end;
         v.pgoff = pgoff;
-        self.tree.insert(v);
+        let (old_end, recency) = (v.end, v.has_recency());
+        self.tree.set_range(vma_start, start, end);
+        self.zap_pages(vma_start, start, recency);
+        self.zap_pages(end, old_end, recency);
         start
     }
 
@@ -433,8 +428,7 @@ impl AddressSpace {
             open(&upper.view());
         }
         // The lower half is the VMA itself, shortened in place; the upper half is new.
-        self.tree.set_end(vma_start, addr);
-        self.tree.insert(upper);
+        self.tree.split(vma_start, upper);
         Ok(())
     }
 }

@@ -666,6 +666,91 @@ impl VmaTree {
         }
     }
 
+    /// Linux: `vma_iter_store()` of a split: the VMA at `start` ends where `upper` starts, and
+    /// `upper` (its other half, ending where the VMA ended) follows it. Within one leaf this
+    /// changes no summary: the new gap between the halves is empty and the VMA after keeps its
+    /// gap. Returns false, changing nothing, when `start` names no VMA.
+    pub(crate) fn split(&mut self, start: u64, upper: Vma) -> bool {
+        let Some(p) = self.pos_of(start) else { return false };
+        let (addr, end) = (upper.start, upper.end);
+        let l = self.leaf_mut(p.leaf);
+        debug_assert!(l.vmas[p.idx].start < addr && l.vmas[p.idx].end == end, "a split keeps the range");
+        l.vmas[p.idx].end = addr;
+        count_writable(&upper, 1);
+        self.len += 1;
+        let l = self.leaf_mut(p.leaf);
+        l.vmas.insert(p.idx + 1, upper);
+        l.starts.insert(p.idx + 1, addr);
+        l.gap_start.insert(p.idx + 1, addr);
+        if l.vmas.len() > LEAF_CAP {
+            self.split_leaf(p.leaf, p.idx + 1);
+        }
+        self.last_hit.set(NO_HIT);
+        self.refresh_finger();
+        true
+    }
+
+    /// Moves the VMA at `start` to `[new_start, new_end)` in place: the caller keeps it between
+    /// its neighbours (no overlap, same order), as a merge or a stack expansion does. Returns
+    /// false, changing nothing, when `start` names no VMA.
+    pub(crate) fn set_range(&mut self, start: u64, new_start: u64, new_end: u64) -> bool {
+        let Some(p) = self.pos_of(start) else { return false };
+        debug_assert!(new_start < new_end);
+        debug_assert!(self.prev_pos(p).is_none_or(|q| self.at(q).end <= new_start), "moved below the VMA before");
+        let l = self.leaf_mut(p.leaf);
+        l.vmas[p.idx].start = new_start;
+        l.vmas[p.idx].end = new_end;
+        l.starts[p.idx] = new_start;
+        if p.idx + 1 < l.vmas.len() {
+            debug_assert!(l.starts[p.idx + 1] >= new_end, "VMA at {new_start:#x} overlaps the next");
+            l.gap_start[p.idx + 1] = new_end;
+            self.fix_up(p.leaf);
+        } else {
+            self.fix_up(p.leaf);
+            if let Some(n) = self.next_pos(p) {
+                debug_assert!(self.at(n).start >= new_end, "VMA at {new_start:#x} overlaps the next");
+                self.set_gap_start(n, new_end);
+            }
+        }
+        self.last_hit.set(p);
+        self.refresh_finger();
+        true
+    }
+
+    /// Linux: `vma_iter_store()` of a merge into the VMA at `start`: it grows to the end of
+    /// the `count` VMAs after it, which are taken out and returned. They must adjoin it (no gap
+    /// between any of them), so within one leaf no summary changes.
+    pub(crate) fn absorb_next(&mut self, start: u64, count: usize) -> Vec<Vma> {
+        let Some(p) = self.pos_of(start) else { return Vec::new() };
+        let l = self.leaf(p.leaf);
+        if p.idx + count >= l.vmas.len() {
+            // They run into the next leaf: take them out one by one.
+            let mut gone = Vec::with_capacity(count);
+            for _ in 0..count {
+                let Some(next) = self.next_pos(p).map(|n| self.at(n).start) else { break };
+                gone.extend(self.remove(next));
+            }
+            if let Some(end) = gone.last().map(|v| v.end) {
+                self.set_end(start, end);
+            }
+            return gone;
+        }
+        let l = self.leaf_mut(p.leaf);
+        let gone: Vec<Vma> = l.vmas.drain(p.idx + 1..=p.idx + count).collect();
+        l.starts.drain(p.idx + 1..=p.idx + count);
+        l.gap_start.drain(p.idx + 1..=p.idx + count);
+        let end = gone.last().map_or(l.vmas[p.idx].end, |v| v.end);
+        debug_assert!(gone.iter().fold(l.vmas[p.idx].end, |e, v| if v.start == e { v.end } else { 0 }) == end);
+        l.vmas[p.idx].end = end;
+        for v in &gone {
+            count_writable(v, -1);
+        }
+        self.len -= gone.len();
+        self.last_hit.set(p);
+        self.refresh_finger();
+        gone
+    }
+
     /// Checks the structure: the gaps, the inner nodes' summaries, the links, the count.
     pub(crate) fn check_gap_index(&self) -> Result<(), String> {
         let mut prev_end = 0;
@@ -1000,7 +1085,7 @@ mod tests {
         const SLOTS: u64 = 6000;
         for step in 0..30_000 {
             let s = rnd(SLOTS) * 0x2000;
-            match rnd(10) {
+            match rnd(14) {
                 0..=4 => {
                     let e = s + (1 + rnd(2)) * 0x1000;
                     if t.find_intersection(s, e).is_none() {
@@ -1012,6 +1097,47 @@ mod tests {
                     if let Some(v) = t.find_vma(s).map(|v| v.start) {
                         assert_eq!(t.remove(v).map(|v| v.start), Some(v));
                         reference.remove(&v);
+                    }
+                }
+                10 => {
+                    // Split a VMA of two pages or more in two.
+                    if let Some((v, e)) = t.find_vma(s).map(|v| (v.start, v.end))
+                        && e - v >= 0x2000
+                    {
+                        let at = v + 0x1000 * (1 + rnd((e - v) / 0x1000 - 1));
+                        assert!(t.split(v, Vma::new(at, e, 0, VmFlags::READ)));
+                        reference.insert(v, at);
+                        reference.insert(at, e);
+                    }
+                }
+                11 => {
+                    // Merge a VMA with the adjoining ones after it.
+                    if let Some((v, e)) = t.find_vma(s).map(|v| (v.start, v.end)) {
+                        let mut end = e;
+                        let mut count = 0;
+                        while count < 3
+                            && let Some(&n_end) = reference.get(&end)
+                        {
+                            reference.remove(&end);
+                            end = n_end;
+                            count += 1;
+                        }
+                        assert_eq!(t.absorb_next(v, count).len(), count);
+                        reference.insert(v, end);
+                    }
+                }
+                12 => {
+                    // Move a VMA's range within the gaps beside it.
+                    if let Some((v, e)) = t.find_vma(s).map(|v| (v.start, v.end)) {
+                        let low = t.prev_of(v).map_or(0, |p| p.end);
+                        let high = t.next_from(v + 1).map_or(e + 0x4000, |n| n.start);
+                        let ns = low.max(v.saturating_sub(0x1000 * rnd(3)));
+                        let ne = (e + 0x1000 * rnd(3)).min(high).max(ns + 0x1000);
+                        if ne <= high {
+                            assert!(t.set_range(v, ns, ne));
+                            reference.remove(&v);
+                            reference.insert(ns, ne);
+                        }
                     }
                 }
                 _ => {
