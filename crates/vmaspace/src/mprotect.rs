@@ -83,6 +83,7 @@ impl AddressSpace {
             return Err(Errno::EINVAL);
         }
         let first = self.tree.find_intersection(start, end).ok_or(Errno::ENOMEM)?;
+        let mut next_vma = Some((first.start, first.end, first.flags));
         if grows & prot::GROWSDOWN != 0 {
             start = first.start;
             if !first.flags.contains(VmFlags::GROWSDOWN) {
@@ -99,9 +100,7 @@ impl AddressSpace {
         let mut tmp = first.start;
         let mut nstart = start;
         let mut cursor = start;
-        while let Some((vma_start, vma_end, flags)) =
-            self.tree.find_intersection(cursor, end).map(|v| (v.start, v.end, v.flags))
-        {
+        while let Some((vma_start, vma_end, flags)) = next_vma {
             if vma_start != tmp {
                 return Err(Errno::ENOMEM);
             }
@@ -120,6 +119,7 @@ impl AddressSpace {
             if cursor >= end {
                 break;
             }
+            next_vma = self.tree.find_intersection(cursor, end).map(|v| (v.start, v.end, v.flags));
         }
         if tmp < end {
             return Err(Errno::ENOMEM);

@@ -399,10 +399,15 @@ impl VmaTree {
     }
     fn pos_of(&self, start: u64) -> Option<Pos> {
         let hit = self.last_hit.get();
-        if let Some(Node::Leaf(l)) = self.nodes.get(hit.leaf as usize)
-            && l.starts.get(hit.idx) == Some(&start)
-        {
-            return Some(hit);
+        if let Some(Node::Leaf(l)) = self.nodes.get(hit.leaf as usize) {
+            // The last VMA found, or one beside it in its leaf (a split's other half, the
+            // next VMA of a walk).
+            let near = hit.idx.saturating_sub(1)..(hit.idx + 2).min(l.starts.len());
+            if let Some(k) = l.starts.get(near.clone()).and_then(|s| s.iter().position(|&s| s == start)) {
+                let p = Pos { leaf: hit.leaf, idx: near.start + k };
+                self.last_hit.set(p);
+                return Some(p);
+            }
         }
         let p = self.lower_bound(start).filter(|p| self.leaf(p.leaf).starts[p.idx] == start)?;
         self.last_hit.set(p);
@@ -718,37 +723,40 @@ impl VmaTree {
     }
 
     /// Linux: `vma_iter_store()` of a merge into the VMA at `start`: it grows to the end of
-    /// the `count` VMAs after it, which are taken out and returned. They must adjoin it (no gap
-    /// between any of them), so within one leaf no summary changes.
-    pub(crate) fn absorb_next(&mut self, start: u64, count: usize) -> Vec<Vma> {
-        let Some(p) = self.pos_of(start) else { return Vec::new() };
+    /// the `count` VMAs after it, which are taken out and dropped; returns how many there were.
+    /// They must adjoin it (no gap between any of them), so within one leaf no summary changes.
+    pub(crate) fn absorb_next(&mut self, start: u64, count: usize) -> usize {
+        let Some(p) = self.pos_of(start) else { return 0 };
         let l = self.leaf(p.leaf);
         if p.idx + count >= l.vmas.len() {
             // They run into the next leaf: take them out one by one.
-            let mut gone = Vec::with_capacity(count);
-            for _ in 0..count {
-                let Some(next) = self.next_pos(p).map(|n| self.at(n).start) else { break };
-                gone.extend(self.remove(next));
+            let mut end = None;
+            let mut gone = 0;
+            while gone < count
+                && let Some(next) = self.next_pos(p).map(|n| self.at(n).start)
+            {
+                end = self.remove(next).map(|v| v.end);
+                gone += 1;
             }
-            if let Some(end) = gone.last().map(|v| v.end) {
+            if let Some(end) = end {
                 self.set_end(start, end);
             }
             return gone;
         }
         let l = self.leaf_mut(p.leaf);
-        let gone: Vec<Vma> = l.vmas.drain(p.idx + 1..=p.idx + count).collect();
+        let mut end = l.vmas[p.idx].end;
+        for v in l.vmas.drain(p.idx + 1..=p.idx + count) {
+            debug_assert_eq!(v.start, end, "an absorbed VMA adjoins the one before");
+            end = v.end;
+            count_writable(&v, -1);
+        }
         l.starts.drain(p.idx + 1..=p.idx + count);
         l.gap_start.drain(p.idx + 1..=p.idx + count);
-        let end = gone.last().map_or(l.vmas[p.idx].end, |v| v.end);
-        debug_assert!(gone.iter().fold(l.vmas[p.idx].end, |e, v| if v.start == e { v.end } else { 0 }) == end);
         l.vmas[p.idx].end = end;
-        for v in &gone {
-            count_writable(v, -1);
-        }
-        self.len -= gone.len();
+        self.len -= count;
         self.last_hit.set(p);
         self.refresh_finger();
-        gone
+        count
     }
 
     /// Checks the structure: the gaps, the inner nodes' summaries, the links, the count.
@@ -1122,7 +1130,7 @@ mod tests {
                             end = n_end;
                             count += 1;
                         }
-                        assert_eq!(t.absorb_next(v, count).len(), count);
+                        assert_eq!(t.absorb_next(v, count), count);
                         reference.insert(v, end);
                     }
                 }
