@@ -72,17 +72,21 @@ pub enum PlacementStep {
 
 /// The placement decisions recorded while recording is on.
 #[derive(Debug, Default)]
-pub(crate) struct PlacementLog(Mutex<Option<Vec<PlacementStep>>>);
+pub(crate) struct PlacementLog {
+    /// Whether recording is on: read on every placement step, so that off costs one test.
+    on: bool,
+    steps: Mutex<Option<Vec<PlacementStep>>>,
+}
 
 impl Clone for PlacementLog {
     fn clone(&self) -> PlacementLog {
-        PlacementLog(Mutex::new(self.lock().clone()))
+        PlacementLog { on: self.on, steps: Mutex::new(self.lock().clone()) }
     }
 }
 
 impl PlacementLog {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Vec<PlacementStep>>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.steps.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -90,6 +94,7 @@ impl AddressSpace {
     /// Starts (or stops) recording the placement code's decisions for
     /// [`AddressSpace::take_placement_steps`].
     pub fn record_placement(&mut self, on: bool) {
+        self.placement_log.on = on;
         *self.placement_log.lock() = on.then(Vec::new);
     }
 
@@ -101,6 +106,9 @@ impl AddressSpace {
 
     /// Records one placement decision if recording is on.
     pub(crate) fn note_placement(&self, step: impl FnOnce() -> PlacementStep) {
+        if !self.placement_log.on {
+            return;
+        }
         if let Some(log) = self.placement_log.lock().as_mut() {
             log.push(step());
         }

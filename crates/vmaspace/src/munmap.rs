@@ -167,8 +167,7 @@ impl AddressSpace {
     /// Forgets the pages of `[start, end)` of a VMA that has `recency` or not (page tables
     /// cleared: see [`crate::pages`]'s `PageMap::zap`).
     pub(crate) fn zap_pages(&mut self, start: u64, end: u64, recency: bool) {
-        let keys: Vec<u64> = self.pages.range(start..end).map(|(k, _)| *k).collect();
-        for k in keys {
+        while let Some(k) = self.pages.range(start..end).next().map(|(k, _)| *k) {
             self.pages.zap(&k, recency);
         }
         debug_assert!(start.is_multiple_of(PAGE_SIZE));

@@ -829,7 +829,7 @@ impl VmaTree {
     }
 
     fn last_end(&self) -> u64 {
-        self.iter().next_back().map_or(0, |v| v.end)
+        if self.last == NIL { 0 } else { self.leaf(self.last).vmas.last().map_or(0, |v| v.end) }
     }
 
     /// The rightmost VMA with start `< below` whose gap is at least `len`: (its start, the
