@@ -99,7 +99,6 @@ impl AddressSpace {
         }
         let mut tmp = first.start;
         let mut nstart = start;
-        let mut cursor = start;
         while let Some((vma_start, vma_end, flags)) = next_vma {
             if vma_start != tmp {
                 return Err(Errno::ENOMEM);
@@ -115,11 +114,10 @@ impl AddressSpace {
             // a merge may have extended.
             tmp = self.mprotect_fixup(vma_start, nstart, tmp, newflags)?;
             nstart = tmp;
-            cursor = tmp;
-            if cursor >= end {
+            if tmp >= end {
                 break;
             }
-            next_vma = self.tree.find_intersection(cursor, end).map(|v| (v.start, v.end, v.flags));
+            next_vma = self.tree.find_intersection(tmp, end).map(|v| (v.start, v.end, v.flags));
         }
         if tmp < end {
             return Err(Errno::ENOMEM);
