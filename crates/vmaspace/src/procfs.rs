@@ -13,25 +13,24 @@ const NAME_PAD: usize = 72;
 impl AddressSpace {
     /// The text of `/proc/PID/maps`.
     pub fn maps(&self) -> String {
-        let mut out = String::with_capacity(self.map_count() * 80);
+        let mut out = Vec::with_capacity((self.map_count() + 1) * 80);
         for v in self.tree.iter() {
             self.show_map_vma(&mut out, v);
         }
         self.show_gate(&mut out);
-        out
+        text(out)
     }
 
     /// The maps text of the VMAs that intersect `[start, end)` only.
     pub fn maps_window(&self, start: u64, end: u64) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
         for v in self.tree.iter_range(start, end) {
             self.show_map_vma(&mut out, v);
         }
-        if let Some(g) = self.gate.filter(|g| g.start < end && g.end > start) {
-            let _ = g;
+        if self.gate.is_some_and(|g| g.start < end && g.end > start) {
             self.show_gate(&mut out);
         }
-        out
+        text(out)
     }
 
     /// The text of `/proc/PID/smaps`: every field the kernel prints, for every VMA. The page
@@ -60,7 +59,9 @@ impl AddressSpace {
     /// The gate area's smaps entry: the `[vsyscall]` page, execute-only, nothing counted.
     fn smaps_gate(&self, out: &mut String) {
         let Some(g) = self.gate else { return };
-        self.show_gate(out);
+        let mut line = Vec::new();
+        self.show_gate(&mut line);
+        out.push_str(&text(line));
         smaps_field(out, "Size:", (g.end - g.start) >> 10);
         smaps_field(out, "KernelPageSize:", 4);
         smaps_field(out, "MMUPageSize:", 4);
@@ -74,8 +75,11 @@ impl AddressSpace {
     /// Linux: `show_smap()`.
     fn smaps_of<'a>(&self, vmas: impl Iterator<Item = &'a Vma>) -> String {
         let mut out = String::new();
+        let mut line = Vec::new();
         for v in vmas {
-            self.show_map_vma(&mut out, v);
+            line.clear();
+            self.show_map_vma(&mut line, v);
+            out.push_str(std::str::from_utf8(&line).unwrap_or_default());
             let kb = (v.end - v.start) >> 10;
             smaps_field(&mut out, "Size:", kb);
             let page_kb = crate::fault::vma_page_size(v) >> 10;
@@ -132,53 +136,58 @@ impl AddressSpace {
     }
 
     /// Linux: `show_map_vma()`.
-    fn show_map_vma(&self, out: &mut String, v: &Vma) {
-        let (offset, dev, ino) = match &v.file {
-            Some(f) => (v.pgoff << PAGE_SHIFT, f.inode.dev, f.inode.ino),
-            None => (0, (0, 0), 0),
-        };
+    fn show_map_vma(&self, out: &mut Vec<u8>, v: &Vma) {
         let f = v.flags;
         let mut line = LineBuf::default();
         line.hex(v.start, 8);
-        line.byte(b'-');
+        line.put(b"-");
         line.hex(v.end, 8);
-        line.byte(b' ');
-        line.byte(if f.contains(VmFlags::READ) { b'r' } else { b'-' });
-        line.byte(if f.contains(VmFlags::WRITE) { b'w' } else { b'-' });
-        line.byte(if f.contains(VmFlags::EXEC) { b'x' } else { b'-' });
-        line.byte(if f.contains(VmFlags::MAYSHARE) { b's' } else { b'p' });
-        line.byte(b' ');
-        line.hex(offset, 8);
-        line.byte(b' ');
-        line.hex(u64::from(dev.0), 2);
-        line.byte(b':');
-        line.hex(u64::from(dev.1), 2);
-        line.byte(b' ');
-        line.dec(ino);
-        line.byte(b' ');
+        line.put(&[
+            b' ',
+            if f.contains(VmFlags::READ) { b'r' } else { b'-' },
+            if f.contains(VmFlags::WRITE) { b'w' } else { b'-' },
+            if f.contains(VmFlags::EXEC) { b'x' } else { b'-' },
+            if f.contains(VmFlags::MAYSHARE) { b's' } else { b'p' },
+            b' ',
+        ]);
+        match &v.file {
+            // No file: offset, device and inode are all zero.
+            None => line.put(b"00000000 00:00 0 "),
+            Some(file) => {
+                line.hex(v.pgoff << PAGE_SHIFT, 8);
+                line.put(b" ");
+                line.hex(u64::from(file.inode.dev.0), 2);
+                line.put(b":");
+                line.hex(u64::from(file.inode.dev.1), 2);
+                line.put(b" ");
+                line.dec(file.inode.ino);
+                line.put(b" ");
+            }
+        }
         match self.vma_name(v) {
             Some(name) => {
                 line.pad_name();
                 line.flush(out);
-                out.push_str(&name);
+                out.extend_from_slice(name.as_bytes());
+                out.push(b'\n');
             }
-            None => line.flush(out),
+            None => {
+                line.put(b"\n");
+                line.flush(out);
+            }
         }
-        out.push('\n');
     }
 
-    fn show_gate(&self, out: &mut String) {
+    fn show_gate(&self, out: &mut Vec<u8>) {
         if let Some(g) = self.gate {
             let mut line = LineBuf::default();
             line.hex(g.start, 8);
-            line.byte(b'-');
+            line.put(b"-");
             line.hex(g.end, 8);
-            for &b in b" --xp 00000000 00:00 0 " {
-                line.byte(b);
-            }
+            line.put(b" --xp 00000000 00:00 0 ");
             line.pad_name();
             line.flush(out);
-            out.push_str("[vsyscall]\n");
+            out.extend_from_slice(b"[vsyscall]\n");
         }
     }
 
@@ -214,27 +223,54 @@ struct LineBuf {
 
 impl Default for LineBuf {
     fn default() -> LineBuf {
-        LineBuf { buf: [b' '; 128], len: 0 }
+        LineBuf { buf: [0; 128], len: 0 }
     }
 }
 
+/// The text of a maps listing (ASCII and the names' UTF-8, so never lossy in practice).
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The 16 lower-case hex digits of `v` as the bytes of a big-endian `u128`, most significant
+/// first, computed eight at a time in one register (each nibble spread to a byte, then
+/// shifted into `0-9` or `a-f`).
+fn hex16(v: u64) -> u128 {
+    let half = |x: u32| -> u64 {
+        let mut x = u64::from(x);
+        x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+        x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+        x = (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+        // The most significant nibble is now in the most significant byte. Digits above 9
+        // get 'a' - '0' - 10 more.
+        let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+        x + 0x3030_3030_3030_3030 + letters * 0x27
+    };
+    (u128::from(half((v >> 32) as u32)) << 64) | u128::from(half(v as u32))
+}
+
 impl LineBuf {
-    fn byte(&mut self, b: u8) {
-        self.buf[self.len] = b;
-        self.len += 1;
+    /// Appends bytes of a size known at compile time (one bounds check, a fixed copy).
+    fn put<const N: usize>(&mut self, b: &[u8; N]) {
+        let at = self.len;
+        self.buf[at..at + N].copy_from_slice(b);
+        self.len = at + N;
     }
-    /// `seq_put_hex_ll()`: lower-case hex, zero-padded to `width` digits.
+    #[inline]
+    /// `seq_put_hex_ll()`: lower-case hex, zero-padded to `width` digits. Writes 16 bytes,
+    /// the digits first (what follows them is overwritten later or cut off).
     fn hex(&mut self, value: u64, width: usize) {
-        let digits = (((64 - value.leading_zeros()) as usize).div_ceil(4)).max(width);
-        let mut v = value;
-        for i in (0..digits).rev() {
-            self.buf[self.len + i] = b"0123456789abcdef"[(v & 0xf) as usize];
-            v >>= 4;
-        }
+        let digits = (((64 - value.leading_zeros()) as usize).div_ceil(4)).clamp(width, 16);
+        let shifted = hex16(value) << ((16 - digits) * 8);
+        self.buf[self.len..self.len + 16].copy_from_slice(&shifted.to_be_bytes());
         self.len += digits;
     }
     /// `seq_put_decimal_ull()`.
     fn dec(&mut self, value: u64) {
+        if value < 10 {
+            self.put(&[b'0' + value as u8]);
+            return;
+        }
         let digits = value.checked_ilog10().map_or(1, |l| l as usize + 1);
         let mut v = value;
         for i in (0..digits).rev() {
@@ -245,11 +281,19 @@ impl LineBuf {
     }
     /// `seq_pad()`: spaces up to the name's column, then one more.
     fn pad_name(&mut self) {
-        self.len = self.len.max(NAME_PAD) + 1;
+        let to = self.len.max(NAME_PAD) + 1;
+        self.buf[self.len..to].fill(b' ');
+        self.len = to;
     }
-    fn flush(&self, out: &mut String) {
-        // ASCII only, so the conversion cannot fail.
-        out.push_str(std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default());
+    /// Appends the line: its first 64 bytes or the whole buffer at once (copies of fixed
+    /// size), then cut to length.
+    fn flush(&self, out: &mut Vec<u8>) {
+        let base = out.len();
+        match self.buf.first_chunk::<64>() {
+            Some(short) if self.len <= 64 => out.extend_from_slice(short),
+            _ => out.extend_from_slice(&self.buf),
+        }
+        out.truncate(base + self.len);
     }
 }
 
@@ -443,19 +487,25 @@ mod tests {
 
     #[test]
     fn number_writers_match_printf_formats() {
-        let values =
+        let edges =
             [0, 1, 9, 10, 0xf, 0x10, 0xfff, 0x1234_5678, 0xffff_ffff, 0x1_0000_0000, 0x7fff_ffff_f000, u64::MAX];
-        for v in values {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let spread = (0..20_000u64).map(|i| {
+            x = x.rotate_left(7) ^ i.wrapping_mul(0x2545_f491_4f6c_dd1d);
+            x >> (i % 64)
+        });
+        for v in edges.into_iter().chain(spread) {
+            assert_eq!(super::hex16(v).to_be_bytes(), *format!("{v:016x}").as_bytes());
             for width in [2, 8, 16] {
-                let (mut line, mut s) = (LineBuf::default(), String::new());
+                let (mut line, mut s) = (LineBuf::default(), Vec::new());
                 line.hex(v, width);
                 line.flush(&mut s);
-                assert_eq!(s, format!("{v:0width$x}"), "hex {v:#x} width {width}");
+                assert_eq!(s, format!("{v:0width$x}").as_bytes(), "hex {v:#x} width {width}");
             }
-            let (mut line, mut s) = (LineBuf::default(), String::new());
+            let (mut line, mut s) = (LineBuf::default(), Vec::new());
             line.dec(v);
             line.flush(&mut s);
-            assert_eq!(s, v.to_string());
+            assert_eq!(s, v.to_string().as_bytes());
         }
     }
 }

@@ -175,12 +175,17 @@ impl Drop for VmaTree {
     }
 }
 
-/// Iterates the VMAs in address order, from both ends.
+/// Iterates the VMAs in address order, from both ends, a leaf's slice at a time.
 #[derive(Debug)]
 pub struct Iter<'a> {
     tree: &'a VmaTree,
-    front: Option<Pos>,
-    back: Option<Pos>,
+    /// The rest of the front leaf, and the leaf after it.
+    front: std::slice::Iter<'a, Vma>,
+    front_next: u32,
+    /// The rest of the back leaf, and the leaf before it.
+    back: std::slice::Iter<'a, Vma>,
+    back_prev: u32,
+    /// VMAs not yet yielded from either end: when the ends meet in one leaf, this stops them.
     remaining: usize,
 }
 
@@ -190,10 +195,17 @@ impl<'a> Iterator for Iter<'a> {
         if self.remaining == 0 {
             return None;
         }
-        let p = self.front?;
-        self.remaining -= 1;
-        self.front = self.tree.next_pos(p);
-        Some(self.tree.at(p))
+        loop {
+            if let Some(v) = self.front.next() {
+                self.remaining -= 1;
+                return Some(v);
+            }
+            if self.front_next == NIL {
+                return None;
+            }
+            let l = self.tree.leaf(self.front_next);
+            (self.front, self.front_next) = (l.vmas.iter(), l.next);
+        }
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.remaining, Some(self.remaining))
@@ -205,10 +217,17 @@ impl DoubleEndedIterator for Iter<'_> {
         if self.remaining == 0 {
             return None;
         }
-        let p = self.back?;
-        self.remaining -= 1;
-        self.back = self.tree.prev_pos(p);
-        Some(self.tree.at(p))
+        loop {
+            if let Some(v) = self.back.next_back() {
+                self.remaining -= 1;
+                return Some(v);
+            }
+            if self.back_prev == NIL {
+                return None;
+            }
+            let l = self.tree.leaf(self.back_prev);
+            (self.back, self.back_prev) = (l.vmas.iter(), l.prev);
+        }
     }
 }
 
@@ -424,11 +443,13 @@ impl VmaTree {
     }
     /// The VMAs in address order.
     pub fn iter(&self) -> Iter<'_> {
-        let back = (self.last != NIL).then(|| Pos { leaf: self.last, idx: self.leaf(self.last).vmas.len() - 1 });
+        let empty: &[Vma] = &[];
         Iter {
             tree: self,
-            front: (self.first != NIL).then_some(Pos { leaf: self.first, idx: 0 }),
-            back,
+            front: empty.iter(),
+            front_next: self.first,
+            back: empty.iter(),
+            back_prev: self.last,
             remaining: self.len,
         }
     }
