@@ -6,12 +6,10 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use vmaspace::AddressSpace;
-use vmaspace::flags::{map, prot};
-use vmaspace_oracle::bench::{BASE, KernelTimes, WORK, heap_in_use, kernel_side, median_ns};
+use vmaspace::flags::{map, mremap, prot};
+use vmaspace_oracle::bench::{BASE, KernelTimes, MOVED, OPS, WORK, heap_in_use, kernel_side, median_ns};
 
 const PAGE: u64 = 0x1000;
-/// The operations, in the order rows are printed.
-const OPS: [&str; 5] = ["mmap_munmap_pair", "mprotect_pair", "maps_line", "fork", "placement"];
 
 /// Options of `vmaspace bench`.
 #[derive(Debug, Clone)]
@@ -19,13 +17,17 @@ pub struct BenchArgs {
     pub vmas: Vec<u64>,
     pub format: crate::run::Format,
     pub plot: Option<PathBuf>,
+    /// Rounds per N; each time reported is the lowest of the rounds' medians.
+    pub rounds: usize,
+    /// A recording (`vmaspace trace`) whose replay on the model is timed too.
+    pub replay: Option<PathBuf>,
 }
 
 /// The measurements for one N.
 #[derive(Debug, Clone)]
 struct Row {
     vmas: u64,
-    model: [f64; 5],
+    model: [f64; 6],
     kernel: Option<KernelTimes>,
     bytes_per_vma: f64,
 }
@@ -54,7 +56,7 @@ fn batches(n: u64, per_vma_work: bool) -> (usize, usize) {
     if per_vma_work { (7, if n >= 100_000 { 1 } else { 3 }) } else { (51, 2000) }
 }
 
-fn model_side(n: u64) -> ([f64; 5], f64) {
+fn model_side(n: u64) -> ([f64; 6], f64) {
     let (mut mm, held) = model_with(n);
     let rw = prot::READ | prot::WRITE;
     let (b, k) = batches(n, false);
@@ -65,6 +67,11 @@ fn model_side(n: u64) -> ([f64; 5], f64) {
     let mprotect = median_ns(b, k, || {
         mm.mprotect(WORK + PAGE, PAGE, prot::READ).expect("bench mprotect");
         mm.mprotect(WORK + PAGE, PAGE, rw).expect("bench mprotect");
+    });
+    let flags = mremap::MAYMOVE | mremap::FIXED;
+    let mremap_move = median_ns(b, k, || {
+        mm.mremap(WORK, 3 * PAGE, 3 * PAGE, flags, MOVED).expect("bench mremap");
+        mm.mremap(MOVED, 3 * PAGE, 3 * PAGE, flags, WORK).expect("bench mremap");
     });
     let (b, k) = batches(n, true);
     let lines = mm.map_count().max(1) as f64;
@@ -86,7 +93,7 @@ fn model_side(n: u64) -> ([f64; 5], f64) {
         let a = frag.mmap(0, 2 * PAGE, rw, map::PRIVATE | map::ANONYMOUS, -1, 0).expect("bench mmap");
         frag.munmap(a, 2 * PAGE).expect("bench munmap");
     });
-    ([pair, mprotect, maps, fork, placement], held as f64 / (n + 1) as f64)
+    ([pair, mprotect, mremap_move, maps, fork, placement], held as f64 / (n + 1) as f64)
 }
 
 /// How many VMAs the kernel side may make: `vm.max_map_count` less room for the process's own.
@@ -96,7 +103,46 @@ fn kernel_limit() -> u64 {
 }
 
 fn kernel_value(k: &KernelTimes, op: usize) -> f64 {
-    [k.mmap_munmap_pair, k.mprotect_pair, k.maps_line, k.fork, k.placement][op]
+    k.by_op()[op]
+}
+
+/// The lowest of each operation's time over `rounds` runs of `side` (at least one).
+fn best_of<T>(rounds: usize, mut side: impl FnMut() -> T, min: impl Fn(&T, &T) -> T) -> T {
+    let mut best = side();
+    for _ in 1..rounds {
+        best = min(&best, &side());
+    }
+    best
+}
+
+/// What the replay of a recording cost on the model.
+struct ReplayTime {
+    calls: usize,
+    ns_per_call: f64,
+}
+
+/// Times the replay of a recording on the model (the best of `rounds`): each call applied in
+/// order, in every process, as `vmaspace replay` does, without the comparison.
+fn replay_side(path: &std::path::Path, rounds: usize) -> Result<ReplayTime, String> {
+    let s = crate::scenario::Scenario::load(path).map_err(|crate::scenario::InputError(e)| e)?;
+    if !crate::recording::is_recording(&s) {
+        return Err(format!("{}: not a recording made by `vmaspace trace`", path.display()));
+    }
+    let smaps = crate::scenario::read_limited(&path.with_extension("smaps")).unwrap_or_default();
+    let calls = s.trace.lines.len().max(1);
+    let once = || -> Result<f64, String> {
+        let (mut model, _) = crate::recording::recording_model(&s, &smaps)?;
+        let t = std::time::Instant::now();
+        for line in &s.trace.lines {
+            std::hint::black_box(model.apply(line));
+        }
+        Ok(t.elapsed().as_nanos() as f64 / calls as f64)
+    };
+    let mut best = once()?;
+    for _ in 1..rounds {
+        best = best.min(once()?);
+    }
+    Ok(ReplayTime { calls, ns_per_call: best })
 }
 
 /// `vmaspace bench`. Returns the exit status.
@@ -113,8 +159,14 @@ pub fn main(args: &BenchArgs) -> i32 {
     let mut rows = Vec::new();
     for &n in &args.vmas {
         // The kernel side runs first, in a child, before the model's memory grows.
+        let rounds = args.rounds.max(1);
         let kernel = if kernel_ok && n <= kernel_limit() {
-            match kernel_side(n) {
+            let side = || kernel_side(n);
+            let min = |a: &Result<KernelTimes, String>, b: &Result<KernelTimes, String>| match (a, b) {
+                (Ok(a), Ok(b)) => Ok(a.min(b)),
+                (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+            };
+            match best_of(rounds, side, min) {
                 Ok(k) => Some(k),
                 Err(e) => {
                     eprintln!("vmaspace bench: {n} VMAs: {e}");
@@ -124,10 +176,20 @@ pub fn main(args: &BenchArgs) -> i32 {
         } else {
             None
         };
-        let (model, bytes_per_vma) = model_side(n);
+        let min = |a: &([f64; 6], f64), b: &([f64; 6], f64)| (std::array::from_fn(|i| a.0[i].min(b.0[i])), a.1);
+        let (model, bytes_per_vma) = best_of(rounds, || model_side(n), min);
         let row = Row { vmas: n, model, kernel, bytes_per_vma };
         print_row(&row, json);
         rows.push(row);
+    }
+    if let Some(path) = &args.replay {
+        match replay_side(path, args.rounds.max(1)) {
+            Ok(r) => print_replay(path, &r, json),
+            Err(e) => {
+                eprintln!("vmaspace bench: {e}");
+                return 2;
+            }
+        }
     }
     if let Some(path) = &args.plot
         && let Err(e) = std::fs::write(path, plot(&rows))
@@ -161,10 +223,23 @@ fn print_row(row: &Row, json: bool) {
     }
 }
 
+fn print_replay(path: &std::path::Path, r: &ReplayTime, json: bool) {
+    let name = path.display().to_string();
+    if json {
+        let name = crate::run::json_string(&name);
+        println!(
+            "{{\"op\": \"replay\", \"trace\": {name}, \"calls\": {}, \"model_ns\": {:.1}, \"kernel_ns\": null}}",
+            r.calls, r.ns_per_call
+        );
+    } else {
+        println!("| {} calls | replay of {name}, per call | {:.0} | | |", r.calls, r.ns_per_call);
+    }
+}
+
 /// An SVG plot of cost against N, both on log scales: one line per operation and side (the
 /// kernel's dashed).
 fn plot(rows: &[Row]) -> String {
-    const COLOURS: [&str; 5] = ["#4e79a7", "#e15759", "#59a14f", "#b07aa1", "#f28e2b"];
+    const COLOURS: [&str; 6] = ["#4e79a7", "#e15759", "#76b7b2", "#59a14f", "#b07aa1", "#f28e2b"];
     let (w, h, left, right, top, bottom) = (760.0, 440.0, 70.0, 200.0, 30.0, 50.0);
     let mut points: Vec<(f64, f64)> = Vec::new();
     for r in rows {

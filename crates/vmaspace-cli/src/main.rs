@@ -197,6 +197,13 @@ enum Cmd {
         /// Also write an SVG plot of cost against N (model and kernel) to this file.
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// Measure each N this many times; each time reported is the lowest of the rounds'
+        /// medians, on both sides (this machine kind's timings drift between moments).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Also time the replay of this recording (`vmaspace trace`) on the model, per call.
+        #[arg(long)]
+        replay: Option<PathBuf>,
     },
     /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
     Completions {
@@ -260,7 +267,9 @@ fn main() {
         Cmd::Record { check, any_kernel, traces } => record::main(&traces, check, any_kernel),
         Cmd::Trace { out, aslr, command } => recording::trace_main(out, aslr, &command),
         Cmd::Replay { name } => recording::replay_main(&name),
-        Cmd::Bench { vmas, format, plot } => bench::main(&bench::BenchArgs { vmas, format, plot }),
+        Cmd::Bench { vmas, format, plot, rounds, replay } => {
+            bench::main(&bench::BenchArgs { vmas, format, plot, rounds, replay })
+        }
         Cmd::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "vmaspace", &mut std::io::stdout());

@@ -8,6 +8,8 @@
 //! - `mmap_munmap_pair`: a hint-less one-page anonymous mmap and its munmap;
 //! - `mprotect_pair`: mprotect of the middle page of a 3-page VMA to read-only and back (a
 //!   split into three, then a merge back into one);
+//! - `mremap_move`: mremap of the 3-page VMA to 1 MiB above it and back (`MREMAP_MAYMOVE |
+//!   MREMAP_FIXED`);
 //! - `maps_line`: reading `/proc/self/maps`, per line;
 //! - `fork`: fork, the child's `_exit(0)` and the parent's wait;
 //! - `placement`: a hint-less two-page mmap and its munmap when the N VMAs lie just below the
@@ -39,6 +41,28 @@ pub fn median_ns(batches: usize, per_batch: usize, mut op: impl FnMut()) -> f64 
     v[v.len() / 2]
 }
 
+impl KernelTimes {
+    /// The times in the order of [`OPS`].
+    pub fn by_op(&self) -> [f64; 6] {
+        [self.mmap_munmap_pair, self.mprotect_pair, self.mremap_move, self.maps_line, self.fork, self.placement]
+    }
+
+    /// The lower of each time of two rounds.
+    pub fn min(&self, o: &KernelTimes) -> KernelTimes {
+        KernelTimes {
+            mmap_munmap_pair: self.mmap_munmap_pair.min(o.mmap_munmap_pair),
+            mprotect_pair: self.mprotect_pair.min(o.mprotect_pair),
+            mremap_move: self.mremap_move.min(o.mremap_move),
+            maps_line: self.maps_line.min(o.maps_line),
+            fork: self.fork.min(o.fork),
+            placement: self.placement.min(o.placement),
+        }
+    }
+}
+
+/// The operations timed, in the order of rows and of [`KernelTimes::by_op`].
+pub const OPS: [&str; 6] = ["mmap_munmap_pair", "mprotect_pair", "mremap_move", "maps_line", "fork", "placement"];
+
 /// The kernel's times for one N, in nanoseconds per operation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct KernelTimes {
@@ -46,6 +70,8 @@ pub struct KernelTimes {
     pub mmap_munmap_pair: f64,
     /// `mprotect_pair`.
     pub mprotect_pair: f64,
+    /// `mremap_move`.
+    pub mremap_move: f64,
     /// `maps_line`.
     pub maps_line: f64,
     /// `fork`.
@@ -59,6 +85,8 @@ const PAGE: u64 = 0x1000;
 pub const BASE: u64 = 0x2000_0000_0000;
 /// The 3-page VMA of the mprotect pair.
 pub const WORK: u64 = 0x3000_0000_0000;
+/// Where `mremap_move` moves it to (and back from).
+pub const MOVED: u64 = WORK + 0x10_0000;
 
 fn map(addr: u64, len: u64, prot: i32, flags: i32) -> u64 {
     // SAFETY: maps fresh anonymous memory in the bench child, at addresses nothing else uses.
@@ -84,7 +112,7 @@ fn mapping_area_floor() -> u64 {
         .unwrap_or(0x7fff_f7ff_f000)
 }
 
-/// Runs in the child: builds the N VMAs and measures. Writes the five times as text.
+/// Runs in the child: builds the N VMAs and measures. Writes the six times as text.
 fn measure(n: u64) -> String {
     for i in 0..n {
         let p = if i % 2 == 0 { RW } else { libc::PROT_READ };
@@ -100,6 +128,15 @@ fn measure(n: u64) -> String {
         unsafe {
             libc::mprotect((WORK + PAGE) as *mut libc::c_void, PAGE as usize, libc::PROT_READ);
             libc::mprotect((WORK + PAGE) as *mut libc::c_void, PAGE as usize, RW);
+        }
+    });
+    let mremap = median_ns(51, 200, || {
+        let flags = libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED;
+        let len = 3 * PAGE as usize;
+        // SAFETY: moves the child's own work area to a free place and back.
+        unsafe {
+            libc::mremap(WORK as *mut libc::c_void, len, len, flags, MOVED as *mut libc::c_void);
+            libc::mremap(MOVED as *mut libc::c_void, len, len, flags, WORK as *mut libc::c_void);
         }
     });
     let lines = std::fs::read_to_string("/proc/self/maps").map_or(1, |t| t.lines().count());
@@ -127,7 +164,7 @@ fn measure(n: u64) -> String {
         let a = map(0, 2 * PAGE, RW, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS);
         unmap(a, 2 * PAGE);
     });
-    format!("{pair} {mprotect} {maps} {fork} {placement}\n")
+    format!("{pair} {mprotect} {mremap} {maps} {fork} {placement}\n")
 }
 
 /// Runs the kernel side for `n` VMAs in a child process. `n` must be within
@@ -167,8 +204,8 @@ pub fn kernel_side(n: u64) -> Result<KernelTimes, String> {
     unsafe { libc::waitpid(pid, &mut status, 0) };
     let v: Vec<f64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
     match v[..] {
-        [mmap_munmap_pair, mprotect_pair, maps_line, fork, placement] => {
-            Ok(KernelTimes { mmap_munmap_pair, mprotect_pair, maps_line, fork, placement })
+        [mmap_munmap_pair, mprotect_pair, mremap_move, maps_line, fork, placement] => {
+            Ok(KernelTimes { mmap_munmap_pair, mprotect_pair, mremap_move, maps_line, fork, placement })
         }
         _ => Err(format!("the kernel side's child ended without its times (status {status:#x})")),
     }
