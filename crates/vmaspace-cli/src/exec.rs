@@ -164,7 +164,16 @@ pub struct ModelOptions {
     /// The trace does not show every access (a recording's: see
     /// `Settings::accesses_visible`).
     pub hidden_accesses: bool,
+    /// The trace will run on the kernel too: the model refuses first what the kernel could not
+    /// hold or walk ([`KERNEL_PAGE_LIMIT`]).
+    pub kernel_limits: bool,
 }
+
+/// The most pages (4 GiB of 4 KiB pages) a trace that runs on the kernel too may make present
+/// in a process and its forks, or walk in one call (`Settings::max_present_pages`,
+/// `Settings::max_call_pages`). The model alone needs no such limit for anonymous memory: it
+/// keeps a range of like pages as one run.
+pub const KERNEL_PAGE_LIMIT: u64 = 1 << 20;
 
 impl Model {
     pub fn new(opts: &ModelOptions) -> Result<Model, String> {
@@ -190,6 +199,10 @@ impl Model {
         let mut settings = settings_of_this_machine();
         settings.pkeys = opts.pkeys.unwrap_or(settings.pkeys);
         settings.accesses_visible = !opts.hidden_accesses;
+        if opts.kernel_limits {
+            settings.max_present_pages = KERNEL_PAGE_LIMIT;
+            settings.max_call_pages = KERNEL_PAGE_LIMIT;
+        }
         let mut mm = AddressSpace::with_settings(settings, vfs);
         if let Some(text) = &opts.initial_maps {
             let text = text.replace("@CWD@", &opts.cwd);
@@ -201,6 +214,11 @@ impl Model {
         let mut procs = HashMap::new();
         procs.insert(None, mm);
         Ok(Model { procs, fork_labels: Default::default() })
+    }
+
+    /// Checks every process's invariants (`AddressSpace::validate`).
+    pub fn validate(&self) -> Result<(), String> {
+        self.procs.values().try_for_each(|mm| mm.validate())
     }
 
     /// Why the model stopped being faithful (a page budget limit), if it did.

@@ -251,6 +251,8 @@ fn main() {
                 mounts: mount,
                 pkeys: None,
                 empty,
+                // `run` is the model alone: no kernel to protect.
+                kernel_limits: false,
             },
             &run::Output { quiet, format, expect },
         ),

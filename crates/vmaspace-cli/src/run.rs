@@ -22,6 +22,8 @@ pub struct RunArgs {
     pub pkeys: Option<bool>,
     /// Start from an empty address space instead of the process `check` runs traces in.
     pub empty: bool,
+    /// The trace will run on the kernel too (see `ModelOptions::kernel_limits`).
+    pub kernel_limits: bool,
 }
 
 /// The layout of the process the kernel side runs traces in (the executor, with ASLR off, on
@@ -76,6 +78,7 @@ pub fn check_before_kernel(s: &Scenario) -> Result<(), String> {
     let args = RunArgs {
         cwd: Some(vmaspace_oracle::jail::CWD.into()),
         initial_maps_text: s.is_whole_space().then_some(initial),
+        kernel_limits: true,
         ..RunArgs::default()
     };
     run_scenario(s, &args, Steps::Checkpoints).map(|_| ())
@@ -117,10 +120,14 @@ pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelR
 /// Runs one call on the model; an error when it went past the model's page budget.
 pub fn apply_checked(model: &mut Model, line: &vmaspace_trace::Line) -> Result<Outcome, String> {
     let got = model.apply(line).unwrap_or(Outcome::NoReturn);
-    match model.limit_exceeded() {
-        Some(why) => Err(format!("line {}: {}: refused: {why}", line.lineno, format_call(&line.call))),
-        None => Ok(got),
+    if let Some(why) = model.limit_exceeded() {
+        return Err(format!("line {}: {}: refused: {why}", line.lineno, format_call(&line.call)));
     }
+    // A broken invariant is a bug of the model's: say so rather than go on from a bad state.
+    model.validate().map_err(|e| {
+        format!("line {}: {}: the model's state is inconsistent (a bug): {e}", line.lineno, format_call(&line.call))
+    })?;
+    Ok(got)
 }
 
 /// The model a scenario starts from under `args` (the process `check` runs traces in by
@@ -160,6 +167,7 @@ pub fn start_model(s: &Scenario, args: &RunArgs) -> Result<(Model, Option<Scope>
         directories: Vec::new(),
         // A strace log shows no page fault, let alone a read of a present page.
         hidden_accesses: s.strace.is_some(),
+        kernel_limits: args.kernel_limits,
     };
     let mut model = Model::new(&opts)?;
     model.fork_labels = s.trace.fork_labels().into();

@@ -30,7 +30,16 @@ impl AddressSpace {
         let end = addr.saturating_add(len);
         let mut p = addr;
         self.begin_page_walk();
-        while p < end && self.page_step() {
+        while p < end && !self.pages.budget().is_exceeded() {
+            // Private anonymous memory goes a run at a time.
+            let next = self.access_anon_run(p, end, access)?;
+            if next != p {
+                p = next;
+                continue;
+            }
+            if !self.page_step() {
+                break;
+            }
             self.handle_fault(p, access)?;
             match (p & PAGE_MASK).checked_add(PAGE_SIZE) {
                 Some(n) => p = n,
@@ -102,6 +111,14 @@ impl AddressSpace {
     /// table maps too gets a copy of its own (Linux: `do_wp_page()` → `wp_page_copy()`; with
     /// the last mapping left, `wp_can_reuse_anon_folio()` reuses it).
     fn access_present(&mut self, page: u64, access: Access, locked: bool) {
+        // Nothing to change (so no run to split): young already, and a read or a write that
+        // needs no copy.
+        if let Some((a, k)) = self.pages.anon_at(page)
+            && a.young == Some(true)
+            && (access == Access::Read || (!a.wrprotected && a.frames.mapcount(k) == 1))
+        {
+            return;
+        }
         match self.pages.get_mut(&page) {
             Some(Page::Anon(a)) => {
                 a.young = Some(true);
@@ -118,9 +135,10 @@ impl AddressSpace {
     /// (`do_wp_page()`, which makes the entry young); anything else follows the entry as it is
     /// (`follow_page_pte()` does not touch the accessed bit of a small page).
     fn gup_anon(&mut self, page: u64, access: Access, locked: bool) {
-        if let Some(Page::Anon(a)) = self.pages.get_mut(&page)
-            && access == Access::Write
-            && a.wrprotected
+        let wrprotected = self.pages.anon_at(page).is_some_and(|(a, _)| a.wrprotected);
+        if access == Access::Write
+            && wrprotected
+            && let Some(Page::Anon(a)) = self.pages.get_mut(&page)
         {
             a.young = Some(true);
             wp_anon(a, locked);
@@ -185,10 +203,10 @@ impl AddressSpace {
 
     /// `FOLL_TOUCH`: get_user_pages marks the page it returns accessed.
     fn gup_touch(&self, page: u64) {
-        match self.pages.get(&page) {
-            Some(Page::Anon(a)) => a.frame.mark_accessed(),
-            Some(Page::File(f)) => f.folio.referenced.mark_accessed(),
-            _ => {}
+        if let Some((a, k)) = self.pages.anon_at(page) {
+            a.frames.frames().mark_accessed(a.frames.first() + k, 1);
+        } else if let Some(Page::File(f)) = self.pages.get(&page) {
+            f.folio.referenced.mark_accessed();
         }
     }
 
@@ -230,9 +248,23 @@ impl AddressSpace {
             return Err(Errno::EFAULT);
         }
         let access = if write { Access::Write } else { Access::Read };
+        self.gup_pages(vma, from, to, access)
+    }
+
+    /// get_user_pages over `[from, to)` of `vma`: private anonymous memory a run at a time,
+    /// anything else page by page (huge pages by the huge page).
+    fn gup_pages(&mut self, vma: &crate::Vma, from: u64, to: u64, access: Access) -> Result<(), Errno> {
         let step = vma_page_size(vma);
         let mut page = from;
-        while page < to && self.page_step() {
+        while page < to && !self.pages.budget().is_exceeded() {
+            let next = self.gup_anon_run(vma.start, page, to, access)?;
+            if next != page {
+                page = next;
+                continue;
+            }
+            if !self.page_step() {
+                break;
+            }
             self.gup_page(vma.start, page, access)?;
             page = (page & !(step - 1)) + step;
         }
@@ -251,11 +283,9 @@ impl AddressSpace {
             if !self.gup_vma_allowed(&vma, write, false) {
                 return Err(Errno::EINVAL);
             }
-            let step = vma_page_size(&vma);
-            while page < end.min(vma.end) && self.page_step() {
-                self.gup_page(vma.start, page, access)?;
-                page = (page & !(step - 1)) + step;
-            }
+            let to = end.min(vma.end);
+            self.gup_pages(&vma, page, to, access)?;
+            page = page.max(to);
         }
         Ok(())
     }
@@ -396,16 +426,17 @@ impl AddressSpace {
 /// (`wp_page_copy()`), one mapped only here is reused (`wp_page_reuse()`); either way the entry
 /// is writable again. A copy in a locked VMA unmaps the old frame from it, which munlocks it
 /// (`folio_remove_rmap_pte()` → `munlock_vma_folio()`): its `PG_referenced` is then up to the
-/// mlock batch's drain (see [`crate::AnonFrame::forget_referenced`]).
+/// mlock batch's drain (see [`crate::frames::AnonFrames::forget_referenced`]). `a` maps one
+/// page.
 fn wp_anon(a: &mut crate::AnonPage, locked: bool) {
-    if a.mapcount() > 1 {
+    if a.frames.mapcount(0) > 1 {
         if locked {
-            a.frame.forget_referenced();
+            a.frames.forget_referenced();
         }
         // A copy of a private copy of a file page is one too, as old as the truncations go:
         // a truncated one was dropped before the fault got here.
-        let generation = a.frame.file_generation.load(std::sync::atomic::Ordering::Relaxed);
-        a.frame = std::sync::Arc::new(crate::AnonFrame { file_generation: generation.into(), ..Default::default() });
+        let generation = a.frames.frames().file_generation;
+        a.frames = crate::frames::FrameRef::fresh(1, generation);
     }
     a.wrprotected = false;
 }

@@ -209,11 +209,7 @@ impl AddressSpace {
                 continue;
             }
             // Guard markers survive truncation (they are not page cache pages).
-            let gone: Vec<u64> =
-                self.pages.range(first_gone..end).filter(|(_, p)| **p != crate::Page::Guard).map(|(a, _)| *a).collect();
-            for a in gone {
-                self.pages.zap(&a, recency);
-            }
+            self.pages.zap_range(first_gone, end, recency, true);
         }
     }
 

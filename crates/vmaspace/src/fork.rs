@@ -51,27 +51,28 @@ impl AddressSpace {
             // tables whatever they map.
             let copy_on_fork = VmFlags::PFNMAP | VmFlags::MIXEDMAP | VmFlags::MAYBE_GUARD;
             if !wipe && (c.anon_vma.is_some() || c.flags.intersects(copy_on_fork)) {
-                for (a, p) in self.pages.range(v.start..v.end) {
+                for r in self.pages.range(v.start, v.end) {
                     if child.pages.budget().is_exceeded() {
                         break;
                     }
                     // Gone from the file's cache, so from every mapping; a private copy a truncation
-                    // unmapped is gone too.
-                    if matches!(p, crate::Page::File(f) if f.folio.is_evicted()) || v.copy_truncated(*a, p) {
+                    // unmapped is gone too (such pages are runs of one page: only anonymous
+                    // VMAs fault in runs).
+                    if matches!(r.page, crate::Page::File(f) if f.folio.is_evicted())
+                        || v.copy_truncated(r.start, r.page)
+                    {
                         continue;
                     }
                     let shared = c.flags.contains(VmFlags::SHARED);
-                    child
-                        .pages
-                        .insert(*a, copy_present_pte(p, &mut c.pages_exact, self.settings.accesses_visible, shared));
+                    let copy = copy_present_pte(&r, &mut c.pages_exact, self.settings.accesses_visible, shared);
+                    child.pages.insert_run(r.start, r.end, copy);
                 }
                 // The parent's entries are write-protected too (`ptep_set_wrprotect()`).
-                let shared: Vec<u64> = child.pages.range(v.start..v.end).map(|(a, _)| *a).collect();
-                for a in shared {
-                    if let Some(crate::Page::Anon(p)) = self.pages.get_mut(&a) {
+                self.pages.update_range(v.start, v.end, |_, run| {
+                    if let crate::Page::Anon(p) = &mut run.page {
                         p.wrprotected = true;
                     }
-                }
+                });
             }
             if let Some(open) = c.ops.as_ref().and_then(|o| o.open.clone()) {
                 open(&c.view());
@@ -94,11 +95,17 @@ impl AddressSpace {
 /// frame (or private huge page) is shared, the child's entry not accessed yet (`pte_mkold()`),
 /// so both sides' smaps count it as shared. Other pages are copied as they are; the model does not track their
 /// sharing, so the child's VMA stops claiming exact page counters (`pages_exact`).
-fn copy_present_pte(p: &crate::Page, pages_exact: &mut bool, accesses_visible: bool, vm_shared: bool) -> crate::Page {
-    match p {
+fn copy_present_pte(
+    r: &crate::pages::RunRef<'_>,
+    pages_exact: &mut bool,
+    accesses_visible: bool,
+    vm_shared: bool,
+) -> crate::Page {
+    match r.page {
         crate::Page::Anon(a) => {
             let young = accesses_visible.then_some(false);
-            crate::Page::Anon(crate::AnonPage { frame: a.frame.clone(), young, wrprotected: true })
+            let frames = a.frames.sub(r.offset, r.pages());
+            crate::Page::Anon(crate::AnonPage { frames, young, wrprotected: true })
         }
         crate::Page::Guard => crate::Page::Guard,
         // A private huge page is shared the same way (hugetlb's copy_hugetlb_page_range()).

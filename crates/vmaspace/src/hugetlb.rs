@@ -507,7 +507,7 @@ impl AddressSpace {
     pub(crate) fn hugetlb_zap_private(&mut self, vma_start: u64, start: u64, end: u64) {
         let vma = self.tree.get(vma_start).expect("VMA").clone();
         let Some(inode) = vma.file.as_ref().and_then(|f| HugetlbInode::of(&f.inode)) else { return };
-        let keys: Vec<u64> = self.pages.range(start..end).map(|(a, _)| *a).collect();
+        let keys: Vec<u64> = self.pages.range(start, end).map(|r| r.start).collect();
         for a in keys {
             let own = matches!(self.pages.remove(&a), Some(Page::Huge(_)));
             if let Some(r) = ResvMap::of(vma.private_data()).filter(|_| own) {

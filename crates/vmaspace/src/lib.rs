@@ -29,10 +29,12 @@ pub mod drivers;
 pub mod errno;
 pub mod explain;
 pub mod fault;
+mod fault_runs;
 mod fd;
 mod filemap;
 pub mod flags;
 mod fork;
+mod frames;
 
 pub mod hugetlb;
 mod madvise;
@@ -112,12 +114,22 @@ pub struct Settings {
     /// them `pkey_alloc` fails (`EINVAL`), no key is allocated (not even 0), `PROT_EXEC` alone stays readable and smaps
     /// has no `ProtectionKey` line.
     pub pkeys: bool,
-    /// The most pages of page state the model holds for a process and its forks together (see
-    /// [`pages`]): past it, calls stop and [`AddressSpace::limit_exceeded`] says so.
-    pub max_tracked_pages: u64,
-    /// The most pages one call may walk (a `touch`, populate, `mlock` or guard install over a
-    /// huge range): past it, the call stops and [`AddressSpace::limit_exceeded`] says so.
+    /// The most runs of page state the model holds for a process and its forks together (its
+    /// own memory; see [`pages`]): past it, calls stop and [`AddressSpace::limit_exceeded`]
+    /// says so.
+    pub max_page_entries: u64,
+    /// The most pages one call may handle one by one (its own time: a `touch` or populate of
+    /// file pages, which the page cache keeps a page at a time; a run of anonymous memory
+    /// handled at once counts once): past it, the call stops and
+    /// [`AddressSpace::limit_exceeded`] says so.
     pub max_pages_per_call: u64,
+    /// The most pages that may be present in a process and its forks together, counting every
+    /// page of a run: the memory the kernel would need. Unlimited by default; a caller that
+    /// will run the same trace on the kernel sets it, so that the model refuses first.
+    pub max_present_pages: u64,
+    /// The most pages one call may make the kernel walk (fault in, populate, lock, guard),
+    /// counting every page of a run. Unlimited by default, as [`Settings::max_present_pages`].
+    pub max_call_pages: u64,
     /// Whether every access to memory is a call the model sees (`touch`, `peek`, populate).
     /// A recording of a real program infers faults from pagemap, and a read of a page already
     /// present leaves no trace there: with `false`, the accessed bit of a page table entry a fork
@@ -164,10 +176,11 @@ impl Default for Settings {
             cap_sys_rawio: true,
             overcommit: Overcommit::Guess { ram_and_swap_pages: (24u64 << 30) >> addr::PAGE_SHIFT },
             pkeys: true,
-            // 4 GiB of 4 KiB pages (the kernel side of a check stops at 1 GiB resident): about
-            // 50 MB of model memory and a second of work at most.
-            max_tracked_pages: 1 << 20,
+            // About 100 MB of model memory and a second of work at most.
+            max_page_entries: 1 << 20,
             max_pages_per_call: 1 << 20,
+            max_present_pages: u64::MAX,
+            max_call_pages: u64::MAX,
             accesses_visible: true,
         }
     }
@@ -219,68 +232,13 @@ pub(crate) enum Page {
     Huge(Arc<hugetlb::HugePage>),
 }
 
-/// A page frame of anonymous memory. Its identity is the page: every page table entry that
-/// maps it holds one reference, so `Arc::strong_count` is its mapcount (fork shares a frame
-/// between parent and child until one of them writes).
-#[derive(Debug, Default)]
-pub(crate) struct AnonFrame {
-    /// The folio's `PG_referenced`, as far as the model knows it: [`AnonFrame::UNREFERENCED`],
-    /// [`AnonFrame::REFERENCED`] or [`AnonFrame::UNKNOWN`].
-    referenced: std::sync::atomic::AtomicU8,
-    /// For a private copy of a file page: the file's truncation generation when it was made
-    /// (see `PageCache::truncated_since`); 0 otherwise.
-    pub(crate) file_generation: std::sync::atomic::AtomicU64,
-}
-
-impl PartialEq for AnonFrame {
-    fn eq(&self, other: &AnonFrame) -> bool {
-        std::ptr::eq(self, other)
-    }
-}
-
-impl Eq for AnonFrame {}
-
-impl AnonFrame {
-    const UNREFERENCED: u8 = 0;
-    const REFERENCED: u8 = 1;
-    const UNKNOWN: u8 = 2;
-
-    /// Linux: `folio_mark_accessed()`, which get_user_pages calls (`FOLL_TOUCH`) on every page
-    /// it returns: the first call sets `PG_referenced`; a later one activates the folio and
-    /// clears it, unless the folio is unevictable (mlocked, which depends on when the mlock
-    /// batch drains), so from then on the model does not know.
-    pub(crate) fn mark_accessed(&self) {
-        use std::sync::atomic::Ordering;
-        let next = match self.referenced.load(Ordering::Relaxed) {
-            AnonFrame::UNREFERENCED => AnonFrame::REFERENCED,
-            _ => AnonFrame::UNKNOWN,
-        };
-        self.referenced.store(next, Ordering::Relaxed);
-    }
-
-    /// A move between LRU lists through a per-CPU batch (`folio_mark_lazyfree()`, munlock):
-    /// `PG_referenced` may be cleared when the batch drains, and when that is the model does
-    /// not know.
-    pub(crate) fn forget_referenced(&self) {
-        self.referenced.store(AnonFrame::UNKNOWN, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// `Some(PG_referenced)` where the model knows it.
-    pub(crate) fn referenced(&self) -> Option<bool> {
-        match self.referenced.load(std::sync::atomic::Ordering::Relaxed) {
-            AnonFrame::UNREFERENCED => Some(false),
-            AnonFrame::REFERENCED => Some(true),
-            _ => None,
-        }
-    }
-}
-
-/// One page table entry mapping an anonymous frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One page table entry, or a run of like entries, mapping anonymous frames (see
+/// [`crate::frames`]).
+#[derive(Debug, Clone)]
 pub(crate) struct AnonPage {
-    /// The frame mapped.
-    pub frame: Arc<AnonFrame>,
-    /// The entry's accessed bit (`pte_young`): set by every access, cleared in a fork's child
+    /// The frames mapped, one a page.
+    pub frames: frames::FrameRef,
+    /// The entries' accessed bit (`pte_young`): set by every access, cleared in a fork's child
     /// (`pte_mkold()` in `__copy_present_ptes()`); `None` when accesses may have happened that
     /// the model did not see ([`Settings::accesses_visible`]).
     pub young: Option<bool>,
@@ -289,30 +247,37 @@ pub(crate) struct AnonPage {
     pub wrprotected: bool,
 }
 
+impl PartialEq for AnonPage {
+    fn eq(&self, o: &AnonPage) -> bool {
+        self.frames.same_frames(&o.frames) && self.young == o.young && self.wrprotected == o.wrprotected
+    }
+}
+
+impl Eq for AnonPage {}
+
 impl AnonPage {
     /// A newly faulted page: its own frame, just accessed.
     pub(crate) fn fresh() -> Page {
-        Page::Anon(AnonPage { frame: Arc::new(AnonFrame::default()), young: Some(true), wrprotected: false })
+        AnonPage::fresh_run(1)
+    }
+
+    /// Newly faulted pages, `pages` of them: their own frames, just accessed (one fault a page,
+    /// made at once).
+    pub(crate) fn fresh_run(pages: u64) -> Page {
+        Page::Anon(AnonPage { frames: frames::FrameRef::fresh(pages, 0), young: Some(true), wrprotected: false })
     }
 
     /// Whether this private copy of page `index` of `file` was unmapped by a truncation since
     /// it was made (in whichever process truncated).
     pub(crate) fn copy_truncated(&self, file: &driver::OpenFile, index: u64) -> bool {
-        let made = self.frame.file_generation.load(std::sync::atomic::Ordering::Relaxed);
-        file.inode.cache().truncated_since(made, index)
+        file.inode.cache().truncated_since(self.frames.frames().file_generation, index)
     }
 
     /// A private copy of a page of `file`, made now (it remembers the file's truncation
     /// generation: see [`AnonPage::copy_truncated`]).
     pub(crate) fn copy_of_file_page(file: Option<&driver::OpenFile>) -> Page {
         let generation = file.map_or(0, |f| f.inode.cache().generation());
-        let frame = AnonFrame { file_generation: generation.into(), ..AnonFrame::default() };
-        Page::Anon(AnonPage { frame: Arc::new(frame), young: Some(true), wrprotected: false })
-    }
-
-    /// How many page table entries map the frame (Linux: `folio_mapcount()` of a small folio).
-    pub(crate) fn mapcount(&self) -> usize {
-        Arc::strong_count(&self.frame)
+        Page::Anon(AnonPage { frames: frames::FrameRef::fresh(1, generation), young: Some(true), wrprotected: false })
     }
 }
 
@@ -344,8 +309,10 @@ pub struct AddressSpace {
     pub(crate) vfs: Arc<Vfs>,
     pub(crate) fds: BTreeMap<i32, Arc<driver::OpenFile>>,
     pub(crate) pages: pages::PageMap,
-    /// Pages walked by the call in progress (see [`Settings::max_pages_per_call`]).
+    /// Pages walked one by one by the call in progress (see [`Settings::max_pages_per_call`]).
     pub(crate) page_steps: u64,
+    /// Pages the call in progress made the kernel walk (see [`Settings::max_call_pages`]).
+    pub(crate) call_pages: u64,
     pub(crate) bugs: Vec<DriverBug>,
     pub(crate) pkeys: Pkeys,
     /// Labels of anon_vmas handed out (`anon_vma_alloc`).
@@ -411,7 +378,9 @@ impl AddressSpace {
     pub(crate) fn bare(settings: Settings, vfs: Arc<Vfs>) -> AddressSpace {
         // init_new_context() sets up the key allocation map only with protection keys.
         let pkeys = if settings.pkeys { Pkeys::default() } else { Pkeys { allocated: 0, ..Pkeys::default() } };
-        let pages = pages::PageMap::new(vfs.page_budget().clone(), settings.max_tracked_pages);
+        let limits =
+            pages::PageLimits { entries: settings.max_page_entries, present_pages: settings.max_present_pages };
+        let pages = pages::PageMap::new(vfs.page_budget().clone(), limits);
         AddressSpace {
             tree: VmaTree::default(),
             settings,
@@ -425,6 +394,7 @@ impl AddressSpace {
             fds: BTreeMap::new(),
             pages,
             page_steps: 0,
+            call_pages: 0,
             bugs: Vec::new(),
             pkeys,
             next_anon_vma: 0,
@@ -519,8 +489,16 @@ impl AddressSpace {
         }
         // locked_vm is not checked against the VM_LOCKED VMAs: Linux itself lets them part (an
         // mremap with MREMAP_DONTUNMAP unlocks the source without uncounting it).
-        if let Some((&page, _)) = self.pages.iter().find(|(p, _)| self.tree.vma_lookup(**p).is_none()) {
-            return Err(format!("page {page:#x} is present outside every VMA"));
+        self.pages.check()?;
+        for r in self.pages.iter() {
+            // The run's pages lie in VMAs from its start to its end, with no hole between.
+            let mut at = r.start;
+            while at < r.end {
+                match self.tree.vma_lookup(at) {
+                    Some(v) => at = v.end,
+                    None => return Err(format!("page {at:#x} is present outside every VMA")),
+                }
+            }
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! madvise and prctl(PR_SET_VMA) (Linux: mm/madvise.c).
 
-use crate::addr::{PAGE_SIZE, is_page_aligned, range_end};
+use crate::addr::{PAGE_SHIFT, is_page_aligned, range_end};
 use crate::errno::{Errno, SysResult};
 use crate::flags::VmFlags;
 use crate::{AddressSpace, Page};
@@ -224,15 +224,28 @@ impl AddressSpace {
     /// `PG_referenced` unknown from now on.
     fn madvise_free_pte_range(&mut self, start: u64, end: u64) {
         let mut free = Vec::new();
-        for (addr, p) in self.pages.range(start..end) {
-            match p {
+        for r in self.pages.range(start, end) {
+            match r.page {
                 crate::Page::Guard => {}
-                crate::Page::Anon(a) if a.mapcount() > 1 => a.frame.forget_referenced(),
-                _ => free.push(*addr),
+                crate::Page::Anon(a) => {
+                    let frames = a.frames.frames();
+                    let mut at = r.start;
+                    let mut index = a.frames.first() + r.offset;
+                    for seg in frames.segments(index, r.pages()) {
+                        let end = at + (seg.len << PAGE_SHIFT);
+                        if seg.mapcount > 1 {
+                            frames.forget_referenced(index, seg.len);
+                        } else {
+                            free.push((at, end));
+                        }
+                        (at, index) = (end, index + seg.len);
+                    }
+                }
+                _ => free.push((r.start, r.end)),
             }
         }
-        for a in free {
-            self.pages.remove(&a);
+        for (s, e) in free {
+            self.pages.zap_range(s, e, true, false);
         }
     }
 
@@ -296,14 +309,12 @@ impl AddressSpace {
         if self.tree.get(vs).expect("VMA").is_anonymous() {
             self.anon_vma_prepare(vs);
         }
-        let mut p = start;
         self.begin_page_walk();
-        while p < end && self.page_step() {
+        if self.run_step((end - start) >> PAGE_SHIFT) {
             // A present page is zapped first: a page-cache entry hands its dirty and accessed
             // bits to the folio (`zap_present_folio_ptes()`).
-            self.pages.zap(&p, recency);
-            self.pages.insert(p, Page::Guard);
-            p += PAGE_SIZE;
+            self.pages.zap_range(start, end, recency, false);
+            self.pages.insert_run(start, end, Page::Guard);
         }
         Ok(())
     }
@@ -314,20 +325,16 @@ impl AddressSpace {
         if f.intersects(VmFlags::SPECIAL | VmFlags::HUGETLB) {
             return Err(Errno::EINVAL);
         }
-        let guards: Vec<u64> =
-            self.pages.range(start..end).filter(|(_, p)| **p == Page::Guard).map(|(a, _)| *a).collect();
-        for a in guards {
-            self.pages.remove(&a);
+        let guards: Vec<(u64, u64)> =
+            self.pages.range(start, end).filter(|r| *r.page == Page::Guard).map(|r| (r.start, r.end)).collect();
+        for (s, e) in guards {
+            self.pages.zap_range(s, e, true, false);
         }
         Ok(())
     }
 
     fn zap_pages_keeping_guards(&mut self, start: u64, end: u64, recency: bool) {
-        let gone: Vec<u64> =
-            self.pages.range(start..end).filter(|(_, p)| **p != Page::Guard).map(|(a, _)| *a).collect();
-        for a in gone {
-            self.pages.zap(&a, recency);
-        }
+        self.pages.zap_range(start, end, recency, true);
     }
 
     /// `prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, start, len, name)`: `EINVAL`, as on this

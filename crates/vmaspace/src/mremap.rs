@@ -322,12 +322,8 @@ impl AddressSpace {
 
     /// `move_page_tables()`: the pages of `[from, from+len)` now live at `to`.
     fn move_pages(&mut self, from: u64, to: u64, len: u64) {
-        let addrs: Vec<u64> = self.pages.range(from..from + len).map(|(a, _)| *a).collect();
-        let moved: Vec<(u64, crate::Page)> =
-            addrs.into_iter().filter_map(|a| self.pages.take(&a).map(|p| (a, p))).collect();
-        for (a, p) in moved {
-            self.pages.insert(a - from + to, p);
-        }
+        let moved = self.pages.take_range(from, from + len);
+        self.pages.put_runs(moved, to.wrapping_sub(from));
     }
 
     /// Linux: `dontunmap_complete()`: the source stays, unlocked, and loses its anon_vma when

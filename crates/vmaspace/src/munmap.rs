@@ -157,9 +157,9 @@ impl AddressSpace {
     /// mlock batch, and after that drains their `PG_referenced` has been seen cleared (a
     /// fork's copy then shows them not referenced); when it drains, the model does not know.
     pub(crate) fn munlock_frames(&self, start: u64, end: u64) {
-        for (_, p) in self.pages.range(start..end) {
-            if let crate::Page::Anon(a) = p {
-                a.frame.forget_referenced();
+        for r in self.pages.range(start, end) {
+            if let crate::Page::Anon(a) = r.page {
+                a.frames.frames().forget_referenced(a.frames.first() + r.offset, r.pages());
             }
         }
     }
@@ -167,9 +167,7 @@ impl AddressSpace {
     /// Forgets the pages of `[start, end)` of a VMA that has `recency` or not (page tables
     /// cleared: see [`crate::pages`]'s `PageMap::zap`).
     pub(crate) fn zap_pages(&mut self, start: u64, end: u64, recency: bool) {
-        while let Some(k) = self.pages.range(start..end).next().map(|(k, _)| *k) {
-            self.pages.zap(&k, recency);
-        }
         debug_assert!(start.is_multiple_of(PAGE_SIZE));
+        self.pages.zap_range(start, end, recency, false);
     }
 }

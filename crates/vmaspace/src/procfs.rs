@@ -118,12 +118,13 @@ impl AddressSpace {
         let cache_known = self.settings.accesses_visible
             && v.ops.as_ref().is_some_and(|o| o.cache_fault.is_some())
             && v.file.as_ref().is_some_and(|f| !f.inode.cache().is_unknown());
-        for (a, p) in self.pages.range(v.start..v.end) {
-            if eof.is_some_and(|e| v.pgoff_at(*a) >= e) || v.copy_truncated(*a, p) {
+        for r in self.pages.range(v.start, v.end) {
+            // Runs of more than one page are anonymous memory in anonymous VMAs: no file.
+            if eof.is_some_and(|e| v.pgoff_at(r.start) >= e) || v.copy_truncated(r.start, r.page) {
                 continue;
             }
-            match p {
-                crate::Page::Anon(a) => mss.account_anon(a, locked),
+            match r.page {
+                crate::Page::Anon(a) => mss.account_anon(a, &r, locked),
                 // A pte marker, not a page.
                 crate::Page::Guard => {}
                 // Truncated or punched out: unmapped everywhere (forgotten lazily).
@@ -317,8 +318,8 @@ impl AddressSpace {
             return None;
         }
         let mut mss = MemSizeStats::default();
-        for (_, p) in self.pages.range(v.start..v.end) {
-            let shared = match p {
+        for r in self.pages.range(v.start, v.end) {
+            let shared = match r.page {
                 // The reservation owner unmapped it from this fork (unmap_ref_private()).
                 crate::Page::Huge(h) if h.is_taken_away() => continue,
                 crate::Page::Huge(h) => std::sync::Arc::strong_count(h) > 1,
@@ -382,9 +383,12 @@ impl MemSizeStats {
     /// Linux: `smaps_account()` → `smaps_page_accumulate()` for a small anonymous page, which
     /// is always dirty: shared when more than one entry maps its frame, its Pss divided among
     /// them.
-    fn account_anon(&mut self, a: &crate::AnonPage, locked: bool) {
-        self.anonymous += crate::addr::PAGE_SIZE;
-        self.accumulate(a.mapcount() as u64, a.young, a.frame.referenced(), true, locked);
+    fn account_anon(&mut self, a: &crate::AnonPage, r: &crate::pages::RunRef<'_>, locked: bool) {
+        self.anonymous += r.end - r.start;
+        let first = a.frames.first() + r.offset;
+        for seg in a.frames.frames().segments(first, r.pages()) {
+            self.accumulate(seg.len, u64::from(seg.mapcount), a.young, seg.referenced, true, locked);
+        }
     }
 
     /// `smaps_account()` for a small page-cache folio: dirty when written through a shared
@@ -392,12 +396,20 @@ impl MemSizeStats {
     /// is not a mapping).
     fn account_file(&mut self, f: &crate::filemap::FilePage, locked: bool) {
         let dirty = f.dirty || f.folio.is_dirty();
-        self.accumulate(f.mapcount() as u64, f.young, f.folio.referenced.referenced(), dirty, locked);
+        self.accumulate(1, f.mapcount() as u64, f.young, f.folio.referenced.referenced(), dirty, locked);
     }
 
-    /// Linux: `smaps_page_accumulate()` for one small page mapped `mapcount` times.
-    fn accumulate(&mut self, mapcount: u64, young: Option<bool>, referenced: Option<bool>, dirty: bool, locked: bool) {
-        let size = crate::addr::PAGE_SIZE;
+    /// Linux: `smaps_page_accumulate()` for `pages` small pages, each mapped `mapcount` times.
+    fn accumulate(
+        &mut self,
+        pages: u64,
+        mapcount: u64,
+        young: Option<bool>,
+        referenced: Option<bool>,
+        dirty: bool,
+        locked: bool,
+    ) {
+        let size = crate::addr::PAGE_SIZE * pages;
         self.resident += size;
         // `pte_young() || folio_test_young() || folio_test_referenced()`.
         match (young, referenced) {
@@ -405,7 +417,8 @@ impl MemSizeStats {
             (Some(false), Some(false)) => {}
             (None, _) | (_, None) => self.referenced = None,
         }
-        let pss = if mapcount >= 2 { (size << PSS_SHIFT) / mapcount } else { size << PSS_SHIFT };
+        let one = crate::addr::PAGE_SIZE << PSS_SHIFT;
+        let pss = pages * if mapcount >= 2 { one / mapcount } else { one };
         self.pss += pss;
         let private = mapcount < 2;
         match (dirty, private) {

@@ -5,11 +5,54 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+/// `PG_referenced` of a frame as far as the model knows it.
+pub(crate) const UNREFERENCED: u8 = 0;
+pub(crate) const REFERENCED: u8 = 1;
+pub(crate) const REFERENCED_UNKNOWN: u8 = 2;
+
+/// Linux: `folio_mark_accessed()`: the first call sets `PG_referenced`; a later one activates
+/// the folio and clears it, unless the folio is unevictable (mlocked, which depends on when the
+/// mlock batch drains), so from then on the model does not know.
+pub(crate) fn accessed(r: u8) -> u8 {
+    if r == UNREFERENCED { REFERENCED } else { REFERENCED_UNKNOWN }
+}
+
+pub(crate) fn known(r: u8) -> Option<bool> {
+    match r {
+        UNREFERENCED => Some(false),
+        REFERENCED => Some(true),
+        _ => None,
+    }
+}
+
+/// One folio's `PG_referenced`, as far as the model knows it (a page-cache page's).
+#[derive(Debug, Default)]
+pub(crate) struct ReferencedBit(std::sync::atomic::AtomicU8);
+
+impl ReferencedBit {
+    /// Linux: `folio_mark_accessed()` (see `crate::frames::AnonFrames::mark_accessed`).
+    pub fn mark_accessed(&self) {
+        let r = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        self.0.store(accessed(r), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A move between LRU lists through a per-CPU batch (see
+    /// `crate::frames::AnonFrames::forget_referenced`).
+    pub fn forget_referenced(&self) {
+        self.0.store(REFERENCED_UNKNOWN, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `Some(PG_referenced)` where the model knows it.
+    pub fn referenced(&self) -> Option<bool> {
+        known(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 /// A page of an inode's page cache (a small folio).
 #[derive(Debug, Default)]
 pub(crate) struct CacheFolio {
     /// `PG_referenced`.
-    pub referenced: crate::AnonFrame,
+    pub referenced: ReferencedBit,
     /// `PG_dirty`: written through a shared mapping (shmem pages stay dirty: nothing writes
     /// them back).
     pub(crate) dirty: AtomicBool,
