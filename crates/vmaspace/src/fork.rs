@@ -51,6 +51,7 @@ impl AddressSpace {
             // tables whatever they map.
             let copy_on_fork = VmFlags::PFNMAP | VmFlags::MIXEDMAP | VmFlags::MAYBE_GUARD;
             if !wipe && (c.anon_vma.is_some() || c.flags.intersects(copy_on_fork)) {
+                child.pages.copy_page_tables(&self.pages, v.start, v.end);
                 for r in self.pages.range(v.start, v.end) {
                     if child.pages.budget().is_exceeded() {
                         break;

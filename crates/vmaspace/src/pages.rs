@@ -188,6 +188,28 @@ impl PageMap {
         self.page_tables.insert(first, last);
     }
 
+    /// Page tables for the 2 MiB regions of `[start, end)` that have one in `from`: what
+    /// `copy_page_range()` makes in a fork's child for a VMA it copies (`copy_pmd_range()`
+    /// allocates a table under every parent's one, entries or not).
+    pub fn copy_page_tables(&mut self, from: &PageMap, start: u64, end: u64) {
+        let (first, after) = (start >> PMD_SHIFT, ((end - 1) >> PMD_SHIFT) + 1);
+        let lead = from.page_tables.range(..first).next_back().map(|(&s, &e)| (s, e));
+        let runs: Vec<(u64, u64)> =
+            lead.into_iter().chain(from.page_tables.range(first..after).map(|(&s, &e)| (s, e))).collect();
+        for (s, e) in runs {
+            let (s, e) = (s.max(first), e.min(after));
+            if s < e {
+                self.add_page_tables(s << PMD_SHIFT, e << PMD_SHIFT);
+            }
+        }
+    }
+
+    /// Page tables for the 2 MiB regions of `[start, end)`, known to be there (a seeded VMA's
+    /// pages were faulted).
+    pub fn assume_page_tables(&mut self, start: u64, end: u64) {
+        self.add_page_tables(start, end);
+    }
+
     /// Linux: `free_pgd_range()` at the page-table level, as `free_pgtables()` calls it for an
     /// unmapped range `[start, end)` between the VMA ending at `floor` and the one starting at
     /// `ceiling` (0: none above): the page tables of the 2 MiB regions no remaining VMA shares.

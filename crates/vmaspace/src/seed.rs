@@ -6,7 +6,7 @@
 //! faulted, and each distinct device and inode is one file, mapped privately unless the line
 //! says `s`.
 
-use crate::addr::{PAGE_SHIFT, PAGE_SIZE, is_page_aligned};
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT, is_page_aligned};
 use crate::driver::{FMode, InodeState, OpenFile, VmOperations};
 use crate::flags::VmFlags;
 use crate::vma::{AnonVmaRef, Vma};
@@ -118,6 +118,11 @@ impl AddressSpace {
             prev_end = l.end;
             let mut vma = self.seed_vma(&l, &mut files, &sizes);
             vma.pages_exact = false;
+            // A VMA with an anon_vma was written, so a page table maps part of it; within one
+            // 2 MiB region, that is the region's (a bigger one's is anywhere: not assumed).
+            if vma.anon_vma.is_some() && vma.start >> PMD_SHIFT == (vma.end - 1) >> PMD_SHIFT {
+                self.pages.assume_page_tables(vma.start, vma.end);
+            }
             self.counters.account(vma.flags, vma.pages() as i64);
             if vma.flags.contains(VmFlags::LOCKED) {
                 self.counters.locked_vm += vma.pages();
