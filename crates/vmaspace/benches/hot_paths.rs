@@ -60,3 +60,53 @@ fn fork(b: Bencher, n: u64) {
     let mut mm = model_with(n);
     b.bench_local(|| drop(divan::black_box(mm.fork().unwrap())));
 }
+
+/// Sizes of the range benches: a page, 1 GiB, 1 TiB, 64 TiB.
+const RANGES: [u64; 4] = [PAGE, 1 << 30, 1 << 40, 64 << 40];
+
+/// A fresh anonymous mapping of `len`, written all over (each page faulted), then unmapped.
+#[divan::bench(args = RANGES)]
+fn touch_range(b: Bencher, len: u64) {
+    let mut mm = AddressSpace::new();
+    let flags = map::PRIVATE | map::ANONYMOUS | map::FIXED | map::NORESERVE;
+    b.bench_local(|| {
+        mm.mmap(BASE, len, prot::READ | prot::WRITE, flags, -1, 0).unwrap();
+        mm.touch(BASE, len).unwrap();
+        mm.munmap(BASE, len).unwrap();
+    });
+}
+
+/// The same, locked (`mlock` populates it for writing) instead of touched.
+#[divan::bench(args = RANGES)]
+fn mlock_range(b: Bencher, len: u64) {
+    let mut mm = AddressSpace::new();
+    let flags = map::PRIVATE | map::ANONYMOUS | map::FIXED | map::NORESERVE;
+    b.bench_local(|| {
+        mm.mmap(BASE, len, prot::READ | prot::WRITE, flags, -1, 0).unwrap();
+        mm.mlock(BASE, len).unwrap();
+        mm.munmap(BASE, len).unwrap();
+    });
+}
+
+/// The same, guarded (`MADV_GUARD_INSTALL`) instead of touched.
+#[divan::bench(args = RANGES)]
+fn guard_range(b: Bencher, len: u64) {
+    let mut mm = AddressSpace::new();
+    let flags = map::PRIVATE | map::ANONYMOUS | map::FIXED | map::NORESERVE;
+    b.bench_local(|| {
+        mm.mmap(BASE, len, prot::READ | prot::WRITE, flags, -1, 0).unwrap();
+        mm.madvise(BASE, len, vmaspace::flags::advice::GUARD_INSTALL).unwrap();
+        mm.munmap(BASE, len).unwrap();
+    });
+}
+
+/// mremap of a 3-page VMA to 1 MiB above it and back.
+#[divan::bench(args = SIZES)]
+fn mremap_move(b: Bencher, n: u64) {
+    let mut mm = model_with(n);
+    let flags = vmaspace::flags::mremap::MAYMOVE | vmaspace::flags::mremap::FIXED;
+    b.bench_local(|| {
+        mm.mremap(WORK, 3 * PAGE, 3 * PAGE, flags, WORK + 0x10_0000).unwrap();
+        mm.mremap(WORK + 0x10_0000, 3 * PAGE, 3 * PAGE, flags, WORK).unwrap();
+    });
+}
