@@ -93,6 +93,7 @@ pub fn run_scenario(s: &Scenario, args: &RunArgs, steps: Steps) -> Result<ModelR
     let mut run = ModelRun { results: Vec::new(), texts: Vec::new(), mismatch: None, cwd };
     for line in &runnable.lines {
         if line.call.is_checkpoint() {
+            validated(&model, line)?;
             run.results.push(None);
             run.texts.push(Some(model.checkpoint(line, scope)));
             continue;
@@ -123,11 +124,20 @@ pub fn apply_checked(model: &mut Model, line: &vmaspace_trace::Line) -> Result<O
     if let Some(why) = model.limit_exceeded() {
         return Err(format!("line {}: {}: refused: {why}", line.lineno, format_call(&line.call)));
     }
-    // A broken invariant is a bug of the model's: say so rather than go on from a bad state.
+    // Checked after every call in debug builds (the tests); in release builds at checkpoints,
+    // so that a long trace does not pay a walk of every VMA and page run per call.
+    if cfg!(debug_assertions) {
+        validated(model, line)?;
+    }
+    Ok(got)
+}
+
+/// Checks the model's invariants at `line`: a broken one is a bug of the model's, said as such
+/// rather than gone on from.
+fn validated(model: &Model, line: &vmaspace_trace::Line) -> Result<(), String> {
     model.validate().map_err(|e| {
         format!("line {}: {}: the model's state is inconsistent (a bug): {e}", line.lineno, format_call(&line.call))
-    })?;
-    Ok(got)
+    })
 }
 
 /// The model a scenario starts from under `args` (the process `check` runs traces in by
