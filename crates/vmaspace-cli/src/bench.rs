@@ -36,6 +36,22 @@ fn anon(mm: &mut AddressSpace, addr: u64, len: u64, p: u64) {
     mm.mmap(addr, len, p, map::PRIVATE | map::ANONYMOUS | map::FIXED, -1, 0).expect("bench mapping");
 }
 
+impl Row {
+    /// The lower of each time of two rounds (the memory is the first's: it does not vary).
+    fn best(&self, o: &Row) -> Row {
+        let kernel = match (self.kernel, o.kernel) {
+            (Some(a), Some(b)) => Some(a.min(&b)),
+            (a, b) => a.or(b),
+        };
+        Row {
+            vmas: self.vmas,
+            model: std::array::from_fn(|i| self.model[i].min(o.model[i])),
+            kernel,
+            bytes_per_vma: self.bytes_per_vma,
+        }
+    }
+}
+
 /// A model with the N VMAs and the work area, and the heap it took.
 fn model_with(n: u64) -> (AddressSpace, usize) {
     let before = heap_in_use();
@@ -106,15 +122,6 @@ fn kernel_value(k: &KernelTimes, op: usize) -> f64 {
     k.by_op()[op]
 }
 
-/// The lowest of each operation's time over `rounds` runs of `side` (at least one).
-fn best_of<T>(rounds: usize, mut side: impl FnMut() -> T, min: impl Fn(&T, &T) -> T) -> T {
-    let mut best = side();
-    for _ in 1..rounds {
-        best = min(&best, &side());
-    }
-    best
-}
-
 /// What the replay of a recording cost on the model.
 struct ReplayTime {
     calls: usize,
@@ -156,31 +163,29 @@ pub fn main(args: &BenchArgs) -> i32 {
         println!("| VMAs | op | model ns | kernel ns | kernel/model |");
         println!("|---|---|---|---|---|");
     }
-    let mut rows = Vec::new();
-    for &n in &args.vmas {
-        // The kernel side runs first, in a child, before the model's memory grows.
-        let rounds = args.rounds.max(1);
-        let kernel = if kernel_ok && n <= kernel_limit() {
-            let side = || kernel_side(n);
-            let min = |a: &Result<KernelTimes, String>, b: &Result<KernelTimes, String>| match (a, b) {
-                (Ok(a), Ok(b)) => Ok(a.min(b)),
-                (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+    // Rounds go over every N in turn, so that a slow moment of the machine falls on one
+    // round of several N rather than on every round of one.
+    let rounds = args.rounds.max(1);
+    let mut rows: Vec<Row> = Vec::new();
+    for round in 0..rounds {
+        for (i, &n) in args.vmas.iter().enumerate() {
+            // The kernel side runs first, in a child, before the model's memory grows.
+            let kernel = if kernel_ok && n <= kernel_limit() {
+                kernel_side(n).map_err(|e| eprintln!("vmaspace bench: {n} VMAs: {e}")).ok()
+            } else {
+                None
             };
-            match best_of(rounds, side, min) {
-                Ok(k) => Some(k),
-                Err(e) => {
-                    eprintln!("vmaspace bench: {n} VMAs: {e}");
-                    None
-                }
+            let (model, bytes_per_vma) = model_side(n);
+            let row = Row { vmas: n, model, kernel, bytes_per_vma };
+            if round == 0 {
+                rows.push(row);
+            } else {
+                rows[i] = rows[i].best(&row);
             }
-        } else {
-            None
-        };
-        let min = |a: &([f64; 6], f64), b: &([f64; 6], f64)| (std::array::from_fn(|i| a.0[i].min(b.0[i])), a.1);
-        let (model, bytes_per_vma) = best_of(rounds, || model_side(n), min);
-        let row = Row { vmas: n, model, kernel, bytes_per_vma };
-        print_row(&row, json);
-        rows.push(row);
+        }
+    }
+    for row in &rows {
+        print_row(row, json);
     }
     if let Some(path) = &args.replay {
         match replay_side(path, args.rounds.max(1)) {

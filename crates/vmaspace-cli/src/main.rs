@@ -197,9 +197,10 @@ enum Cmd {
         /// Also write an SVG plot of cost against N (model and kernel) to this file.
         #[arg(long)]
         plot: Option<PathBuf>,
-        /// Measure each N this many times; each time reported is the lowest of the rounds'
-        /// medians, on both sides (this machine kind's timings drift between moments).
-        #[arg(long, default_value_t = 3)]
+        /// Measure every N this many times, a round over all of them at a time; each time
+        /// reported is the lowest of the rounds' medians, on both sides (this machine kind's
+        /// speed drifts by a third from one moment to the next).
+        #[arg(long, default_value_t = 5)]
         rounds: usize,
         /// Also time the replay of this recording (`vmaspace trace`) on the model, per call.
         #[arg(long)]
