@@ -183,7 +183,7 @@ impl AddressSpace {
             return Ok(v.end);
         }
         let target = self.vma_modify(vs, start, end, new)?;
-        let t = self.tree.get_mut(target).expect("modified VMA");
+        let t = self.tree.vma_mut(target).expect("modified VMA");
         let sticky = t.flags & VmFlags::STICKY;
         t.flags = new | sticky;
         Ok(t.end)

@@ -10,6 +10,7 @@ use crate::addr::{PAGE_SHIFT, pages};
 use crate::driver::OpenFile;
 use crate::errno::Errno;
 use crate::flags::VmFlags;
+use crate::tree::VmaHandle;
 use crate::vma::{AnonVmaRef, Vma};
 use std::sync::Arc;
 
@@ -23,8 +24,8 @@ pub(crate) struct Vmg {
     pub file: Option<Arc<OpenFile>>,
     pub anon_vma: Option<AnonVmaRef>,
     pub anon_name: Option<Arc<str>>,
-    /// The VMA whose range changes (existing-range merges), by start.
-    pub middle: Option<u64>,
+    /// The VMA whose range changes (existing-range merges).
+    pub middle: Option<VmaHandle>,
     /// Whether `middle` is a fork child (`vma_had_uncowed_parents(middle)`).
     pub middle_forked: bool,
     /// Only extend `prev`; never merge with `next` (brk).
@@ -58,7 +59,7 @@ impl Vmg {
             file: vma.file.clone(),
             anon_vma: vma.anon_vma,
             anon_name: vma.anon_name().cloned(),
-            middle: Some(vma.start),
+            middle: Some(VmaHandle::from(vma.start)),
             middle_forked: vma.anon_vma.is_some_and(|a| a.forked),
             just_expand: false,
         }
@@ -291,17 +292,17 @@ impl AddressSpace {
     /// Linux: `vma_merge_existing_range()`: `[vmg.start, vmg.end)` of `vmg.middle` is to take
     /// `vmg.flags`; merges it into the neighbours where possible. Returns the VMA that now
     /// covers the range (still carrying its old flags), or None when nothing merged.
-    pub(crate) fn vma_merge_existing_range(&mut self, vmg: &Vmg) -> Option<u64> {
+    pub(crate) fn vma_merge_existing_range(&mut self, vmg: &Vmg) -> Option<VmaHandle> {
         let (start, end) = (vmg.start, vmg.end);
-        let m = self.tree.get(vmg.middle?)?;
+        let (prev_vma, m, next_vma) = self.tree.with_neighbours(vmg.middle?)?;
         let left_side = start == m.start;
         let right_side = end == m.end;
         if vmg.flags.intersects(VmFlags::SPECIAL) || (!left_side && !right_side) {
             return None;
         }
-        let prev_vma = if left_side { self.tree.prev_of(m.start) } else { None };
+        let prev_vma = prev_vma.filter(|_| left_side);
         let merge_left = left_side && vmg.can_merge_left(prev_vma);
-        let next_vma = if right_side { self.tree.next_from(m.end).filter(|n| n.start == m.end) } else { None };
+        let next_vma = next_vma.filter(|n| right_side && n.start == m.end);
         let mut merge_right = right_side && vmg.can_merge_right(prev_vma, next_vma, merge_left);
         if !merge_left && !merge_right {
             return None;
@@ -324,7 +325,7 @@ impl AddressSpace {
             dup_anon_vma(t, if n.anon_vma.is_some() { n.anon_vma } else { middle.anon_vma });
             t.flags |= sticky(&p) | sticky(&n);
             t.pages_exact &= middle.pages_exact && n.pages_exact;
-            return Some(p.start);
+            return Some(p.start.into());
         }
         if merge_left {
             let p = prev?;
@@ -341,7 +342,7 @@ impl AddressSpace {
             dup_anon_vma(t, middle.anon_vma);
             t.flags |= sticky(&p);
             t.pages_exact &= middle.pages_exact;
-            return Some(p.start);
+            return Some(p.start.into());
         }
         // Merge right: next grows down over the range (a new start, so it is re-keyed).
         let n = next?;
@@ -356,7 +357,7 @@ impl AddressSpace {
             self.tree.set_end(middle.start, start);
         }
         self.tree.set_range(n.start, start, n.end);
-        Some(start)
+        Some(start.into())
     }
 
     /// Linux: `vma_merge_extend()`: grows the VMA at `vma_start` by `delta` bytes into the gap
@@ -383,19 +384,27 @@ impl AddressSpace {
         start
     }
 
-    /// Linux: `vma_modify()`: makes `[start, end)` of the VMA at `vma_start` a VMA of its own
-    /// that can take `flags`: merged into a neighbour, or split out. Returns its start; the
-    /// caller writes the new attributes.
-    pub(crate) fn vma_modify(&mut self, vma_start: u64, start: u64, end: u64, flags: VmFlags) -> Result<u64, Errno> {
-        let vma = self.tree.get(vma_start).expect("vma_modify of a VMA");
-        let (vma_end, vmg) = (vma.end, Vmg::modify(vma, start, end, flags));
+    /// Linux: `vma_modify()`: makes `[start, end)` of `vma` a VMA of its own that can take
+    /// `flags`: merged into a neighbour, or split out. Returns it; the caller writes the new
+    /// attributes.
+    pub(crate) fn vma_modify(
+        &mut self,
+        vma: impl Into<VmaHandle>,
+        start: u64,
+        end: u64,
+        flags: VmFlags,
+    ) -> Result<VmaHandle, Errno> {
+        let h = vma.into();
+        let v = self.tree.vma(h).expect("vma_modify of a VMA");
+        let (vma_start, vma_end) = (v.start, v.end);
+        let mut vmg = Vmg::modify(v, start, end, flags);
+        vmg.middle = Some(h);
         if let Some(merged) = self.vma_merge_existing_range(&vmg) {
             return Ok(merged);
         }
-        let mut cur = vma_start;
+        let mut cur = h;
         if vma_start < start {
-            self.split_vma(cur, start, SplitKeep::Upper)?;
-            cur = start;
+            cur = self.split_vma(cur, start, SplitKeep::Upper)?;
         }
         if vma_end > end {
             self.split_vma(cur, end, SplitKeep::Lower)?;
@@ -404,19 +413,26 @@ impl AddressSpace {
     }
 
     /// Linux: `split_vma()`: refuses at `max_map_count`, then [`Self::__split_vma`].
-    pub(crate) fn split_vma(&mut self, vma_start: u64, addr: u64, keep: SplitKeep) -> Result<(), Errno> {
+    pub(crate) fn split_vma(&mut self, vma: VmaHandle, addr: u64, keep: SplitKeep) -> Result<VmaHandle, Errno> {
         if self.map_count() >= self.settings.max_map_count {
             return Err(Errno::ENOMEM);
         }
-        self.__split_vma(vma_start, addr, keep)
+        self.__split_vma(vma, addr, keep)
     }
 
-    /// Linux: `__split_vma()`: splits the VMA at `vma_start` at `addr`. Both halves keep every
-    /// attribute; the upper half's pgoff moves with its start. `keep` says which half is the
-    /// original VMA (only matters to callers that hold on to it; the model keys VMAs by start).
+    /// Linux: `__split_vma()`: splits `vma` at `addr`. Both halves keep every attribute; the
+    /// upper half's pgoff moves with its start. `keep` says which half is the original VMA
+    /// (only matters to callers that hold on to it; the model names VMAs by start). Returns
+    /// the upper half.
     #[allow(non_snake_case)]
-    pub(crate) fn __split_vma(&mut self, vma_start: u64, addr: u64, _keep: SplitKeep) -> Result<(), Errno> {
-        let vma = self.tree.get(vma_start).expect("split of a VMA");
+    pub(crate) fn __split_vma(
+        &mut self,
+        vma: impl Into<VmaHandle>,
+        addr: u64,
+        _keep: SplitKeep,
+    ) -> Result<VmaHandle, Errno> {
+        let h = vma.into();
+        let vma = self.tree.vma(h).expect("split of a VMA");
         debug_assert!(vma.start < addr && addr < vma.end);
         if let Some(may_split) = vma.ops.as_ref().and_then(|o| o.may_split.clone()) {
             may_split(&vma.view(), addr)?;
@@ -428,8 +444,7 @@ impl AddressSpace {
             open(&upper.view());
         }
         // The lower half is the VMA itself, shortened in place; the upper half is new.
-        self.tree.split(vma_start, upper);
-        Ok(())
+        Ok(self.tree.split(h, upper).expect("split of a VMA"))
     }
 }
 

@@ -115,7 +115,7 @@ impl AddressSpace {
         } else if !oldflags.contains(VmFlags::LOCKED) {
             self.counters.locked_vm += pages;
         }
-        let t = self.tree.get_mut(target).expect("modified VMA");
+        let t = self.tree.vma_mut(target).expect("modified VMA");
         t.flags = newflags | (t.flags & VmFlags::STICKY);
         Ok(t.end)
     }

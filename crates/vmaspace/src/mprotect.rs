@@ -82,8 +82,9 @@ impl AddressSpace {
         {
             return Err(Errno::EINVAL);
         }
-        let first = self.tree.find_intersection(start, end).ok_or(Errno::ENOMEM)?;
-        let mut next_vma = Some((first.start, first.end, first.flags));
+        let first_handle = self.tree.intersection_handle(start, end).ok_or(Errno::ENOMEM)?;
+        let first = self.tree.vma(first_handle).expect("found VMA");
+        let mut next_vma = Some((first_handle, first.end, first.flags));
         if grows & prot::GROWSDOWN != 0 {
             start = first.start;
             if !first.flags.contains(VmFlags::GROWSDOWN) {
@@ -99,8 +100,8 @@ impl AddressSpace {
         }
         let mut tmp = first.start;
         let mut nstart = start;
-        while let Some((vma_start, vma_end, flags)) = next_vma {
-            if vma_start != tmp {
+        while let Some((vma, vma_end, flags)) = next_vma {
+            if vma.start != tmp {
                 return Err(Errno::ENOMEM);
             }
             let new_pkey = self.override_mprotect_pkey(&flags, prot, pkey);
@@ -112,12 +113,13 @@ impl AddressSpace {
             tmp = vma_end.min(end);
             // Continue after the VMA the change left the iterator on (`vma_iter_end`), which
             // a merge may have extended.
-            tmp = self.mprotect_fixup(vma_start, nstart, tmp, newflags)?;
+            tmp = self.mprotect_fixup(vma, nstart, tmp, newflags)?;
             nstart = tmp;
             if tmp >= end {
                 break;
             }
-            next_vma = self.tree.find_intersection(tmp, end).map(|v| (v.start, v.end, v.flags));
+            next_vma =
+                self.tree.intersection_handle(tmp, end).and_then(|h| self.tree.vma(h).map(|v| (h, v.end, v.flags)));
         }
         if tmp < end {
             return Err(Errno::ENOMEM);
@@ -141,10 +143,16 @@ impl AddressSpace {
         flags.pkey()
     }
 
-    /// Linux: `mprotect_fixup()`: `[start, end)` of the VMA at `vma_start` takes `newflags`.
+    /// Linux: `mprotect_fixup()`: `[start, end)` of `vma` takes `newflags`.
     /// Returns the end of the VMA that now holds the range.
-    fn mprotect_fixup(&mut self, vma_start: u64, start: u64, end: u64, mut newflags: VmFlags) -> Result<u64, Errno> {
-        let vma = self.tree.get(vma_start).expect("mprotect of a VMA");
+    fn mprotect_fixup(
+        &mut self,
+        vma_handle: crate::tree::VmaHandle,
+        start: u64,
+        end: u64,
+        mut newflags: VmFlags,
+    ) -> Result<u64, Errno> {
+        let vma = self.tree.vma(vma_handle).expect("mprotect of a VMA");
         if vma.is_sealed() {
             return Err(Errno::EPERM);
         }
@@ -170,8 +178,8 @@ impl AddressSpace {
             // An unfaulted anonymous VMA made non-writable gives its commitment back.
             newflags.remove(VmFlags::ACCOUNT);
         }
-        let target = self.vma_modify(vma_start, start, end, newflags)?;
-        let t = self.tree.get_mut(target).expect("modified VMA");
+        let target = self.vma_modify(vma_handle, start, end, newflags)?;
+        let t = self.tree.vma_mut(target).expect("modified VMA");
         t.flags = newflags | (t.flags & VmFlags::STICKY);
         t.page_prot = crate::driver::PageProt::from_flags(newflags);
         let result_end = t.end;

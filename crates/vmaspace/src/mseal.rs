@@ -27,7 +27,7 @@ impl AddressSpace {
             let mut next = cur_end;
             if !vma.is_sealed() {
                 let target = self.vma_modify(vma.start, cur, cur_end, vma.flags | VmFlags::SEALED)?;
-                let t = self.tree.get_mut(target).expect("sealed VMA");
+                let t = self.tree.vma_mut(target).expect("sealed VMA");
                 t.flags |= VmFlags::SEALED;
                 next = next.max(t.end.min(end));
             }

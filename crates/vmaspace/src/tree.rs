@@ -91,6 +91,24 @@ struct Pos {
     idx: usize,
 }
 
+/// A VMA named by its start, with where it was in the tree when the handle was made: while
+/// nothing moved it, the tree finds it with one compare; after a change it finds it by its start
+/// (a start names one VMA at most, so a handle never names the wrong one). Linux's call paths
+/// hold a `vma_iterator` the same way, revalidated after each change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VmaHandle {
+    /// The VMA's start.
+    pub start: u64,
+    pos: Pos,
+}
+
+impl From<u64> for VmaHandle {
+    /// A handle from a start alone (found by a lookup when first used).
+    fn from(start: u64) -> VmaHandle {
+        VmaHandle { start, pos: NO_HIT }
+    }
+}
+
 /// Non-overlapping VMAs ordered by start.
 ///
 /// # Invariants
@@ -433,6 +451,47 @@ impl VmaTree {
         Some(p)
     }
 
+    /// Where the VMA of a handle is now.
+    fn resolve(&self, h: VmaHandle) -> Option<Pos> {
+        if let Some(Node::Leaf(l)) = self.nodes.get(h.pos.leaf as usize)
+            && l.starts.get(h.pos.idx) == Some(&h.start)
+        {
+            return Some(h.pos);
+        }
+        self.pos_of(h.start)
+    }
+
+    fn handle_at(&self, p: Pos) -> VmaHandle {
+        VmaHandle { start: self.leaf(p.leaf).starts[p.idx], pos: p }
+    }
+
+    /// The VMA a handle names.
+    pub(crate) fn vma(&self, h: VmaHandle) -> Option<&Vma> {
+        self.resolve(h).map(|p| self.at(p))
+    }
+
+    /// The VMA a handle names, to change anything but its range.
+    pub(crate) fn vma_mut(&mut self, h: VmaHandle) -> Option<&mut Vma> {
+        let p = self.resolve(h)?;
+        Some(&mut self.leaf_mut(p.leaf).vmas[p.idx])
+    }
+
+    /// The VMA a handle names with the ones before and after it (adjacent or not).
+    pub(crate) fn with_neighbours(&self, h: VmaHandle) -> Option<(Option<&Vma>, &Vma, Option<&Vma>)> {
+        let p = self.resolve(h)?;
+        Some((self.prev_pos(p).map(|q| self.at(q)), self.at(p), self.next_pos(p).map(|q| self.at(q))))
+    }
+
+    /// Linux: `find_vma_intersection()`, as a handle.
+    pub(crate) fn intersection_handle(&self, start: u64, end: u64) -> Option<VmaHandle> {
+        let p = match self.last_below(start.saturating_add(1)) {
+            Some(p) if self.at(p).end > start => Some(p),
+            Some(p) => self.next_pos(p),
+            None => (self.first != NIL).then_some(Pos { leaf: self.first, idx: 0 }),
+        }?;
+        (self.at(p).start < end).then(|| self.handle_at(p))
+    }
+
     /// The number of VMAs.
     pub fn len(&self) -> usize {
         self.len
@@ -695,9 +754,9 @@ impl VmaTree {
     /// Linux: `vma_iter_store()` of a split: the VMA at `start` ends where `upper` starts, and
     /// `upper` (its other half, ending where the VMA ended) follows it. Within one leaf this
     /// changes no summary: the new gap between the halves is empty and the VMA after keeps its
-    /// gap. Returns false, changing nothing, when `start` names no VMA.
-    pub(crate) fn split(&mut self, start: u64, upper: Vma) -> bool {
-        let Some(p) = self.pos_of(start) else { return false };
+    /// gap. Returns the upper half's handle; None, changing nothing, when `vma` names no VMA.
+    pub(crate) fn split(&mut self, vma: impl Into<VmaHandle>, upper: Vma) -> Option<VmaHandle> {
+        let p = self.resolve(vma.into())?;
         let (addr, end) = (upper.start, upper.end);
         let l = self.leaf_mut(p.leaf);
         debug_assert!(l.vmas[p.idx].start < addr && l.vmas[p.idx].end == end, "a split keeps the range");
@@ -713,7 +772,12 @@ impl VmaTree {
         }
         self.last_hit.set(NO_HIT);
         self.refresh_finger();
-        true
+        // A leaf split moves the upper half's position: found by its start then.
+        let upper = Pos { leaf: p.leaf, idx: p.idx + 1 };
+        Some(match self.leaf(p.leaf).starts.get(upper.idx) {
+            Some(&s) if s == addr => self.handle_at(upper),
+            _ => VmaHandle::from(addr),
+        })
     }
 
     /// Moves the VMA at `start` to `[new_start, new_end)` in place: the caller keeps it between
@@ -1134,7 +1198,7 @@ mod tests {
                         && e - v >= 0x2000
                     {
                         let at = v + 0x1000 * (1 + rnd((e - v) / 0x1000 - 1));
-                        assert!(t.split(v, Vma::new(at, e, 0, VmFlags::READ)));
+                        assert!(t.split(v, Vma::new(at, e, 0, VmFlags::READ)).is_some());
                         reference.insert(v, at);
                         reference.insert(at, e);
                     }
