@@ -146,10 +146,17 @@ impl PageCache {
         let page = crate::addr::PAGE_SIZE;
         // `__ext4_block_zero_page_range()` grabs the page (`FGP_CREAT`) and leaves a hole's
         // block alone: a page it had to create is not read, so not uptodate. (In a trace a
-        // block is on disk only while its page is cached.)
-        if !at.is_multiple_of(page) && self.add(at / page, false) {
-            self.pages[&(at / page)].not_uptodate.store(true, Ordering::Relaxed);
+        // block is on disk only while its page is cached.) It asks for it `FGP_ACCESSED`: a
+        // new folio starts referenced (`__folio_set_referenced()`), a cached one is marked
+        // accessed (`folio_mark_accessed()`), which is the same step from where each starts.
+        if at.is_multiple_of(page) {
+            return;
         }
+        let index = at / page;
+        if self.add(index, false) {
+            self.pages[&index].not_uptodate.store(true, Ordering::Relaxed);
+        }
+        self.pages[&index].referenced.mark_accessed();
     }
 
     /// Linux: `truncate_inode_pages_range()`: pages `[from, to)` leave the cache (and every
