@@ -2,7 +2,7 @@
 //! and the budget that bounds it.
 //!
 //! A run is a stretch of pages in one state: anonymous frames made together (see
-//! [`crate::frames`]), guard markers, PFN pages; a page-cache page or a huge page is a run of
+//! `crate::frames`), guard markers, PFN pages; a page-cache page or a huge page is a run of
 //! its own. Touching, populating, locking or guarding a huge range of anonymous memory makes
 //! one run, so it costs about what a page costs; a later change to part of a run splits it.
 //!
