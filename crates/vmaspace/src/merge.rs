@@ -294,15 +294,16 @@ impl AddressSpace {
     /// covers the range (still carrying its old flags), or None when nothing merged.
     pub(crate) fn vma_merge_existing_range(&mut self, vmg: &Vmg) -> Option<VmaHandle> {
         let (start, end) = (vmg.start, vmg.end);
-        let (prev_vma, m, next_vma) = self.tree.with_neighbours(vmg.middle?)?;
+        let h = vmg.middle?;
+        let m = self.tree.vma(h)?;
         let left_side = start == m.start;
         let right_side = end == m.end;
         if vmg.flags.intersects(VmFlags::SPECIAL) || (!left_side && !right_side) {
             return None;
         }
-        let prev_vma = prev_vma.filter(|_| left_side);
+        let prev_vma = if left_side { self.tree.before(h) } else { None };
         let merge_left = left_side && vmg.can_merge_left(prev_vma);
-        let next_vma = next_vma.filter(|n| right_side && n.start == m.end);
+        let next_vma = if right_side { self.tree.after(h).filter(|n| n.start == m.end) } else { None };
         let mut merge_right = right_side && vmg.can_merge_right(prev_vma, next_vma, merge_left);
         if !merge_left && !merge_right {
             return None;

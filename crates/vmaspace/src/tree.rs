@@ -452,6 +452,7 @@ impl VmaTree {
     }
 
     /// Where the VMA of a handle is now.
+    #[inline]
     fn resolve(&self, h: VmaHandle) -> Option<Pos> {
         if let Some(Node::Leaf(l)) = self.nodes.get(h.pos.leaf as usize)
             && l.starts.get(h.pos.idx) == Some(&h.start)
@@ -461,25 +462,32 @@ impl VmaTree {
         self.pos_of(h.start)
     }
 
+    #[inline]
     fn handle_at(&self, p: Pos) -> VmaHandle {
         VmaHandle { start: self.leaf(p.leaf).starts[p.idx], pos: p }
     }
 
     /// The VMA a handle names.
+    #[inline]
     pub(crate) fn vma(&self, h: VmaHandle) -> Option<&Vma> {
         self.resolve(h).map(|p| self.at(p))
     }
 
     /// The VMA a handle names, to change anything but its range.
+    #[inline]
     pub(crate) fn vma_mut(&mut self, h: VmaHandle) -> Option<&mut Vma> {
         let p = self.resolve(h)?;
         Some(&mut self.leaf_mut(p.leaf).vmas[p.idx])
     }
 
-    /// The VMA a handle names with the ones before and after it (adjacent or not).
-    pub(crate) fn with_neighbours(&self, h: VmaHandle) -> Option<(Option<&Vma>, &Vma, Option<&Vma>)> {
-        let p = self.resolve(h)?;
-        Some((self.prev_pos(p).map(|q| self.at(q)), self.at(p), self.next_pos(p).map(|q| self.at(q))))
+    /// The VMA before the one a handle names (adjacent or not).
+    pub(crate) fn before(&self, h: VmaHandle) -> Option<&Vma> {
+        self.resolve(h).and_then(|p| self.prev_pos(p)).map(|q| self.at(q))
+    }
+
+    /// The VMA after the one a handle names (adjacent or not).
+    pub(crate) fn after(&self, h: VmaHandle) -> Option<&Vma> {
+        self.resolve(h).and_then(|p| self.next_pos(p)).map(|q| self.at(q))
     }
 
     /// Linux: `find_vma_intersection()`, as a handle.
