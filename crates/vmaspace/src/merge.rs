@@ -438,14 +438,13 @@ impl AddressSpace {
         if let Some(may_split) = vma.ops.as_ref().and_then(|o| o.may_split.clone()) {
             may_split(&vma.view(), addr)?;
         }
-        let mut upper = vma.clone();
-        upper.pgoff = upper.pgoff_at(addr);
-        upper.start = addr;
-        if let Some(open) = upper.ops.as_ref().and_then(|o| o.open.clone()) {
-            open(&upper.view());
+        // The lower half is the VMA itself, shortened in place; the upper half is a copy.
+        let upper = self.tree.split(h, addr).expect("split of a VMA");
+        let new = self.tree.vma(upper).expect("the upper half");
+        if let Some(open) = new.ops.as_ref().and_then(|o| o.open.clone()) {
+            open(&new.view());
         }
-        // The lower half is the VMA itself, shortened in place; the upper half is new.
-        Ok(self.tree.split(h, upper).expect("split of a VMA"))
+        Ok(upper)
     }
 }
 

@@ -5,6 +5,7 @@ use crate::addr::{PAGE_SIZE, is_page_aligned, page_align};
 use crate::errno::{Errno, SysResult};
 use crate::flags::{VmFlags, prot};
 use crate::mmap::calc_vm_prot_bits;
+use crate::tree::VmaHandle;
 
 /// `PKEY_DISABLE_ACCESS | PKEY_DISABLE_WRITE`.
 const PKEY_ACCESS_MASK: u64 = 0x3;
@@ -82,9 +83,9 @@ impl AddressSpace {
         {
             return Err(Errno::EINVAL);
         }
-        let first_handle = self.tree.intersection_handle(start, end).ok_or(Errno::ENOMEM)?;
-        let first = self.tree.vma(first_handle).expect("found VMA");
-        let mut next_vma = Some((first_handle, first.end, first.flags));
+        let first = self.tree.find_intersection(start, end).ok_or(Errno::ENOMEM)?;
+        // A handle from the start: the tree finds it beside the last VMA it found.
+        let mut next_vma = Some((VmaHandle::from(first.start), first.end, first.flags));
         if grows & prot::GROWSDOWN != 0 {
             start = first.start;
             if !first.flags.contains(VmFlags::GROWSDOWN) {
@@ -118,8 +119,7 @@ impl AddressSpace {
             if tmp >= end {
                 break;
             }
-            next_vma =
-                self.tree.intersection_handle(tmp, end).and_then(|h| self.tree.vma(h).map(|v| (h, v.end, v.flags)));
+            next_vma = self.tree.find_intersection(tmp, end).map(|v| (VmaHandle::from(v.start), v.end, v.flags));
         }
         if tmp < end {
             return Err(Errno::ENOMEM);
@@ -147,7 +147,7 @@ impl AddressSpace {
     /// Returns the end of the VMA that now holds the range.
     fn mprotect_fixup(
         &mut self,
-        vma_handle: crate::tree::VmaHandle,
+        vma_handle: VmaHandle,
         start: u64,
         end: u64,
         mut newflags: VmFlags,

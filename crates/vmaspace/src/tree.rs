@@ -490,16 +490,6 @@ impl VmaTree {
         self.resolve(h).and_then(|p| self.next_pos(p)).map(|q| self.at(q))
     }
 
-    /// Linux: `find_vma_intersection()`, as a handle.
-    pub(crate) fn intersection_handle(&self, start: u64, end: u64) -> Option<VmaHandle> {
-        let p = match self.last_below(start.saturating_add(1)) {
-            Some(p) if self.at(p).end > start => Some(p),
-            Some(p) => self.next_pos(p),
-            None => (self.first != NIL).then_some(Pos { leaf: self.first, idx: 0 }),
-        }?;
-        (self.at(p).start < end).then(|| self.handle_at(p))
-    }
-
     /// The number of VMAs.
     pub fn len(&self) -> usize {
         self.len
@@ -759,23 +749,26 @@ impl VmaTree {
         }
     }
 
-    /// Linux: `vma_iter_store()` of a split: the VMA at `start` ends where `upper` starts, and
-    /// `upper` (its other half, ending where the VMA ended) follows it. Within one leaf this
-    /// changes no summary: the new gap between the halves is empty and the VMA after keeps its
-    /// gap. Returns the upper half's handle; None, changing nothing, when `vma` names no VMA.
-    pub(crate) fn split(&mut self, vma: impl Into<VmaHandle>, upper: Vma) -> Option<VmaHandle> {
+    /// Linux: `vma_iter_store()` of a split: `vma` ends at `addr`, and a copy of it from `addr`
+    /// to where it ended (its `vm_pgoff` moved along) follows it, made in place. Within one leaf
+    /// this changes no summary: the new gap between the halves is empty and the VMA after keeps
+    /// its gap. Returns the upper half's handle; None, changing nothing, when `vma` names no
+    /// VMA.
+    pub(crate) fn split(&mut self, vma: impl Into<VmaHandle>, addr: u64) -> Option<VmaHandle> {
         let p = self.resolve(vma.into())?;
-        let (addr, end) = (upper.start, upper.end);
         let l = self.leaf_mut(p.leaf);
-        debug_assert!(l.vmas[p.idx].start < addr && l.vmas[p.idx].end == end, "a split keeps the range");
+        debug_assert!(l.vmas[p.idx].start < addr && addr < l.vmas[p.idx].end, "a split inside the VMA");
+        let copy = l.vmas[p.idx].clone();
+        l.vmas.insert(p.idx + 1, copy);
+        let upper = &mut l.vmas[p.idx + 1];
+        upper.pgoff = upper.pgoff_at(addr);
+        upper.start = addr;
         l.vmas[p.idx].end = addr;
-        count_writable(&upper, 1);
-        self.len += 1;
-        let l = self.leaf_mut(p.leaf);
-        l.vmas.insert(p.idx + 1, upper);
         l.starts.insert(p.idx + 1, addr);
         l.gap_start.insert(p.idx + 1, addr);
-        if l.vmas.len() > LEAF_CAP {
+        count_writable(&l.vmas[p.idx + 1], 1);
+        self.len += 1;
+        if self.leaf(p.leaf).vmas.len() > LEAF_CAP {
             self.split_leaf(p.leaf, p.idx + 1);
         }
         self.last_hit.set(NO_HIT);
@@ -1206,7 +1199,7 @@ mod tests {
                         && e - v >= 0x2000
                     {
                         let at = v + 0x1000 * (1 + rnd((e - v) / 0x1000 - 1));
-                        assert!(t.split(v, Vma::new(at, e, 0, VmFlags::READ)).is_some());
+                        assert!(t.split(v, at).is_some());
                         reference.insert(v, at);
                         reference.insert(at, e);
                     }
