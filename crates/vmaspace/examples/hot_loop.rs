@@ -6,6 +6,7 @@
 //! valgrind --tool=callgrind --toggle-collect='hot_loop::run' \
 //!     target/release/examples/hot_loop mprotect_pair 10000 100000
 //! perf record -g target/release/examples/hot_loop mmap_munmap_pair 10000 5000000
+//! target/release/examples/hot_loop mprotect_pair 10000 1000000 102000   # after 102,000 pairs
 //! ```
 //!
 //! Operations: `mmap_munmap_pair`, `mprotect_pair`, `maps_line` (one iteration: the whole maps
@@ -61,6 +62,11 @@ fn main() {
     let n: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let iters: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
     let mut mm = model_with(n);
+    // `vmaspace bench` times the mprotect pair after the mmap/munmap pair on the same space:
+    // a fourth argument runs that many pairs first, to time from the same state.
+    if let Some(warm) = args.get(4).and_then(|s| s.parse().ok()) {
+        run(&mut mm, "mmap_munmap_pair", warm);
+    }
     let t = std::time::Instant::now();
     let out = run(&mut mm, op, iters);
     let ns = t.elapsed().as_nanos() as f64 / iters as f64;
