@@ -607,6 +607,9 @@ struct Finding {
     message: String,
     minimal: Vec<Line>,
     original_len: usize,
+    /// Whether the shrunk trace diverged again when run once more: a divergence the kernel
+    /// does not repeat came from its own timing (write-back, reclaim), not from the model.
+    reproduced: bool,
 }
 
 /// The `# hugepages:` and `# mount:` header lines of a case.
@@ -625,10 +628,11 @@ fn write_finding(out: &Path, seed: u64, f: &Finding, initial: &str) -> std::io::
     // The executor's maps before the first call, so that `vmaspace run` can run it as it is.
     std::fs::write(path.with_extension("initial-maps"), initial)?;
     let mut text = format!(
-        "# whole-space\n# vmaspace fuzz --seed {seed}: case {}, shrunk from {} to {} calls.\n",
+        "# whole-space\n# vmaspace fuzz --seed {seed}: case {}, shrunk from {} to {} calls{}.\n",
         f.case,
         f.original_len,
-        f.minimal.len()
+        f.minimal.len(),
+        if f.reproduced { "" } else { "; it did not diverge again when run once more" }
     );
     for l in f.message.lines() {
         text.push_str(&format!("#   {l}\n"));
@@ -647,19 +651,21 @@ fn report_finding(out: &Path, seed: u64, f: &Finding, initial: &str, json: bool)
     let written = write_finding(out, seed, f, initial);
     if json {
         println!(
-            "{{\"case\": {}, \"calls\": {}, \"shrunk_from\": {}, \"file\": {}, \"message\": {}}}",
+            "{{\"case\": {}, \"calls\": {}, \"shrunk_from\": {}, \"reproduced\": {}, \"file\": {}, \"message\": {}}}",
             f.case,
             f.minimal.len(),
             f.original_len,
+            f.reproduced,
             written.as_ref().map_or("null".to_string(), |p| crate::run::json_string(&p.display().to_string())),
             crate::run::json_string(&f.message)
         );
     }
     match written {
         Ok(p) => eprintln!(
-            "{}case {}: divergence, shrunk to {} calls: {}\n{}",
+            "{}case {}: divergence{}, shrunk to {} calls: {}\n{}",
             if std::io::stderr().is_terminal() { "\n" } else { "" },
             f.case,
+            if f.reproduced { "" } else { " (did not diverge again when run once more: the kernel's own timing?)" },
             f.minimal.len(),
             p.display(),
             f.message
@@ -745,18 +751,21 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
                             message: format!("the run failed: {e}"),
                             minimal: trace.lines.clone(),
                             original_len: trace.lines.len(),
+                            reproduced: true,
                         }),
                         Ok(Verdict::Diverge(message)) => {
                             let minimal = shrink(trace.lines.clone(), &setup);
-                            let message = diverges(&minimal, &setup).unwrap_or(message);
-                            Some(Finding { case, setup, message, minimal, original_len: trace.lines.len() })
+                            let again = diverges(&minimal, &setup);
+                            let reproduced = again.is_some();
+                            let message = again.unwrap_or(message);
+                            Some(Finding { case, setup, message, minimal, original_len: trace.lines.len(), reproduced })
                         }
                         Ok(Verdict::Agree | Verdict::Skipped(_)) => None,
                     };
                     if let Some(f) = finding {
                         let mut all = findings.lock().unwrap_or_else(|p| p.into_inner());
                         report_finding(&args.out, args.seed, &f, &initial, args.format == crate::run::Format::Json);
-                        all.push(f.case);
+                        all.push(f.reproduced);
                     }
                     done.fetch_add(1, Ordering::Relaxed);
                 }
@@ -797,9 +806,10 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
     }
     crate::exit_if_interrupted();
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let unrepeated = findings.iter().filter(|r| !**r).count();
     if args.format == crate::run::Format::Json {
         println!(
-            "{{\"cases\": {total}, \"calls\": {}, \"divergences\": {}, \"seed\": {}, \"out\": {}}}",
+            "{{\"cases\": {total}, \"calls\": {}, \"divergences\": {}, \"not_reproduced\": {unrepeated}, \"seed\": {}, \"out\": {}}}",
             total * args.ops,
             findings.len(),
             args.seed,
@@ -807,10 +817,15 @@ pub fn main(args: &FuzzArgs, any_kernel: bool) -> i32 {
         );
     } else {
         println!(
-            "fuzz: {}, {}, {}",
+            "fuzz: {}, {}, {}{}",
             plural(total, "case"),
             plural(total * args.ops, "call"),
-            plural(findings.len(), "divergence")
+            plural(findings.len(), "divergence"),
+            if unrepeated > 0 {
+                format!(" ({unrepeated} did not diverge again when run once more)")
+            } else {
+                String::new()
+            }
         );
     }
     if findings.is_empty() { 0 } else { 1 }
