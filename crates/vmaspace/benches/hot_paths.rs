@@ -2,26 +2,14 @@
 //! (which puts them beside the live kernel) with N non-mergeable one-page VMAs present.
 //! `cargo bench -p vmaspace --bench hot_paths`.
 
+mod streams;
+
 use divan::Bencher;
+use streams::{BASE, PAGE, WORK, model_with};
 use vmaspace::AddressSpace;
 use vmaspace::flags::{map, prot};
 
-const PAGE: u64 = 0x1000;
-const BASE: u64 = 0x2000_0000_0000;
-const WORK: u64 = 0x3000_0000_0000;
 const SIZES: [u64; 3] = [100, 10_000, 1_000_000];
-
-fn model_with(n: u64) -> AddressSpace {
-    let mut mm = AddressSpace::new();
-    mm.settings_mut().max_map_count = usize::MAX / 2;
-    let fixed = map::PRIVATE | map::ANONYMOUS | map::FIXED;
-    for i in 0..n {
-        let p = if i % 2 == 0 { prot::READ | prot::WRITE } else { prot::READ };
-        mm.mmap(BASE + i * PAGE, PAGE, p, fixed, -1, 0).unwrap();
-    }
-    mm.mmap(WORK, 3 * PAGE, prot::READ | prot::WRITE, fixed, -1, 0).unwrap();
-    mm
-}
 
 fn main() {
     divan::main();
@@ -64,39 +52,36 @@ fn fork(b: Bencher, n: u64) {
 /// Sizes of the range benches: a page, 1 GiB, 1 TiB, 64 TiB.
 const RANGES: [u64; 4] = [PAGE, 1 << 30, 1 << 40, 64 << 40];
 
-/// A fresh anonymous mapping of `len`, written all over (each page faulted), then unmapped.
+/// A fresh anonymous mapping of `len`, `act` over all of it, then unmapped.
+fn range_bench(b: Bencher, len: u64, act: impl Fn(&mut AddressSpace, u64, u64)) {
+    let mut mm = AddressSpace::new();
+    let flags = map::PRIVATE | map::ANONYMOUS | map::FIXED | map::NORESERVE;
+    b.bench_local(|| {
+        mm.mmap(BASE, len, prot::READ | prot::WRITE, flags, -1, 0).unwrap();
+        act(&mut mm, BASE, len);
+        mm.munmap(BASE, len).unwrap();
+    });
+}
+
+/// Written all over (each page faulted).
 #[divan::bench(args = RANGES)]
 fn touch_range(b: Bencher, len: u64) {
-    let mut mm = AddressSpace::new();
-    let flags = map::PRIVATE | map::ANONYMOUS | map::FIXED | map::NORESERVE;
-    b.bench_local(|| {
-        mm.mmap(BASE, len, prot::READ | prot::WRITE, flags, -1, 0).unwrap();
-        mm.touch(BASE, len).unwrap();
-        mm.munmap(BASE, len).unwrap();
-    });
+    range_bench(b, len, |mm, a, l| mm.touch(a, l).unwrap());
 }
 
-/// The same, locked (`mlock` populates it for writing) instead of touched.
+/// Locked (`mlock` populates it for writing).
 #[divan::bench(args = RANGES)]
 fn mlock_range(b: Bencher, len: u64) {
-    let mut mm = AddressSpace::new();
-    let flags = map::PRIVATE | map::ANONYMOUS | map::FIXED | map::NORESERVE;
-    b.bench_local(|| {
-        mm.mmap(BASE, len, prot::READ | prot::WRITE, flags, -1, 0).unwrap();
-        mm.mlock(BASE, len).unwrap();
-        mm.munmap(BASE, len).unwrap();
+    range_bench(b, len, |mm, a, l| {
+        mm.mlock(a, l).unwrap();
     });
 }
 
-/// The same, guarded (`MADV_GUARD_INSTALL`) instead of touched.
+/// Guarded (`MADV_GUARD_INSTALL`).
 #[divan::bench(args = RANGES)]
 fn guard_range(b: Bencher, len: u64) {
-    let mut mm = AddressSpace::new();
-    let flags = map::PRIVATE | map::ANONYMOUS | map::FIXED | map::NORESERVE;
-    b.bench_local(|| {
-        mm.mmap(BASE, len, prot::READ | prot::WRITE, flags, -1, 0).unwrap();
-        mm.madvise(BASE, len, vmaspace::flags::advice::GUARD_INSTALL).unwrap();
-        mm.munmap(BASE, len).unwrap();
+    range_bench(b, len, |mm, a, l| {
+        mm.madvise(a, l, vmaspace::flags::advice::GUARD_INSTALL).unwrap();
     });
 }
 

@@ -12,24 +12,12 @@
 //! Operations: `mmap_munmap_pair`, `mprotect_pair`, `maps_line` (one iteration: the whole maps
 //! text), `mremap_move`, `touch` (one iteration: a write fault on one fresh page).
 
+#[path = "../benches/streams/mod.rs"]
+mod streams;
+
+use streams::{PAGE, WORK, model_with};
 use vmaspace::AddressSpace;
 use vmaspace::flags::{map, mremap as mr, prot};
-
-const PAGE: u64 = 0x1000;
-const BASE: u64 = 0x2000_0000_0000;
-const WORK: u64 = 0x3000_0000_0000;
-
-fn model_with(n: u64) -> AddressSpace {
-    let mut mm = AddressSpace::new();
-    mm.settings_mut().max_map_count = usize::MAX / 2;
-    let fixed = map::PRIVATE | map::ANONYMOUS | map::FIXED;
-    for i in 0..n {
-        let p = if i % 2 == 0 { prot::READ | prot::WRITE } else { prot::READ };
-        mm.mmap(BASE + i * PAGE, PAGE, p, fixed, -1, 0).unwrap();
-    }
-    mm.mmap(WORK, 3 * PAGE, prot::READ | prot::WRITE, fixed, -1, 0).unwrap();
-    mm
-}
 
 #[inline(never)]
 fn run(mm: &mut AddressSpace, op: &str, iters: u64) -> usize {
