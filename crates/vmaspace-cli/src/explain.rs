@@ -116,7 +116,7 @@ pub fn explain(s: &Scenario, at: Option<usize>, args: &RunArgs) -> Result<String
 fn note_anon_origins(model: &Model, pid: Option<u32>, lineno: usize, call: &str, origins: &mut AnonOrigins) {
     let Some(mm) = model.procs.get(&pid) else { return };
     for a in mm.vmas().filter_map(Vma::anon_vma) {
-        origins.entry((pid, a.id)).or_insert_with(|| (lineno, call.to_string()));
+        origins.entry((pid, a.id())).or_insert_with(|| (lineno, call.to_string()));
     }
 }
 
@@ -219,12 +219,12 @@ fn blocker_text(why: &MergeBlocker, prev: &Vma, next: &Vma, pid: Option<u32>, or
 
 fn anon_text(a: Option<vmaspace::vma::AnonVmaRef>, pid: Option<u32>, origins: &AnonOrigins) -> String {
     let Some(a) = a else { return "none yet (nothing was written there)".into() };
-    let origin = match origins.get(&(pid, a.id)) {
+    let origin = match origins.get(&(pid, a.id())) {
         Some((0, _)) => " (it was there before the trace)".to_string(),
         Some((line, call)) => format!(" (made at line {line}: {call})"),
         None => String::new(),
     };
     let forked =
-        if a.forked { ", a fork child's, still chained to its parent's (vma_had_uncowed_parents)" } else { "" };
-    format!("anon_vma #{}{origin}{forked}", a.id)
+        if a.forked() { ", a fork child's, still chained to its parent's (vma_had_uncowed_parents)" } else { "" };
+    format!("anon_vma #{}{origin}{forked}", a.id())
 }

@@ -364,7 +364,7 @@ impl AddressSpace {
             self.next_anon_vma += 1;
             self.next_anon_vma
         });
-        self.tree.get_mut(vma_start).expect("VMA").anon_vma = Some(AnonVmaRef { id, forked: false });
+        self.tree.get_mut(vma_start).expect("VMA").anon_vma = Some(AnonVmaRef::new(id, false));
     }
 
     /// Linux: `find_mergeable_anon_vma()`: next first, then prev.
@@ -378,7 +378,7 @@ impl AddressSpace {
                 && (a.flags.0 ^ b.flags.0) & !(VmFlags::ACCESS_FLAGS | VmFlags::IGNORE_MERGE).0 == 0
                 && b.pgoff == a.pgoff.wrapping_add((b.start - a.start) >> PAGE_SHIFT)
         };
-        let reusable = |old: &crate::Vma| old.anon_vma.filter(|a| !a.forked).map(|a| a.id);
+        let reusable = |old: &crate::Vma| old.anon_vma.filter(|a| !a.forked()).map(|a| a.id());
         if let Some(n) = next.filter(|n| compatible(vma, n)).and_then(reusable) {
             return Some(n);
         }

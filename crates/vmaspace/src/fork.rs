@@ -42,7 +42,7 @@ impl AddressSpace {
             c.anon_vma = match (wipe, v.anon_vma) {
                 (false, Some(_)) => {
                     child.next_anon_vma += 1;
-                    Some(AnonVmaRef { id: child.next_anon_vma, forked: true })
+                    Some(AnonVmaRef::new(child.next_anon_vma, true))
                 }
                 _ => None,
             };

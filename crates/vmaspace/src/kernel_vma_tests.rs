@@ -12,8 +12,8 @@ use crate::vma::{AnonVmaRef, Vma};
 use std::sync::Arc;
 
 const BASE: VmFlags = VmFlags(VmFlags::READ.0 | VmFlags::WRITE.0 | VmFlags::MAYREAD.0 | VmFlags::MAYWRITE.0);
-const DUMMY: AnonVmaRef = AnonVmaRef { id: 1, forked: false };
-const DUMMY_2: AnonVmaRef = AnonVmaRef { id: 2, forked: false };
+const DUMMY: AnonVmaRef = AnonVmaRef::new(1, false);
+const DUMMY_2: AnonVmaRef = AnonVmaRef::new(2, false);
 
 fn dummy_ops() -> Arc<VmOperations> {
     Arc::new(VmOperations::labelled("vma_dummy_vm_ops"))

@@ -60,7 +60,7 @@ impl Vmg {
             anon_vma: vma.anon_vma,
             anon_name: vma.anon_name().cloned(),
             middle: Some(VmaHandle::from(vma.start)),
-            middle_forked: vma.anon_vma.is_some_and(|a| a.forked),
+            middle_forked: vma.anon_vma.is_some_and(|a| a.forked()),
             just_expand: false,
         }
     }
@@ -86,9 +86,9 @@ impl Vmg {
             // Case 1: src's anon_vma will be duplicated into tgt.
             (None, Some(_)) => !self.middle_forked,
             // Case 2: tgt's anon_vma will be used.
-            (Some(t), None) => !t.forked,
+            (Some(t), None) => !t.forked(),
             // Case 3: both or neither.
-            (t, s) => t.map(|a| a.id) == s.map(|a| a.id),
+            (t, s) => t.map(|a| a.id()) == s.map(|a| a.id()),
         };
         if ok { Ok(()) } else { Err(MergeBlocker::AnonVmaDiffers { target: tgt.anon_vma, range: self.anon_vma }) }
     }
@@ -129,7 +129,7 @@ impl Vmg {
             return true;
         }
         let (pa, na) = (prev.and_then(|p| p.anon_vma), next.anon_vma);
-        pa.is_none() || na.is_none() || pa.map(|a| a.id) == na.map(|a| a.id)
+        pa.is_none() || na.is_none() || pa.map(|a| a.id()) == na.map(|a| a.id())
     }
 }
 

@@ -209,7 +209,7 @@ impl AddressSpace {
             let mut v = Vma::new(l.start, l.end, l.start >> PAGE_SHIFT, flags);
             if flags.contains(VmFlags::WRITE) {
                 self.next_anon_vma += 1;
-                v.anon_vma = Some(AnonVmaRef { id: self.next_anon_vma, forked: false });
+                v.anon_vma = Some(AnonVmaRef::new(self.next_anon_vma, false));
             }
             return v;
         }

@@ -11,12 +11,31 @@ use std::sync::Arc;
 /// Linux links each VMA to its anon_vma through an `anon_vma_chain` list. A VMA created by fork
 /// is linked to its own anon_vma and to its parent's (the chain is not "singular"); merging
 /// refuses such VMAs (`vma_had_uncowed_parents`).
+///
+/// Both fit in one word (the label shifted left, the fork bit below it), so that a VMA's
+/// `Option<AnonVmaRef>` takes eight bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AnonVmaRef {
+pub struct AnonVmaRef(std::num::NonZeroU64);
+
+impl AnonVmaRef {
+    /// The anon_vma labelled `id` (at least 1, below 2^63), reached through a chain of more
+    /// than one entry when `forked`.
+    pub const fn new(id: u64, forked: bool) -> AnonVmaRef {
+        match std::num::NonZeroU64::new((id << 1) | forked as u64) {
+            Some(v) if id != 0 => AnonVmaRef(v),
+            _ => panic!("anon_vma labels start at 1"),
+        }
+    }
+
     /// A label unique to the anon_vma in its address space.
-    pub id: u64,
+    pub const fn id(self) -> u64 {
+        self.0.get() >> 1
+    }
+
     /// More than one entry in the anon_vma chain (the VMA was forked from a parent's).
-    pub forked: bool,
+    pub const fn forked(self) -> bool {
+        self.0.get() & 1 != 0
+    }
 }
 
 /// The rarely set parts of a [`Vma`].
@@ -183,11 +202,24 @@ impl fmt::Debug for Vma {
             write!(f, " file#{}", file.id())?;
         }
         if let Some(a) = self.anon_vma {
-            write!(f, " anon#{}{}", a.id, if a.forked { "+forked" } else { "" })?;
+            write!(f, " anon#{}{}", a.id(), if a.forked() { "+forked" } else { "" })?;
         }
         if let Some(ops) = &self.ops {
             write!(f, " ops:{}", ops.label)?;
         }
         f.write_str(")")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A VMA stays within 80 bytes (what keeps a million of them under 128 bytes each with the
+    /// tree's own arrays; see BENCHMARKS.md), and an anon_vma reference in a word.
+    #[test]
+    fn a_vma_stays_small() {
+        assert!(std::mem::size_of::<super::Vma>() <= 80, "{} bytes", std::mem::size_of::<super::Vma>());
+        assert_eq!(std::mem::size_of::<Option<super::AnonVmaRef>>(), 8);
+        let a = super::AnonVmaRef::new(0x7fff_ffff_ffff_ffff, true);
+        assert_eq!((a.id(), a.forked()), (0x7fff_ffff_ffff_ffff, true));
     }
 }
