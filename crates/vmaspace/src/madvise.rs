@@ -325,11 +325,7 @@ impl AddressSpace {
         if f.intersects(VmFlags::SPECIAL | VmFlags::HUGETLB) {
             return Err(Errno::EINVAL);
         }
-        let guards: Vec<(u64, u64)> =
-            self.pages.range(start, end).filter(|r| *r.page == Page::Guard).map(|r| (r.start, r.end)).collect();
-        for (s, e) in guards {
-            self.pages.zap_range(s, e, true, false);
-        }
+        self.pages.remove_guards(start, end);
         Ok(())
     }
 

@@ -169,8 +169,9 @@ impl PageMap {
             && (self.has_page_table(start) || self.page_tables.range(first..=last).next().is_some())
     }
 
-    /// Page tables for the regions of `[start, end)`.
-    fn add_page_tables(&mut self, start: u64, end: u64) {
+    /// Page tables for the 2 MiB regions of `[start, end)` (an entry put there, or a seeded
+    /// VMA's pages known to be faulted).
+    pub fn add_page_tables(&mut self, start: u64, end: u64) {
         let (mut first, mut last) = (start >> PMD_SHIFT, ((end - 1) >> PMD_SHIFT) + 1);
         if let Some((&s, &e)) = self.page_tables.range(..=first).next_back()
             && e >= first
@@ -202,12 +203,6 @@ impl PageMap {
                 self.add_page_tables(s << PMD_SHIFT, e << PMD_SHIFT);
             }
         }
-    }
-
-    /// Page tables for the 2 MiB regions of `[start, end)`, known to be there (a seeded VMA's
-    /// pages were faulted).
-    pub fn assume_page_tables(&mut self, start: u64, end: u64) {
-        self.add_page_tables(start, end);
     }
 
     /// Linux: `free_pgd_range()` at the page-table level, as `free_pgtables()` calls it for an
@@ -349,33 +344,38 @@ impl PageMap {
     /// Removes the runs of `[start, end)` as [`PageMap::zap`] does each page, keeping guard
     /// markers when `keep_guards` (what `MADV_DONTNEED` and truncation leave).
     pub fn zap_range(&mut self, start: u64, end: u64, recency: bool, keep_guards: bool) {
-        if start >= end || self.range(start, end).next().is_none() {
-            return;
+        for (_, r) in self.take_runs(start, end, |r| keep_guards && r.page == Page::Guard) {
+            zap_effects(&r.page, recency);
         }
-        self.split(start);
-        self.split(end);
-        let gone: Vec<u64> = self
-            .runs
-            .range(start..end)
-            .filter(|(_, r)| !(keep_guards && r.page == Page::Guard))
-            .map(|(&s, _)| s)
-            .collect();
-        for s in gone {
-            if let Some(r) = self.runs.remove(&s) {
-                self.count(-1, -(r.pages(s) as i64));
-                zap_effects(&r.page, recency);
-            }
-        }
+    }
+
+    /// Removes the guard markers of `[start, end)` (`MADV_GUARD_REMOVE`).
+    pub fn remove_guards(&mut self, start: u64, end: u64) {
+        self.take_runs(start, end, |r| r.page != Page::Guard);
     }
 
     /// Takes the runs of `[start, end)` out (split at the edges), in order.
     pub fn take_range(&mut self, start: u64, end: u64) -> Vec<(u64, Run)> {
+        self.take_runs(start, end, |_| false)
+    }
+
+    /// Splits the runs at `start` and `end` where something is present between them; false
+    /// when nothing is.
+    fn split_around(&mut self, start: u64, end: u64) -> bool {
         if start >= end || self.range(start, end).next().is_none() {
-            return Vec::new();
+            return false;
         }
         self.split(start);
         self.split(end);
-        let keys: Vec<u64> = self.runs.range(start..end).map(|(&s, _)| s).collect();
+        true
+    }
+
+    /// Takes the runs of `[start, end)` that `keep` does not keep out of the map, in order.
+    fn take_runs(&mut self, start: u64, end: u64, keep: impl Fn(&Run) -> bool) -> Vec<(u64, Run)> {
+        if !self.split_around(start, end) {
+            return Vec::new();
+        }
+        let keys: Vec<u64> = self.runs.range(start..end).filter(|(_, r)| !keep(r)).map(|(&s, _)| s).collect();
         let mut out = Vec::with_capacity(keys.len());
         for s in keys {
             if let Some(r) = self.runs.remove(&s) {
@@ -397,11 +397,9 @@ impl PageMap {
 
     /// Applies `f` to every run in `[start, end)` (split at the edges first), in order.
     pub fn update_range(&mut self, start: u64, end: u64, mut f: impl FnMut(u64, &mut Run)) {
-        if start >= end || self.range(start, end).next().is_none() {
+        if !self.split_around(start, end) {
             return;
         }
-        self.split(start);
-        self.split(end);
         for (&s, r) in self.runs.range_mut(start..end) {
             f(s, r);
         }

@@ -121,7 +121,7 @@ impl AddressSpace {
             // A VMA with an anon_vma was written, so a page table maps part of it; within one
             // 2 MiB region, that is the region's (a bigger one's is anywhere: not assumed).
             if vma.anon_vma.is_some() && vma.start >> PMD_SHIFT == (vma.end - 1) >> PMD_SHIFT {
-                self.pages.assume_page_tables(vma.start, vma.end);
+                self.pages.add_page_tables(vma.start, vma.end);
             }
             self.counters.account(vma.flags, vma.pages() as i64);
             if vma.flags.contains(VmFlags::LOCKED) {

@@ -525,6 +525,24 @@ impl VmaTree {
         self.fix_up(p.leaf);
     }
 
+    /// The VMA at `p` was put there or moved and now ends at `end`: its leaf's summaries are
+    /// brought up to date, and the gap below the VMA after it starts at `end` (in this leaf,
+    /// or the first of the next).
+    fn changed_at(&mut self, p: Pos, end: u64) {
+        let l = self.leaf_mut(p.leaf);
+        if p.idx + 1 < l.vmas.len() {
+            debug_assert!(l.starts[p.idx + 1] >= end, "the VMA ending at {end:#x} overlaps the next");
+            l.gap_start[p.idx + 1] = end;
+            self.fix_up(p.leaf);
+        } else {
+            self.fix_up(p.leaf);
+            if let Some(n) = self.next_pos(p) {
+                debug_assert!(self.at(n).start >= end, "the VMA ending at {end:#x} overlaps the next");
+                self.set_gap_start(n, end);
+            }
+        }
+    }
+
     pub(crate) fn insert(&mut self, vma: Vma) {
         self.insert_vma(vma);
         self.refresh_finger();
@@ -577,18 +595,7 @@ impl VmaTree {
         l.vmas.insert(p.idx, vma);
         l.gap_start.insert(p.idx, gap_start);
         l.starts.insert(p.idx, start);
-        // The gap below the VMA after it now starts at the new VMA's end.
-        if p.idx + 1 < l.vmas.len() {
-            debug_assert!(l.starts[p.idx + 1] >= end, "VMA at {start:#x} overlaps the next");
-            l.gap_start[p.idx + 1] = end;
-            self.fix_up(p.leaf);
-        } else {
-            self.fix_up(p.leaf);
-            if let Some(n) = self.next_pos(p) {
-                debug_assert!(self.at(n).start >= end, "VMA at {start:#x} overlaps the next");
-                self.set_gap_start(n, end);
-            }
-        }
+        self.changed_at(p, end);
         if self.leaf(p.leaf).vmas.len() > LEAF_CAP {
             self.split_leaf(p.leaf, p.idx);
         }
@@ -792,17 +799,7 @@ impl VmaTree {
         l.vmas[p.idx].start = new_start;
         l.vmas[p.idx].end = new_end;
         l.starts[p.idx] = new_start;
-        if p.idx + 1 < l.vmas.len() {
-            debug_assert!(l.starts[p.idx + 1] >= new_end, "VMA at {new_start:#x} overlaps the next");
-            l.gap_start[p.idx + 1] = new_end;
-            self.fix_up(p.leaf);
-        } else {
-            self.fix_up(p.leaf);
-            if let Some(n) = self.next_pos(p) {
-                debug_assert!(self.at(n).start >= new_end, "VMA at {new_start:#x} overlaps the next");
-                self.set_gap_start(n, new_end);
-            }
-        }
+        self.changed_at(p, new_end);
         self.last_hit.set(p);
         self.refresh_finger();
         true
