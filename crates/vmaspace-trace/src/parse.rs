@@ -23,6 +23,29 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// What the `#` annotation lines after an execve fill in.
+struct ExecveAnnotations<'a> {
+    image: &'a mut String,
+    fds: &'a mut Option<Vec<i64>>,
+    brk: &'a mut Option<u64>,
+}
+
+/// The execve an annotation line at `lineno` belongs to (the line before it), when the
+/// annotation itself is `well_formed`; else the error saying what the annotation must be.
+fn annotated_execve<'a>(
+    lines: &'a mut [Line],
+    lineno: usize,
+    well_formed: bool,
+    message: &str,
+) -> Result<ExecveAnnotations<'a>, ParseError> {
+    match lines.last_mut() {
+        Some(Line { call: Call::Execve { image, fds, brk, .. }, .. }) if well_formed => {
+            Ok(ExecveAnnotations { image, fds, brk })
+        }
+        _ => Err(ParseError { line: lineno, column: 1, message: message.into() }),
+    }
+}
+
 /// Parses a whole trace.
 pub fn parse_trace(text: &str) -> Result<Trace, ParseError> {
     // A UTF-8 byte order mark, as some editors write, is not part of the first line.
@@ -33,50 +56,25 @@ pub fn parse_trace(text: &str) -> Result<Trace, ParseError> {
         let trimmed = raw.trim();
         // `#fds:` after an execve: the descriptors open after it.
         if let Some(list) = trimmed.strip_prefix("#fds:") {
-            let fds: Result<Vec<i64>, _> = list.split_whitespace().map(str::parse).collect();
-            match (trace.lines.last_mut(), fds) {
-                (Some(Line { call: Call::Execve { fds: slot, .. }, .. }), Ok(fds)) => *slot = Some(fds),
-                _ => {
-                    return Err(ParseError {
-                        line: lineno,
-                        column: 1,
-                        message: "`#fds:` lists numbers after an execve".into(),
-                    });
-                }
-            }
+            let fds: Option<Vec<i64>> = list.split_whitespace().map(|f| f.parse().ok()).collect();
+            let ok = fds.is_some();
+            let e = annotated_execve(&mut trace.lines, lineno, ok, "`#fds:` lists numbers after an execve")?;
+            *e.fds = fds;
             continue;
         }
         // `#brk:` after an execve: the program break it set.
         if let Some(value) = trimmed.strip_prefix("#brk:") {
-            let v = value.trim();
-            let parsed = v.strip_prefix("0x").and_then(|h| u64::from_str_radix(h, 16).ok());
-            match (trace.lines.last_mut(), parsed) {
-                (Some(Line { call: Call::Execve { brk: slot, .. }, .. }), Some(b)) => *slot = Some(b),
-                _ => {
-                    return Err(ParseError {
-                        line: lineno,
-                        column: 1,
-                        message: "`#brk:` gives a hex address after an execve".into(),
-                    });
-                }
-            }
+            let brk = value.trim().strip_prefix("0x").and_then(|h| u64::from_str_radix(h, 16).ok());
+            let ok = brk.is_some();
+            let e = annotated_execve(&mut trace.lines, lineno, ok, "`#brk:` gives a hex address after an execve")?;
+            *e.brk = brk;
             continue;
         }
         // `#| ` lines after an execve are the image it loaded.
         if let Some(maps_line) = trimmed.strip_prefix("#|") {
-            match trace.lines.last_mut() {
-                Some(Line { call: Call::Execve { image, .. }, .. }) => {
-                    image.push_str(maps_line.strip_prefix(' ').unwrap_or(maps_line));
-                    image.push('\n');
-                }
-                _ => {
-                    return Err(ParseError {
-                        line: lineno,
-                        column: 1,
-                        message: "`#|` image lines follow an execve".into(),
-                    });
-                }
-            }
+            let e = annotated_execve(&mut trace.lines, lineno, true, "`#|` image lines follow an execve")?;
+            e.image.push_str(maps_line.strip_prefix(' ').unwrap_or(maps_line));
+            e.image.push('\n');
             continue;
         }
         if let Some(comment) = trimmed.strip_prefix('#') {
